@@ -1,0 +1,177 @@
+"""Golden sets: JSON Lines of {"text", "intent", "slice"?, "also"?}, validated where they enter."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import MangaAssistInputError
+
+ALLOWED_KEYS = ("text", "intent", "slice", "also")
+# Names other datasets use for the same fields, for the did-you-mean of an unknown key.
+KEY_ALIASES = {"label": "intent", "labels": "intent", "class": "intent", "category": "intent",
+               "utterance": "text", "message": "text", "query": "text", "sentence": "text",
+               "secondary": "also", "secondary_intents": "also", "segment": "slice", "tag": "slice"}
+
+
+@dataclass(frozen=True)
+class GoldenExample:
+    text: str
+    intent: str
+    slice: str | None = None
+    also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """An ordered, immutable set of labelled messages."""
+
+    examples: tuple[GoldenExample, ...]
+    source: str = "<memory>"
+    content_hash: str = field(default="", compare=False)
+
+    @classmethod
+    def from_examples(cls, examples: Iterable[GoldenExample], source: str = "<memory>") -> GoldenSet:
+        examples = tuple(examples)
+        digest = hashlib.sha256()
+        for ex in examples:
+            digest.update(json.dumps(to_record(ex), sort_keys=True).encode())
+        return cls(examples, source, digest.hexdigest()[:16])
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self):
+        return iter(self.examples)
+
+    @property
+    def texts(self) -> list[str]:
+        return [ex.text for ex in self.examples]
+
+    @property
+    def intents(self) -> list[str]:
+        return [ex.intent for ex in self.examples]
+
+    @property
+    def labels(self) -> set[str]:
+        """Every label the set mentions, primary or secondary."""
+        return {ex.intent for ex in self.examples} | {a for ex in self.examples for a in ex.also}
+
+    @property
+    def slice_names(self) -> list[str]:
+        return sorted({ex.slice for ex in self.examples if ex.slice})
+
+    def only_slice(self, name: str) -> GoldenSet:
+        """The examples of one slice; a slice the set does not have is an error, not an empty pass."""
+        if name not in self.slice_names:
+            raise MangaAssistInputError(
+                f"The golden set {self.source} has no slice {name!r} (slices: {', '.join(self.slice_names) or 'none'}).",
+                "Add examples with that \"slice\" value to the golden set, or name an existing slice.",
+            )
+        return GoldenSet.from_examples((ex for ex in self.examples if ex.slice == name), f"{self.source}[{name}]")
+
+    def only_intent(self, intent: str) -> GoldenSet:
+        return GoldenSet.from_examples(
+            (ex for ex in self.examples if ex.intent == intent), f"{self.source}[intent={intent}]"
+        )
+
+
+def to_record(ex: GoldenExample) -> dict:
+    record: dict = {"text": ex.text, "intent": ex.intent}
+    if ex.slice:
+        record["slice"] = ex.slice
+    if ex.also:
+        record["also"] = list(ex.also)
+    return record
+
+
+def write_golden_set(examples: Iterable[GoldenExample], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for ex in examples:
+            fh.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
+
+
+def load_golden_set(path: str | Path) -> GoldenSet:
+    """Read and validate a golden set; every problem names its line number and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise MangaAssistInputError(
+            f"The golden set {path} does not exist or is not a file.",
+            "Pass --golden-set with the path of a JSON Lines file (one {\"text\": ..., \"intent\": ...} per line).",
+        )
+    examples = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                examples.append(_parse_line(line, number, path))
+    if not examples:
+        raise MangaAssistInputError(
+            f"The golden set {path} holds no examples.",
+            "Add one JSON object per line: {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
+        )
+    return GoldenSet.from_examples(examples, str(path))
+
+
+def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
+    where = f"{path}, line {number}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MangaAssistInputError(
+            f"{where} is not valid JSON ({exc.msg} at column {exc.colno}).",
+            "Each line must be one JSON object, e.g. {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
+        ) from None
+    if not isinstance(record, dict):
+        raise MangaAssistInputError(f"{where} is a JSON {type(record).__name__}, not an object.",
+                                    "Write one JSON object per line.")
+    unknown = sorted(set(record) - set(ALLOWED_KEYS))
+    if unknown:
+        guesses = {k: [KEY_ALIASES[k]] if k in KEY_ALIASES else difflib.get_close_matches(k, ALLOWED_KEYS, n=1)
+                   for k in unknown}
+        advice = "; ".join(f"{k!r}" + (f" (did you mean {g[0]!r}?)" if g else "") for k, g in guesses.items())
+        raise MangaAssistInputError(f"{where} has unknown key(s) {advice}.",
+                                    f"Use only the keys {', '.join(ALLOWED_KEYS)}.")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise MangaAssistInputError(f"{where} has an empty or missing \"text\" (got {text!r}).",
+                                    "Give every example the customer message as a non-empty string.")
+    intent = record.get("intent")
+    if not isinstance(intent, str) or not intent:
+        raise MangaAssistInputError(f"{where} has no \"intent\" string (got {intent!r}).",
+                                    "Give every example its expected intent label.")
+    slice_name = record.get("slice")
+    if slice_name is not None and (not isinstance(slice_name, str) or not slice_name):
+        raise MangaAssistInputError(f"{where}: \"slice\" must be a non-empty string (got {slice_name!r}).",
+                                    "Drop the key or name the slice, e.g. \"jp_en\".")
+    also = record.get("also", [])
+    if not isinstance(also, list) or not all(isinstance(a, str) and a for a in also):
+        raise MangaAssistInputError(f"{where}: \"also\" must be a list of intent labels (got {also!r}).",
+                                    "List the message's secondary intents, e.g. [\"return_request\"].")
+    return GoldenExample(text=text, intent=intent, slice=slice_name, also=tuple(also))
+
+
+def check_labels_match(golden: GoldenSet, model_labels: Sequence[str], model_source: str) -> None:
+    """The golden set and the model must speak the same label space."""
+    model_set = set(model_labels)
+    unknown = sorted(golden.labels - model_set)
+    if unknown:
+        close = {u: difflib.get_close_matches(u, model_labels, n=1) for u in unknown}
+        listed = ", ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
+        raise MangaAssistInputError(
+            f"The golden set {golden.source} uses label(s) {listed} that the model {model_source} does not know; "
+            f"its id2label has {len(model_labels)} labels: {', '.join(model_labels)}.",
+            "Fix the labels in the golden set, or point --model-path at the checkpoint trained on this label set.",
+        )
+    missing = sorted(model_set - {ex.intent for ex in golden})
+    if missing:
+        raise MangaAssistInputError(
+            f"The model {model_source} has {len(model_labels)} labels but the golden set {golden.source} "
+            f"has examples of only {len(model_set) - len(missing)}; none for: {', '.join(missing)}.",
+            "Add golden examples for every intent the model can route to (per-intent recall is undefined "
+            "without them), or use the checkpoint whose label set matches the golden set.",
+        )

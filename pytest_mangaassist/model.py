@@ -1,0 +1,163 @@
+"""IntentModel: a sequence-classification checkpoint, its tokenizer, labels and architecture adapter.
+
+Loads only local files (never the hub), only safetensors or weights-only pickles, never remote
+code. Forward passes are batched over length-sorted buckets, so short messages are not padded
+to the longest message of the whole set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .adapters import ArchitectureAdapter, adapter_for
+from .checkpoint import inspect_checkpoint
+from .errors import MangaAssistInputError
+
+DEFAULT_MAX_LENGTH = 128
+
+
+def quiet_transformers() -> None:
+    """No per-file progress bars: a test run's output is for gate results."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Outputs in the order of the input texts.
+
+    hidden_states[i] is (layers + 1, tokens_i, hidden) for text i (embeddings first);
+    attentions[i] is (layers, heads, tokens_i, tokens_i); both only when requested.
+    """
+
+    logits: np.ndarray
+    cls_states: np.ndarray | None = None
+    hidden_states: list[np.ndarray] | None = None
+    attentions: list[np.ndarray] | None = None
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted.astype(np.float64))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+class IntentModel:
+    def __init__(self, hf_model, tokenizer, source: str = "<memory>", device: str = "cpu",
+                 max_length: int = DEFAULT_MAX_LENGTH):
+        self.hf_model = hf_model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.source = source
+        self.device = device
+        self.max_length = max_length
+        config = hf_model.config
+        self.adapter: ArchitectureAdapter = adapter_for(config.model_type, source)
+        self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
+        self.label2id = {label: i for i, label in enumerate(self.labels)}
+        self._weights_hash: str | None = None
+        self._memo: dict = {}
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", option: str = "--model-path") -> IntentModel:
+        info = inspect_checkpoint(path, option)
+        quiet_transformers()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            hf_model = AutoModelForSequenceClassification.from_pretrained(
+                info.path, local_files_only=True, trust_remote_code=False,
+                use_safetensors=info.weights_file.name.startswith("model.safetensors"),
+                attn_implementation="eager",
+            )
+            tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True, trust_remote_code=False)
+        except Exception as exc:  # transformers raises many types for one cause: an unloadable folder
+            raise MangaAssistInputError(
+                f"The checkpoint {info.path} could not be loaded: {type(exc).__name__}: {exc}",
+                "Check that the weights match config.json (same architecture and sizes) and that the files are "
+                "complete; re-save with save_pretrained() if in doubt.",
+            ) from None
+        return cls(hf_model, tokenizer, source=str(info.path), device=device)
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def embeddings(self):
+        return self.adapter.embeddings(self.hf_model)
+
+    @property
+    def layers(self) -> list:
+        return self.adapter.layers(self.hf_model)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hf_model.config.hidden_size
+
+    @property
+    def weights_hash(self) -> str:
+        """Content hash of every parameter and buffer: the key for on-disk caches."""
+        if self._weights_hash is None:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.hf_model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._weights_hash = digest.hexdigest()[:16]
+        return self._weights_hash
+
+    # -- computation -----------------------------------------------------------------------
+    def encode(self, texts: list[str]) -> dict:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt").to(self.device)
+
+    def forward(self, texts: list[str], batch_size: int = 64, cls_states: bool = False,
+                hidden_states: bool = False, attentions: bool = False) -> ForwardResult:
+        """One no-grad sweep over texts, batched by similar length; results in input order."""
+        import torch
+
+        texts = list(texts)
+        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        logits = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        cls = np.empty((len(texts), self.num_layers + 1, self.hidden_size), dtype=np.float32) if cls_states else None
+        tokens: list = [None] * len(texts) if hidden_states else None
+        attn: list = [None] * len(texts) if attentions else None
+        want_states = cls_states or hidden_states
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                idx = order[start:start + batch_size]
+                batch = self.encode([texts[i] for i in idx])
+                out = self.hf_model(**batch, output_hidden_states=want_states, output_attentions=attentions)
+                logits[idx] = out.logits.float().cpu().numpy()
+                if want_states:
+                    stacked = torch.stack(out.hidden_states, dim=1).float().cpu().numpy()  # (b, L+1, t, d)
+                    if cls_states:
+                        cls[idx] = stacked[:, :, 0, :]
+                if hidden_states or attentions:
+                    mask_lengths = batch["attention_mask"].sum(dim=1).tolist()
+                    att = torch.stack(out.attentions, dim=1).float().cpu().numpy() if attentions else None
+                    for row, i in enumerate(idx):
+                        n = mask_lengths[row]
+                        if hidden_states:
+                            tokens[i] = stacked[row, :, :n, :]
+                        if attentions:
+                            attn[i] = att[row, :, :, :n, :n]
+        return ForwardResult(logits, cls, tokens, attn)
+
+    def memo(self, key: tuple, compute):
+        """Compute once per model instance (session-scoped fixtures make that once per session)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return [self.labels[i] for i in self.forward(texts).logits.argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        return f"IntentModel({self.source!r}, {self.adapter.family}, {self.num_layers} layers, {len(self.labels)} labels)"

@@ -1,0 +1,88 @@
+"""The pytest11 entry point: options, fixtures and hooks. Imports nothing heavy.
+
+torch and transformers are imported by the fixtures that need them, on first use, so having
+the plugin installed costs unrelated pytest runs nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .errors import MangaAssistInputError
+from .settings import Settings, add_options, load_settings
+
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def pytest_addoption(parser):
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    try:
+        config.stash[SETTINGS] = load_settings(config)
+    except MangaAssistInputError as exc:
+        raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
+
+
+def pytest_report_header(config):
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None or settings.model is None:
+        return None
+    lines = [f"mangaassist: model {settings.model.path} ({settings.model.model_type}, "
+             f"{len(settings.model.labels)} labels)"]
+    if settings.golden_set is not None:
+        lines.append(f"mangaassist: golden set {settings.golden_set.source} ({len(settings.golden_set)} examples)")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def mangaassist_settings(request) -> Settings:
+    return request.config.stash[SETTINGS]
+
+
+def _load(info, flag: str, device: str):
+    from .model import IntentModel
+
+    if info is None:
+        pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
+    try:
+        return IntentModel.load(info.path, device=device, option=flag)
+    except MangaAssistInputError as exc:
+        pytest.fail(f"pytest-mangaassist: {exc}", pytrace=False)
+
+
+def _ini_key(flag: str) -> str:
+    return "mangaassist_" + flag.lstrip("-").replace("-", "_")
+
+
+@pytest.fixture(scope="session")
+def intent_model(mangaassist_settings):
+    """The model under test (--model-path), loaded once per session."""
+    return _load(mangaassist_settings.model, "--model-path", mangaassist_settings.device)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(intent_model):
+    return intent_model.tokenizer
+
+
+@pytest.fixture(scope="session")
+def pretrained_model(mangaassist_settings):
+    """The checkpoint fine-tuning started from (--pretrained-path)."""
+    return _load(mangaassist_settings.pretrained, "--pretrained-path", mangaassist_settings.device)
+
+
+@pytest.fixture(scope="session")
+def baseline_model(mangaassist_settings):
+    """The model in production now (--baseline-path)."""
+    return _load(mangaassist_settings.baseline, "--baseline-path", mangaassist_settings.device)
+
+
+@pytest.fixture(scope="session")
+def golden_set(mangaassist_settings):
+    """The golden set (--golden-set, or the suite's mangaassist_golden_set ini key)."""
+    if mangaassist_settings.golden_set is None:
+        pytest.skip("no golden set: pass --golden-set FILE.jsonl or set mangaassist_golden_set in the ini file")
+    return mangaassist_settings.golden_set

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: build the reference MangaAssist model if needed, then run the example gate suite on it.
+# Extra arguments go to pytest (e.g. -x, -k jp_en).
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+REFERENCE="${MANGAASSIST_REFERENCE:-$ROOT/artifacts/reference}"
+python -m pytest_mangaassist.reference build --out "$REFERENCE"
+exec python -m pytest example_suite \
+    --model-path "$REFERENCE/finetuned" \
+    --pretrained-path "$REFERENCE/pretrained" \
+    "$@"

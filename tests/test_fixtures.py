@@ -1,0 +1,108 @@
+"""Model fixtures as a user's suite sees them, through real pytest runs."""
+
+from pytest_mangaassist.intents import INTENTS
+
+
+def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small_model, small_golden):
+    pytester.makeconftest("LOADED = []")
+    pytester.makepyfile(
+        test_a="""
+        import conftest
+        from pytest_mangaassist.intents import INTENTS
+
+        def test_model(intent_model, tokenizer):
+            conftest.LOADED.append(id(intent_model))
+            assert intent_model.labels == INTENTS
+            assert intent_model.adapter.family == "distilbert"
+            assert intent_model.num_layers == 2 and len(intent_model.layers) == 2
+            assert intent_model.embeddings is intent_model.hf_model.distilbert.embeddings
+            assert tokenizer is intent_model.tokenizer
+        """,
+        test_b="""
+        import conftest
+
+        def test_same_object(intent_model):
+            conftest.LOADED.append(id(intent_model))
+            assert len(set(conftest.LOADED)) == 1, "the model must load once per session"
+        """,
+    )
+    result = pytester.runpytest("--model-path", str(small_model), "--golden-set", str(small_golden))
+    result.assert_outcomes(passed=2)
+    assert f"mangaassist: model {small_model}" in result.stdout.str()
+
+
+def test_forward_returns_every_layer_and_attention_in_input_order(pytester, small_model):
+    pytester.makepyfile(
+        """
+        import numpy as np
+
+        def test_forward(intent_model):
+            texts = ["hi", "where is my order #48213, it has been two weeks", "ok", "do you ship to Canada?"]
+            out = intent_model.forward(texts, batch_size=2, cls_states=True, hidden_states=True, attentions=True)
+            assert out.logits.shape == (4, 10)
+            assert out.cls_states.shape == (4, 3, 384)
+            lengths = [len(intent_model.tokenizer(t)["input_ids"]) for t in texts]
+            assert [h.shape for h in out.hidden_states] == [(3, n, 384) for n in lengths]
+            assert [a.shape for a in out.attentions] == [(2, 12, n, n) for n in lengths]
+            np.testing.assert_allclose(out.attentions[1].sum(-1), 1.0, atol=1e-5)
+            single = intent_model.forward([texts[1]], cls_states=True)
+            np.testing.assert_allclose(single.logits[0], out.logits[1], atol=1e-5)
+            np.testing.assert_allclose(single.cls_states[0], out.cls_states[1], atol=1e-5)
+            np.testing.assert_allclose(out.probabilities.sum(1), 1.0)
+        """
+    )
+    pytester.runpytest("--model-path", str(small_model)).assert_outcomes(passed=1)
+
+
+def test_missing_inputs_skip_naming_the_option(pytester):
+    pytester.makepyfile(
+        """
+        def test_model(intent_model): pass
+        def test_baseline(baseline_model): pass
+        def test_pretrained(pretrained_model): pass
+        def test_golden(golden_set): pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=4)
+    out = result.stdout.str()
+    for flag, key in [("--model-path", "mangaassist_model_path"), ("--baseline-path", "mangaassist_baseline_path"),
+                      ("--pretrained-path", "mangaassist_pretrained_path"), ("--golden-set", "mangaassist_golden_set")]:
+        assert flag in out and key in out
+
+
+def test_ini_keys_resolve_relative_to_the_ini_file(pytester, small_reference):
+    suite = pytester.mkdir("suite")
+    (suite / "pytest.ini").write_text(
+        "[pytest]\n"
+        f"mangaassist_model_path = {small_reference / 'finetuned'}\n"
+        f"mangaassist_baseline_path = {small_reference / 'finetuned'}\n"
+        f"mangaassist_pretrained_path = {small_reference / 'pretrained'}\n"
+        "mangaassist_golden_set = data/golden.jsonl\n"
+    )
+    (suite / "data").mkdir()
+    (suite / "data" / "golden.jsonl").write_text((small_reference / "data" / "golden.jsonl").read_text())
+    (suite / "test_ini.py").write_text(
+        "def test_all(intent_model, baseline_model, pretrained_model, golden_set):\n"
+        "    assert golden_set.source.endswith('suite/data/golden.jsonl')\n"
+        "    assert len(golden_set) > 50\n"
+        "    assert pretrained_model.labels == intent_model.labels == baseline_model.labels\n"
+    )
+    pytester.chdir()
+    result = pytester.runpytest("suite")
+    result.assert_outcomes(passed=1)
+
+
+def test_golden_set_fixture_reads_the_file(pytester, small_model, small_golden):
+    pytester.makepyfile(
+        """
+        from pytest_mangaassist.intents import INTENTS
+
+        def test_golden(golden_set):
+            assert {ex.intent for ex in golden_set} == set(INTENTS)
+            assert {"jp_en", "multi_intent", "adversarial", "indirect", "manga_jargon"} <= set(golden_set.slice_names)
+            assert all(ex.also for ex in golden_set.only_slice("multi_intent"))
+        """
+    )
+    pytester.runpytest("--model-path", str(small_model), "--golden-set", str(small_golden)).assert_outcomes(passed=1)
+    assert len(INTENTS) == 10

@@ -1,0 +1,58 @@
+"""The plugin as pytest sees it: entry point, options, ini keys, disabling, import cost."""
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from pytest_mangaassist.settings import OPTIONS
+
+CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
+                  "--neuron-path", "--golden-set", "--device", "--mangaassist-report"]
+
+
+def test_registered_under_pytest11():
+    names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    assert names.get("mangaassist") == "pytest_mangaassist.plugin"
+
+
+def test_help_lists_every_option_in_one_group_with_its_ini_key(pytester):
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    group = out[out.index("pytest-mangaassist:"):]
+    group = group[: group.index("\n\n")]
+    for flag in CONTRACT_FLAGS:
+        assert flag in group, flag
+    flat = " ".join(group.split())
+    for option in OPTIONS:
+        assert f"[ini: {option.dest}]" in flat
+        assert f"  {option.dest} (string):" in out  # listed among the ini keys
+
+
+def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
+    assert [o.dest for o in OPTIONS] == [
+        "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_baseline_path",
+        "mangaassist_onnx_path", "mangaassist_serving_artifact", "mangaassist_golden_set",
+        "mangaassist_device", "mangaassist_report",
+    ]
+
+
+def test_disabled_with_p_no(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:mangaassist", "--model-path", "x")
+    assert result.ret == 4
+    assert "unrecognized arguments: --model-path" in result.stderr.str()
+    assert pytester.runpytest_subprocess("-p", "no:mangaassist").ret == 0
+
+
+def test_importing_the_plugin_does_not_import_torch():
+    code = ("import sys, pytest_mangaassist, pytest_mangaassist.plugin; "
+            "print(sorted(m for m in ('torch', 'transformers', 'captum', 'onnx', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_public_names_resolve_lazily():
+    import pytest_mangaassist
+
+    assert callable(pytest_mangaassist.assert_accuracy_above)
+    assert pytest_mangaassist.INTENTS[0] == "product_discovery"
