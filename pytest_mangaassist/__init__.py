@@ -6,8 +6,20 @@ Names are resolved lazily (PEP 562) so `import pytest_mangaassist` stays free of
 from importlib import import_module
 
 _EXPORTS = {
-    "assert_accuracy_above": "assertions",
-    "assert_recall_above": "assertions",
+    "assert_accuracy_above": "gates.classification",
+    "assert_recall_above": "gates.classification",
+    "assert_cka_above": "gates.representation",
+    "assert_probe_f1_above": "gates.representation",
+    "assert_patching_recovers": "gates.representation",
+    "cka_between": "gates.representation",
+    "cka_table": "gates.representation",
+    "patching": "gates.representation",
+    "probe_f1": "gates.representation",
+    "linear_cka": "analysis.cka",
+    "cka_per_layer": "analysis.cka",
+    "probe_f1_per_layer": "analysis.probes",
+    "patching_recovery": "analysis.patching",
+    "activation_sweep": "analysis.sweep",
     "GateFailure": "errors",
     "MangaAssistInputError": "errors",
     "GoldenExample": "golden",

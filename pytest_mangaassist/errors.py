@@ -32,7 +32,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return "n/a" if value != value else f"{value:.3f}"  # nan: undefined
     return str(value)
 
 

@@ -155,8 +155,9 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
     return GoldenExample(text=text, intent=intent, slice=slice_name, also=tuple(also))
 
 
-def check_labels_match(golden: GoldenSet, model_labels: Sequence[str], model_source: str) -> None:
-    """The golden set and the model must speak the same label space."""
+def check_labels_match(golden: GoldenSet, model_labels: Sequence[str], model_source: str,
+                       require_all: bool = True) -> None:
+    """Every golden label must be a model label; with require_all, every model label needs examples."""
     model_set = set(model_labels)
     unknown = sorted(golden.labels - model_set)
     if unknown:
@@ -168,7 +169,7 @@ def check_labels_match(golden: GoldenSet, model_labels: Sequence[str], model_sou
             "Fix the labels in the golden set, or point --model-path at the checkpoint trained on this label set.",
         )
     missing = sorted(model_set - {ex.intent for ex in golden})
-    if missing:
+    if require_all and missing:
         raise MangaAssistInputError(
             f"The model {model_source} has {len(model_labels)} labels but the golden set {golden.source} "
             f"has examples of only {len(model_set) - len(missing)}; none for: {', '.join(missing)}.",

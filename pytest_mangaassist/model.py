@@ -8,6 +8,7 @@ to the longest message of the whole set.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,21 +50,23 @@ class ForwardResult:
 
 class IntentModel:
     def __init__(self, hf_model, tokenizer, source: str = "<memory>", device: str = "cpu",
-                 max_length: int = DEFAULT_MAX_LENGTH):
+                 max_length: int = DEFAULT_MAX_LENGTH, cache_dir: Path | None = None):
         self.hf_model = hf_model.to(device).eval()
         self.tokenizer = tokenizer
         self.source = source
         self.device = device
         self.max_length = max_length
+        self.cache_dir = cache_dir  # where activation sweeps persist between runs (None: memory only)
         config = hf_model.config
         self.adapter: ArchitectureAdapter = adapter_for(config.model_type, source)
         self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
         self.label2id = {label: i for i, label in enumerate(self.labels)}
-        self._weights_hash: str | None = None
+        self._content_hash: str | None = None
         self._memo: dict = {}
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", option: str = "--model-path") -> IntentModel:
+    def load(cls, path: str | Path, device: str = "cpu", option: str = "--model-path",
+             cache_dir: Path | None = None) -> IntentModel:
         info = inspect_checkpoint(path, option)
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -81,7 +84,7 @@ class IntentModel:
                 "Check that the weights match config.json (same architecture and sizes) and that the files are "
                 "complete; re-save with save_pretrained() if in doubt.",
             ) from None
-        return cls(hf_model, tokenizer, source=str(info.path), device=device)
+        return cls(hf_model, tokenizer, source=str(info.path), device=device, cache_dir=cache_dir)
 
     # -- structure -------------------------------------------------------------------------
     @property
@@ -101,15 +104,16 @@ class IntentModel:
         return self.hf_model.config.hidden_size
 
     @property
-    def weights_hash(self) -> str:
-        """Content hash of every parameter and buffer: the key for on-disk caches."""
-        if self._weights_hash is None:
+    def content_hash(self) -> str:
+        """Hash of every parameter and buffer and of the tokenizer: the key for on-disk caches."""
+        if self._content_hash is None:
             digest = hashlib.sha256()
             for name, tensor in sorted(self.hf_model.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._weights_hash = digest.hexdigest()[:16]
-        return self._weights_hash
+            digest.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
+            self._content_hash = digest.hexdigest()[:16]
+        return self._content_hash
 
     # -- computation -----------------------------------------------------------------------
     def encode(self, texts: list[str]) -> dict:

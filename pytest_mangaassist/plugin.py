@@ -12,6 +12,7 @@ from .errors import MangaAssistInputError
 from .settings import Settings, add_options, load_settings
 
 SETTINGS = pytest.StashKey[Settings]()
+RECORD_PREFIX = "mangaassist: "
 
 
 def pytest_addoption(parser):
@@ -42,13 +43,16 @@ def mangaassist_settings(request) -> Settings:
     return request.config.stash[SETTINGS]
 
 
-def _load(info, flag: str, device: str):
+def _load(request, info, flag: str):
     from .model import IntentModel
 
     if info is None:
         pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
+    cache = request.config.cache  # None with -p no:cacheprovider: sweeps then stay in memory
+    cache_dir = cache.mkdir("mangaassist") if cache is not None else None
     try:
-        return IntentModel.load(info.path, device=device, option=flag)
+        return IntentModel.load(info.path, device=request.config.stash[SETTINGS].device, option=flag,
+                                cache_dir=cache_dir)
     except MangaAssistInputError as exc:
         pytest.fail(f"pytest-mangaassist: {exc}", pytrace=False)
 
@@ -58,9 +62,9 @@ def _ini_key(flag: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def intent_model(mangaassist_settings):
+def intent_model(request, mangaassist_settings):
     """The model under test (--model-path), loaded once per session."""
-    return _load(mangaassist_settings.model, "--model-path", mangaassist_settings.device)
+    return _load(request, mangaassist_settings.model, "--model-path")
 
 
 @pytest.fixture(scope="session")
@@ -69,15 +73,15 @@ def tokenizer(intent_model):
 
 
 @pytest.fixture(scope="session")
-def pretrained_model(mangaassist_settings):
+def pretrained_model(request, mangaassist_settings):
     """The checkpoint fine-tuning started from (--pretrained-path)."""
-    return _load(mangaassist_settings.pretrained, "--pretrained-path", mangaassist_settings.device)
+    return _load(request, mangaassist_settings.pretrained, "--pretrained-path")
 
 
 @pytest.fixture(scope="session")
-def baseline_model(mangaassist_settings):
+def baseline_model(request, mangaassist_settings):
     """The model in production now (--baseline-path)."""
-    return _load(mangaassist_settings.baseline, "--baseline-path", mangaassist_settings.device)
+    return _load(request, mangaassist_settings.baseline, "--baseline-path")
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +90,39 @@ def golden_set(mangaassist_settings):
     if mangaassist_settings.golden_set is None:
         pytest.skip("no golden set: pass --golden-set FILE.jsonl or set mangaassist_golden_set in the ini file")
     return mangaassist_settings.golden_set
+
+
+@pytest.fixture(scope="session")
+def validation_set(mangaassist_settings):
+    """The larger labelled set for representation analyses (--validation-set)."""
+    if mangaassist_settings.validation_set is None:
+        pytest.skip("no validation set: pass --validation-set FILE.jsonl or set mangaassist_validation_set "
+                    "in the ini file")
+    return mangaassist_settings.validation_set
+
+
+@pytest.fixture
+def mangaassist_record(request):
+    """record(title, table): show a table of figures in the run's summary (and as a JUnit property).
+
+    Stored in the test report's user_properties, so it reaches the summary under xdist too.
+    """
+
+    def record(title: str, table: str) -> None:
+        request.node.user_properties.append((RECORD_PREFIX + title, table))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+               if getattr(r, "when", None) == "call"]
+    tables = [(name[len(RECORD_PREFIX):], value) for r in reports for name, value in r.user_properties
+              if name.startswith(RECORD_PREFIX)]
+    if not tables:
+        return
+    terminalreporter.section("mangaassist figures")
+    for title, table in tables:
+        terminalreporter.write_line(title)
+        terminalreporter.write_line(table)
+        terminalreporter.write_line("")

@@ -39,6 +39,7 @@ OPTIONS = (
            aliases=("--neuron-path",)),
     Option("--golden-set", "golden set, JSON Lines of {text, intent, slice?, also?} (else the suite's default)",
            "FILE"),
+    Option("--validation-set", "larger labelled set (same format) for layer probes, CKA and patching", "FILE"),
     Option("--device", "device to run the models on", "{cpu,cuda}", choices=("cpu", "cuda"), default="cpu"),
     Option("--mangaassist-report", "folder for results.json and report.html", "DIR"),
 )
@@ -52,6 +53,7 @@ class Settings:
     onnx_path: Path | None = None
     serving_artifact: Path | None = None
     golden_set: GoldenSet | None = None
+    validation_set: GoldenSet | None = None
     device: str = "cpu"
     report_dir: Path | None = None
 
@@ -102,8 +104,10 @@ def load_settings(config) -> Settings:
             "Pass --baseline-path the production checkpoint of this label set.",
         )
     golden = paths["--golden-set"] and load_golden_set(paths["--golden-set"])
-    if golden and model:
-        check_labels_match(golden, model.labels, str(model.path))
+    validation = paths["--validation-set"] and load_golden_set(paths["--validation-set"])
+    for labelled in (golden, validation):
+        if labelled and model:
+            check_labels_match(labelled, model.labels, str(model.path))
     device = _raw(config, by_flag["--device"])[0] or "cpu"
     if device not in ("cpu", "cuda"):
         raise MangaAssistInputError(f"mangaassist_device = {device!r} is not a device.", "Use cpu or cuda.")
@@ -120,6 +124,7 @@ def load_settings(config) -> Settings:
         onnx_path=_existing_file(paths["--onnx-path"], "--onnx-path"),
         serving_artifact=_existing_file(paths["--serving-artifact"], "--serving-artifact"),
         golden_set=golden or None,
+        validation_set=validation or None,
         device=device,
         report_dir=paths["--mangaassist-report"],
     )

@@ -46,3 +46,11 @@ def edit_config(folder: Path, **changes) -> None:
     config = json.loads(config_file.read_text())
     config.update(changes)
     config_file.write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="session")
+def reinit_model(small_model, tmp_path_factory) -> Path:
+    """The small model with its top encoder layer re-initialised: a planted defect."""
+    from pytest_mangaassist.reference.defects import reinitialise_top_layer
+
+    return reinitialise_top_layer(small_model, tmp_path_factory.mktemp("reinit"))

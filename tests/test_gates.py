@@ -81,7 +81,7 @@ def test_failure_points_at_the_users_line_not_the_plugin(pytester, small_model, 
     out = result.stdout.str()
     assert "assert_accuracy_above(intent_model, golden_set, 1.0)" in out
     assert "GateFailure: assert_accuracy_above: accuracy on golden set" in out
-    assert "assertions.py" not in out
+    assert "gates/classification.py" not in out
 
 
 def test_unknown_intent_in_recall_gate_is_an_input_error(loaded):

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 from pytest_mangaassist.settings import OPTIONS
 
 CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
-                  "--neuron-path", "--golden-set", "--device", "--mangaassist-report"]
+                  "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report"]
 
 
 def test_registered_under_pytest11():
@@ -32,7 +32,7 @@ def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
     assert [o.dest for o in OPTIONS] == [
         "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_baseline_path",
         "mangaassist_onnx_path", "mangaassist_serving_artifact", "mangaassist_golden_set",
-        "mangaassist_device", "mangaassist_report",
+        "mangaassist_validation_set", "mangaassist_device", "mangaassist_report",
     ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..golden import GoldenSet
+from .sweep import activation_sweep
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def evaluate(model, golden: GoldenSet) -> Evaluation:
     """The model's predictions on the golden set, computed once per (model, golden set content)."""
 
     def compute() -> Evaluation:
-        probabilities = model.forward(golden.texts).probabilities
+        probabilities = activation_sweep(model, golden.texts).probabilities
         predicted = tuple(model.labels[i] for i in probabilities.argmax(axis=1))
         return Evaluation(golden, model.labels, predicted, probabilities)
 

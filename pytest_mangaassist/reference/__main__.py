@@ -1,4 +1,5 @@
-"""python -m pytest_mangaassist.reference build --out DIR [--small] [--force]"""
+"""python -m pytest_mangaassist.reference build --out DIR [--small] [--force]
+   python -m pytest_mangaassist.reference defect reinit-top-layer --model DIR --out DIR"""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 
 from ..errors import MangaAssistInputError
 from .build import FULL, SMALL, build_reference
+from .defects import reinitialise_top_layer
+
+DEFECTS = {"reinit-top-layer": reinitialise_top_layer}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", required=True, help="output folder (reused when already built)")
     build.add_argument("--small", action="store_true", help="the 2-layer test model (seconds, not minutes)")
     build.add_argument("--force", action="store_true", help="rebuild even when DIR holds an up-to-date build")
+    defect = commands.add_parser("defect", help="write a broken copy of a checkpoint (for checking gates)")
+    defect.add_argument("kind", choices=sorted(DEFECTS))
+    defect.add_argument("--model", required=True, help="checkpoint folder to copy")
+    defect.add_argument("--out", required=True, help="folder for the broken copy")
     args = parser.parse_args(argv)
     try:
-        build_reference(args.out, SMALL if args.small else FULL, force=args.force)
+        if args.command == "defect":
+            print(f"wrote {DEFECTS[args.kind](args.model, args.out)}")
+        else:
+            build_reference(args.out, SMALL if args.small else FULL, force=args.force)
     except MangaAssistInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -737,7 +737,7 @@ COMBINATORIAL = {
             "[are there|do you have|any] [deals|discounts|sales|promotions|coupons|promo codes][ right now| this week| on {title}| on {genre}| for new customers|][?|]",
             "[when is|when's|is there] [your next|a|the {holiday}] [sale|promotion|discount event][ coming up|][?|]",
             "[is|are] [{title}|the {title} box set|{genre} manga|box sets] [on sale|discounted|cheaper right now][?|]",
-            "[how do|can I] [loyalty points|reward points|my points|referral credits] [work|get me a discount|be used][?|]",
+            "[how do|do] [loyalty points|reward points|my points|referral credits] [work|give me a discount|expire][?|]",
             "[do you do|is there] [a student discount|bundle pricing|buy 2 get 1|a preorder discount|price matching][?|]",
             "[what's|what is] the best [deal|offer|price|discount] [on|for] [{title}|the {title} {format}|box sets][ right now|][?|]",
         ],
@@ -770,6 +770,8 @@ COMBINATORIAL = {
             "[tantousha|sekininsha|manager] [to hanashitai|ni tsunaide][ desu| kudasai|]",
             "[mou ii|mou genkai|nando mo], [hito to|dareka to] [hanashitai|chokusetsu hanashitai]",
             "[bot ja dame|kono chat wa dame], [real person|hito] [onegai|onegaishimasu|ni kaete]",
+            "[dareka|sutaffu|tantou no hito] ni [kawatte|tsunaide] [kudasai|hoshii][, this is not working|]",
+            "[mou|hontou ni] {feeling} desu, [manager|sekininsha] [wo dashite|to hanashitai]",
         ],
     },
     "chitchat": {
@@ -792,8 +794,8 @@ COMBINATORIAL = {
     },
 }
 
-# Vocabulary bridges: every romanized-Japanese key word and every rarer English cue also appears
-# in lines that stay in training, so holding a template out tests new phrasing, not unseen words.
+# Vocabulary bridges, training-only (never held out): every romanized-Japanese key word and rarer
+# English cue also appears in training lines, so a held-out template tests new phrasing, not unseen words.
 BRIDGES = {
     "product_discovery": {
         "jp_en": [
@@ -852,7 +854,14 @@ BRIDGES = {
         ],
     },
     "escalation": {
+        "jp_en": [
+            "[dareka|sutaffu|tantou no hito|hito] ni [kawatte|tsunaide|tsunagete] [kudasai|hoshii|onegai]",
+            "[bot|kono bot|chat] [ja dame|wa dame|wa tsukaenai], [hito|real person|sutaffu] [onegai|to hanashitai]",
+            "[mou|hontou ni] [ikari|{feeling}] desu, [manager|sekininsha|tantousha] [wo dashite|to hanashitai|onegai]",
+        ],
         None: [
+            "[I've been|I was] [charged wrong|billed incorrectly|overcharged] [again|three times|twice now], "
+            "[I want someone senior|get me a manager|escalate this]",
             "[please|pls|can you] escalate [this|my case|this issue|my complaint][ please| now|]",
             "[escalate|escalation] [please|needed|now][, I'm {feeling}|]",
         ],
@@ -866,7 +875,6 @@ BRIDGES = {
     },
 }
 
-for _bridges in (COMBINATORIAL, BRIDGES):
-    for _intent, _by_slice in _bridges.items():
-        for _slice, _lines in _by_slice.items():
-            TEMPLATES[_intent].setdefault(_slice, []).extend(_lines)
+for _intent, _by_slice in COMBINATORIAL.items():
+    for _slice, _lines in _by_slice.items():
+        TEMPLATES[_intent].setdefault(_slice, []).extend(_lines)

@@ -17,7 +17,7 @@ from ..golden import GoldenExample
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 32
     base_lr: float = 2e-5  # the top encoder layer's rate
     layer_decay: float = 0.8

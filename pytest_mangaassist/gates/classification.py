@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .analysis.classification import Evaluation, evaluate
-from .errors import GateFailure, MangaAssistInputError, format_table
-from .golden import GoldenSet, check_labels_match
+from ..analysis.classification import Evaluation, evaluate
+from ..errors import GateFailure, MangaAssistInputError, format_table
+from ..golden import GoldenSet, check_labels_match
 
 WORST = 8
 
@@ -20,7 +20,7 @@ def _evaluation(model, golden: GoldenSet, slice: str | None) -> Evaluation:
     if not isinstance(golden, GoldenSet):
         raise MangaAssistInputError(f"Expected a GoldenSet, got {type(golden).__name__}.",
                                     "Pass the golden_set fixture or pytest_mangaassist.load_golden_set(path).")
-    check_labels_match(golden, model.labels, model.source) if slice is None else None
+    check_labels_match(golden, model.labels, model.source, require_all=False)
     return evaluate(model, golden.only_slice(slice) if slice else golden)
 
 

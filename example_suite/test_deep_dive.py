@@ -1,0 +1,47 @@
+"""Quarterly deep dive (source analysis, TransformerLens section): where did fine-tuning change the
+encoder, where does the intent decision form, and which layer carries it causally.
+
+Measured on the validation set (--validation-set, 5,500 messages for the reference model):
+  1. linear CKA of each layer's [CLS] states, pre-trained vs fine-tuned;
+  2. macro-F1 of a logistic-regression probe on each layer's [CLS] states;
+  3. activation patching: share of the model's errors corrected by one layer's [CLS] state
+     from a correctly classified message of the true intent.
+The three tables are printed in the run's summary. Thresholds: see each test.
+"""
+
+from pytest_mangaassist import (assert_cka_above, assert_patching_recovers, assert_probe_f1_above, cka_between,
+                                cka_table, patching, probe_f1)
+
+# Measured on the reference model (two builds): top-layer CKA vs pre-trained 0.50-0.51, probe F1 at the
+# top 0.97-0.99, patching at layer 5 corrects 8-9% of errors. The same model with its top layer
+# re-initialised: CKA 0.36 and probe F1 0.93 (and accuracy 0.18), so these floors catch it.
+TOP_LAYER_CKA_FLOOR = 0.42
+TOP_LAYER_PROBE_F1_FLOOR = 0.95
+PATCHING_SECOND_TO_TOP_FLOOR = 0.05
+
+
+def test_lower_layers_keep_their_pretrained_representation(intent_model, pretrained_model, validation_set,
+                                                           mangaassist_record):
+    cka = cka_between(intent_model, pretrained_model, validation_set)
+    mangaassist_record("CKA pre-trained vs fine-tuned ([CLS], validation set)", cka_table(cka))
+    # discriminative learning rates keep layers 1-3 close to pre-training (reference: >= 0.98)
+    for layer in (1, 2, 3):
+        assert_cka_above(intent_model, pretrained_model, layer, 0.95, validation_set)
+
+
+def test_top_layer_adapted_without_being_replaced(intent_model, pretrained_model, validation_set):
+    # the top layer must have moved (fine-tuning happened) but still resemble its pre-trained self
+    cka = assert_cka_above(intent_model, pretrained_model, -1, TOP_LAYER_CKA_FLOOR, validation_set)
+    assert cka[-1] < 0.95, f"top-layer CKA {cka[-1]:.3f}: the top layer barely changed; was it fine-tuned?"
+
+
+def test_intent_is_linearly_readable_at_the_top(intent_model, validation_set, mangaassist_record):
+    mangaassist_record("probe macro-F1 per layer ([CLS], validation set)", probe_f1(intent_model, validation_set).table())
+    assert_probe_f1_above(intent_model, -1, TOP_LAYER_PROBE_F1_FLOOR, validation_set)
+
+
+def test_decision_is_carried_by_the_top_layers(intent_model, validation_set, mangaassist_record):
+    result = patching(intent_model, validation_set)
+    mangaassist_record(f"activation patching at [CLS] ({result.n_errors} validation errors)", result.table())
+    assert_patching_recovers(intent_model, -1, 1.0, validation_set)  # the top [CLS] state is the decision
+    assert_patching_recovers(intent_model, -2, PATCHING_SECOND_TO_TOP_FLOOR, validation_set)

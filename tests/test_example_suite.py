@@ -1,0 +1,46 @@
+"""End to end, as the main job runs it: the reference model built by the project's code, the example
+gate suite on it (all pass), and the deep dive on the same model with its top layer re-initialised
+(fails). Builds the full reference model once (about 4.5 minutes on 2 cores) into artifacts/reference,
+or reuses it when that build is up to date."""
+
+from pathlib import Path
+
+import pytest
+
+from pytest_mangaassist.reference.build import FULL, build_reference
+from pytest_mangaassist.reference.defects import reinitialise_top_layer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    out = ROOT / "artifacts" / "reference"
+    build_reference(out, FULL)
+    return out
+
+
+def suite_args(model: Path, reference: Path) -> list[str]:
+    return [str(ROOT / "example_suite"), f"--model-path={model}", f"--pretrained-path={reference / 'pretrained'}",
+            f"--validation-set={reference / 'data' / 'valid.jsonl'}", "-p", "no:cacheprovider"]
+
+
+def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_tables(pytester, reference):
+    result = pytester.runpytest_subprocess(*suite_args(reference / "finetuned", reference))
+    result.assert_outcomes(passed=12)
+    out = result.stdout.str()
+    assert "mangaassist figures" in out
+    for title in ("CKA pre-trained vs fine-tuned", "probe macro-F1 per layer", "activation patching at [CLS]"):
+        assert title in out
+    assert "layer 6" in out
+
+
+def test_deep_dive_fails_on_a_reinitialised_top_layer(pytester, reference, tmp_path):
+    broken = reinitialise_top_layer(reference / "finetuned", tmp_path / "reinit")
+    args = suite_args(broken, reference)
+    args[0] = str(ROOT / "example_suite" / "test_deep_dive.py")
+    result = pytester.runpytest_subprocess(*args)
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "assert_cka_above: linear CKA at layer 6" in out
+    assert "assert_probe_f1_above: probe macro-F1 at layer 6" in out
