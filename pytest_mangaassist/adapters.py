@@ -15,6 +15,8 @@ class ArchitectureAdapter:
     family: str
     base_attr: str  # the encoder submodule of the *ForSequenceClassification model
     layers_path: tuple[str, ...]  # from the encoder submodule to the list of encoder layers
+    layers_key: str  # config.json keys of the layer count and the hidden size
+    hidden_key: str
 
     def base(self, model):
         return getattr(model, self.base_attr)
@@ -30,9 +32,9 @@ class ArchitectureAdapter:
 
 
 ADAPTERS = {
-    "distilbert": ArchitectureAdapter("distilbert", "distilbert", ("transformer", "layer")),
-    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer")),
-    "roberta": ArchitectureAdapter("roberta", "roberta", ("encoder", "layer")),
+    "distilbert": ArchitectureAdapter("distilbert", "distilbert", ("transformer", "layer"), "n_layers", "dim"),
+    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer"), "num_hidden_layers", "hidden_size"),
+    "roberta": ArchitectureAdapter("roberta", "roberta", ("encoder", "layer"), "num_hidden_layers", "hidden_size"),
 }
 
 

@@ -25,6 +25,14 @@ class CheckpointInfo:
     model_type: str
     labels: tuple[str, ...]
     weights_file: Path
+    num_layers: int
+    hidden_size: int
+
+    @property
+    def content_files(self) -> list[Path]:
+        """The files whose bytes decide the model's outputs (weights, config, tokenizer)."""
+        names = {self.weights_file.name, "config.json", *TOKENIZER_FILES, "special_tokens_map.json"}
+        return sorted(self.path / name for name in names if (self.path / name).is_file())
 
 
 def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> CheckpointInfo:
@@ -37,7 +45,7 @@ def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> Checkp
                                     f"Pass {option} the folder that holds config.json and the weights, not one file.")
     config = _read_config(path, option)
     model_type = config.get("model_type", "<missing>")
-    adapter_for(model_type, str(path))
+    adapter = adapter_for(model_type, str(path))
     labels = _labels(config, path)
     weights = _weights_file(path, option)
     if weights.suffix == ".safetensors":
@@ -45,7 +53,11 @@ def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> Checkp
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise MangaAssistInputError(f"The checkpoint {path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}).",
                                     "Save the tokenizer next to the model: tokenizer.save_pretrained(folder).")
-    return CheckpointInfo(path, model_type, labels, weights)
+    sizes = {key: config.get(key) for key in (adapter.layers_key, adapter.hidden_key)}
+    if not all(isinstance(v, int) and v > 0 for v in sizes.values()):
+        raise MangaAssistInputError(f"{path}/config.json lacks valid sizes {sizes}.",
+                                    "Re-save the checkpoint with save_pretrained().")
+    return CheckpointInfo(path, model_type, labels, weights, sizes[adapter.layers_key], sizes[adapter.hidden_key])
 
 
 def _read_config(path: Path, option: str) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .adapters import ArchitectureAdapter, adapter_for
-from .checkpoint import inspect_checkpoint
+from .checkpoint import CheckpointInfo, inspect_checkpoint
 from .errors import MangaAssistInputError
 
 DEFAULT_MAX_LENGTH = 128
@@ -49,17 +49,31 @@ class ForwardResult:
 
 
 class IntentModel:
+    """A classifier with its tokenizer and labels.
+
+    Built from memory (IntentModel(hf_model, tokenizer)) or from a checkpoint folder
+    (IntentModel.load): then torch and the weights load on first use, so a run whose analyses all
+    come from the disk cache never imports torch. Labels, layer count and the content hash come
+    from the validated files.
+    """
+
     def __init__(self, hf_model, tokenizer, source: str = "<memory>", device: str = "cpu",
-                 max_length: int = DEFAULT_MAX_LENGTH, cache_dir: Path | None = None):
-        self.hf_model = hf_model.to(device).eval()
-        self.tokenizer = tokenizer
+                 max_length: int = DEFAULT_MAX_LENGTH, cache_dir: Path | None = None,
+                 checkpoint: CheckpointInfo | None = None):
+        self._hf_model = None if hf_model is None else hf_model.to(device).eval()
+        self._tokenizer = tokenizer
+        self._checkpoint = checkpoint  # set when the weights load lazily from this folder
         self.source = source
         self.device = device
         self.max_length = max_length
         self.cache_dir = cache_dir  # where activation sweeps persist between runs (None: memory only)
-        config = hf_model.config
-        self.adapter: ArchitectureAdapter = adapter_for(config.model_type, source)
-        self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
+        if checkpoint is not None:
+            model_type, labels = checkpoint.model_type, checkpoint.labels
+        else:
+            config = hf_model.config
+            model_type, labels = config.model_type, tuple(config.id2label[i] for i in range(config.num_labels))
+        self.adapter: ArchitectureAdapter = adapter_for(model_type, source)
+        self.labels: tuple[str, ...] = tuple(labels)
         self.label2id = {label: i for i, label in enumerate(self.labels)}
         self._content_hash: str | None = None
         self._memo: dict = {}
@@ -67,7 +81,12 @@ class IntentModel:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", option: str = "--model-path",
              cache_dir: Path | None = None) -> IntentModel:
+        """Validate the folder now; load the weights when first needed."""
         info = inspect_checkpoint(path, option)
+        return cls(None, None, source=str(info.path), device=device, cache_dir=cache_dir, checkpoint=info)
+
+    def _load_weights(self) -> None:
+        info = self._checkpoint
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -84,7 +103,19 @@ class IntentModel:
                 "Check that the weights match config.json (same architecture and sizes) and that the files are "
                 "complete; re-save with save_pretrained() if in doubt.",
             ) from None
-        return cls(hf_model, tokenizer, source=str(info.path), device=device, cache_dir=cache_dir)
+        self._hf_model, self._tokenizer = hf_model.to(self.device).eval(), tokenizer
+
+    @property
+    def hf_model(self):
+        if self._hf_model is None:
+            self._load_weights()
+        return self._hf_model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._load_weights()
+        return self._tokenizer
 
     # -- structure -------------------------------------------------------------------------
     @property
@@ -97,21 +128,33 @@ class IntentModel:
 
     @property
     def num_layers(self) -> int:
+        if self._checkpoint is not None:
+            return self._checkpoint.num_layers
         return len(self.layers)
 
     @property
     def hidden_size(self) -> int:
+        if self._checkpoint is not None:
+            return self._checkpoint.hidden_size
         return self.hf_model.config.hidden_size
 
     @property
     def content_hash(self) -> str:
-        """Hash of every parameter and buffer and of the tokenizer: the key for on-disk caches."""
+        """The key of on-disk caches: hash of the checkpoint's files, or of an in-memory model's
+        parameters, buffers and vocabulary."""
         if self._content_hash is None:
             digest = hashlib.sha256()
-            for name, tensor in sorted(self.hf_model.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            digest.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
+            if self._checkpoint is not None:
+                for file in self._checkpoint.content_files:
+                    digest.update(file.name.encode())
+                    with open(file, "rb") as fh:
+                        for block in iter(lambda: fh.read(1 << 22), b""):
+                            digest.update(block)
+            else:
+                for name, tensor in sorted(self.hf_model.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                digest.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
             self._content_hash = digest.hexdigest()[:16]
         return self._content_hash
 

@@ -27,6 +27,16 @@ def pytest_configure(config):
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Bad input met inside a test (a model that fails to load on first use, an unknown slice) is
+    reported as its message and fix, not as a traceback through the plugin."""
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, MangaAssistInputError):
+        report.longrepr = f"pytest-mangaassist: {call.excinfo.value}"
+    return report
+
+
 def pytest_report_header(config):
     settings = config.stash.get(SETTINGS, None)
     if settings is None or settings.model is None:
@@ -48,13 +58,10 @@ def _load(request, info, flag: str):
 
     if info is None:
         pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
-    cache = request.config.cache  # None with -p no:cacheprovider: sweeps then stay in memory
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider: memory only
     cache_dir = cache.mkdir("mangaassist") if cache is not None else None
-    try:
-        return IntentModel.load(info.path, device=request.config.stash[SETTINGS].device, option=flag,
-                                cache_dir=cache_dir)
-    except MangaAssistInputError as exc:
-        pytest.fail(f"pytest-mangaassist: {exc}", pytrace=False)
+    return IntentModel.load(info.path, device=request.config.stash[SETTINGS].device, option=flag,
+                            cache_dir=cache_dir)
 
 
 def _ini_key(flag: str) -> str:
