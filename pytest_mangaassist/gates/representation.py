@@ -6,6 +6,9 @@ dataset, cached on disk) and, when it fails, shows the whole per-layer table.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import numpy as np
 
 from ..analysis.cka import cka_per_layer
@@ -52,7 +55,7 @@ def assert_cka_above(model, other, layer: int, threshold: float, examples: Golde
     __tracebackhide__ = True
     layer = resolve_layer(layer, model.num_layers, "assert_cka_above")
     cka = cka_between(model, other, examples, debiased)
-    if cka[layer] != cka[layer]:
+    if math.isnan(cka[layer]):
         raise MangaAssistInputError(
             f"assert_cka_above: CKA is undefined at {layer_name(layer)}: the [CLS] state there is the same for "
             "every example.\n" + cka_table(cka, layer),
@@ -70,8 +73,8 @@ def assert_cka_above(model, other, layer: int, threshold: float, examples: Golde
 
 
 def probe_f1(model, examples: GoldenSet, seed: int = 0) -> ProbeResult:
-    counts = {intent: examples.intents.count(intent) for intent in set(examples.intents)}
-    scarce = {i: n for i, n in counts.items() if n < MIN_PROBE_EXAMPLES_PER_INTENT}
+    """probe_f1_per_layer on the sweep's [CLS] states, cached with the sweep (memory and disk)."""
+    scarce = {i: n for i, n in Counter(examples.intents).items() if n < MIN_PROBE_EXAMPLES_PER_INTENT}
     if scarce:
         raise MangaAssistInputError(
             f"Layer probes need at least {MIN_PROBE_EXAMPLES_PER_INTENT} examples per intent to train and score; "
