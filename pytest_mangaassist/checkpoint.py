@@ -32,7 +32,10 @@ class CheckpointInfo:
     def content_files(self) -> list[Path]:
         """The files whose bytes decide the model's outputs (weights, config, tokenizer)."""
         names = {self.weights_file.name, "config.json", *TOKENIZER_FILES, "special_tokens_map.json"}
-        return sorted(self.path / name for name in names if (self.path / name).is_file())
+        files = [self.path / name for name in names if (self.path / name).is_file()]
+        if self.weights_file.name.endswith(".index.json"):  # a sharded checkpoint: the shards hold the weights
+            files += self.path.glob("model-*.safetensors")
+        return sorted(files)
 
 
 def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> CheckpointInfo:
@@ -70,6 +73,9 @@ def _read_config(path: Path, option: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MangaAssistInputError(f"{config_file} is not valid JSON ({exc}).",
                                     "Re-save the checkpoint with save_pretrained().") from None
+    if not isinstance(config, dict):
+        raise MangaAssistInputError(f"{config_file} holds a JSON {type(config).__name__}, not an object.",
+                                    "Re-save the checkpoint with save_pretrained().")
     if "auto_map" in config:
         raise MangaAssistInputError(
             f"{config_file} asks for custom model code (auto_map); pytest-mangaassist never runs remote or custom code.",
@@ -92,6 +98,9 @@ def _labels(config: dict, path: Path) -> tuple[str, ...]:
         raise MangaAssistInputError(f"id2label in {path}/config.json has ids {sorted(by_id)}, not 0..{len(by_id) - 1}.",
                                     "Number the labels 0..n-1 in the order of the classifier's output rows.")
     labels = tuple(by_id[i] for i in range(len(by_id)))
+    if not all(isinstance(label, str) and label for label in labels):
+        raise MangaAssistInputError(f"id2label in {path}/config.json has labels that are not names: {list(labels)}.",
+                                    "Map every id to its intent name, e.g. {\"0\": \"product_discovery\"}.")
     if len(set(labels)) != len(labels):
         raise MangaAssistInputError(f"id2label in {path}/config.json repeats a label: {list(labels)}.",
                                     "Give every output row its own intent name.")

@@ -90,19 +90,25 @@ class IntentModel:
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        fix = ("Check that the weights match config.json (same architecture and sizes) and that the files are "
+               "complete; re-save with save_pretrained() if in doubt.")
         try:
-            hf_model = AutoModelForSequenceClassification.from_pretrained(
+            hf_model, loading = AutoModelForSequenceClassification.from_pretrained(
                 info.path, local_files_only=True, trust_remote_code=False,
                 use_safetensors=info.weights_file.name.startswith("model.safetensors"),
-                attn_implementation="eager",
+                attn_implementation="eager", output_loading_info=True,
             )
             tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True, trust_remote_code=False)
         except Exception as exc:  # transformers raises many types for one cause: an unloadable folder
             raise MangaAssistInputError(
-                f"The checkpoint {info.path} could not be loaded: {type(exc).__name__}: {exc}",
-                "Check that the weights match config.json (same architecture and sizes) and that the files are "
-                "complete; re-save with save_pretrained() if in doubt.",
-            ) from None
+                f"The checkpoint {info.path} could not be loaded: {type(exc).__name__}: {exc}", fix) from None
+        # transformers fills weights missing from the file with random values and only logs it:
+        # a model that is partly random must not be tested as if it were the trained one
+        missing = sorted(loading["missing_keys"]) + sorted(str(k) for k in loading["mismatched_keys"])
+        if missing:
+            raise MangaAssistInputError(
+                f"The weights in {info.weights_file} lack {len(missing)} tensor(s) the {info.model_type} model "
+                f"needs, e.g. {', '.join(missing[:4])}; loading would leave them random.", fix)
         self._hf_model, self._tokenizer = hf_model.to(self.device).eval(), tokenizer
 
     @property

@@ -155,3 +155,27 @@ def test_cuda_without_a_gpu(pytester):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU, so --device cuda is valid here")
     assert_usage_error(run(pytester, "--device", "cuda"), "no CUDA device")
+
+
+def test_weights_missing_a_layer_are_not_silently_randomised(pytester, model_copy):
+    folder = model_copy()
+    state = load_file(folder / "model.safetensors")
+    del state["distilbert.transformer.layer.1.ffn.lin2.weight"]
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    result = run(pytester, "--model-path", folder)
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "lack 1 tensor(s)" in out and "layer.1.ffn.lin2.weight" in out and "fix:" in out
+    assert "Traceback" not in out
+
+
+def test_config_that_is_not_an_object(pytester, model_copy):
+    folder = model_copy()
+    (folder / "config.json").write_text("[1, 2]")
+    assert_usage_error(run(pytester, "--model-path", folder), "not an object")
+
+
+def test_labels_that_are_not_names(pytester, model_copy):
+    folder = model_copy()
+    edit_config(folder, id2label={str(i): i for i in range(10)})
+    assert_usage_error(run(pytester, "--model-path", folder), "not names")
