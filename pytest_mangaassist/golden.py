@@ -104,17 +104,39 @@ def load_golden_set(path: str | Path) -> GoldenSet:
             f"The golden set {path} does not exist or is not a file.",
             "Pass --golden-set with the path of a JSON Lines file (one {\"text\": ..., \"intent\": ...} per line).",
         )
-    examples = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    examples, first_line = [], {}
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            line = _decode(raw, number, path)
             if line.strip():
-                examples.append(_parse_line(line, number, path))
+                example = _parse_line(line, number, path)
+                _check_consistent(example, number, first_line, path)
+                examples.append(example)
     if not examples:
         raise MangaAssistInputError(
             f"The golden set {path} holds no examples.",
             "Add one JSON object per line: {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
         )
     return GoldenSet.from_examples(examples, str(path))
+
+
+def _decode(raw: bytes, number: int, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise MangaAssistInputError(f"{path}, line {number} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                                    "Save the golden set as UTF-8.") from None
+
+
+def _check_consistent(example: GoldenExample, number: int, first_line: dict, path: Path) -> None:
+    """The same message labelled with two different intents is a contradiction, not data."""
+    previous = first_line.setdefault(example.text, (number, example.intent))
+    if previous[1] != example.intent:
+        raise MangaAssistInputError(
+            f"{path}: line {number} labels {example.text!r} as {example.intent!r}, line {previous[0]} as "
+            f"{previous[1]!r}.",
+            "Keep one label per message; list a secondary intent in \"also\".",
+        )
 
 
 def _parse_line(line: str, number: int, path: Path) -> GoldenExample:

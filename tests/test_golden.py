@@ -61,9 +61,24 @@ def test_unknown_slice_is_an_error_not_an_empty_pass(tmp_path):
 
 
 def test_label_checks(tmp_path):
-    golden = load_lines(tmp_path, *[f'{{"text": "x", "intent": "{i}"}}' for i in INTENTS])
+    golden = load_lines(tmp_path, *[f'{{"text": "x{n}", "intent": "{i}"}}' for n, i in enumerate(INTENTS)])
     check_labels_match(golden, INTENTS, "m")
     with pytest.raises(MangaAssistInputError, match="none for: extra"):
         check_labels_match(golden, INTENTS + ("extra",), "m")
     with pytest.raises(MangaAssistInputError, match="'chitchat'"):
         check_labels_match(golden, INTENTS[:-1], "m")
+
+
+def test_byte_order_mark_is_tolerated_and_bad_encoding_is_named(tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "hi", "intent": "chitchat"}\n')
+    assert load_golden_set(path).texts == ["hi"]
+    path.write_bytes(b'{"text": "hi", "intent": "chitchat"}\n{"text": "caf\xe9", "intent": "chitchat"}\n')
+    with pytest.raises(MangaAssistInputError, match="line 2 is not UTF-8"):
+        load_golden_set(path)
+
+
+def test_one_message_with_two_labels_is_a_contradiction(tmp_path):
+    with pytest.raises(MangaAssistInputError, match="line 3 labels 'hi' as 'escalation', line 1 as 'chitchat'"):
+        load_lines(tmp_path, '{"text": "hi", "intent": "chitchat"}', '{"text": "ok", "intent": "chitchat"}',
+                   '{"text": "hi", "intent": "escalation"}')
