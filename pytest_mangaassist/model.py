@@ -188,10 +188,10 @@ class IntentModel:
                 batch = self.encode([texts[i] for i in idx])
                 out = self.hf_model(**batch, output_hidden_states=want_states, output_attentions=attentions)
                 logits[idx] = out.logits.float().cpu().numpy()
-                if want_states:
+                if cls_states:  # copy out position 0 only, not every token's state
+                    cls[idx] = torch.stack([h[:, 0] for h in out.hidden_states], dim=1).float().cpu().numpy()
+                if hidden_states:
                     stacked = torch.stack(out.hidden_states, dim=1).float().cpu().numpy()  # (b, L+1, t, d)
-                    if cls_states:
-                        cls[idx] = stacked[:, :, 0, :]
                 if hidden_states or attentions:
                     mask_lengths = batch["attention_mask"].sum(dim=1).tolist()
                     att = torch.stack(out.attentions, dim=1).float().cpu().numpy() if attentions else None
