@@ -55,7 +55,7 @@ def save_arrays(cache_dir: Path | None, name: str, arrays: dict[str, np.ndarray]
 
 def cached_on_model(model, kind: str, parts: tuple[str, ...], compute) -> dict[str, np.ndarray]:
     """compute() -> arrays, once per model instance and once per disk cache, keyed by the model's
-    weights hash, its tokenizer length and parts (data hash, seed, format version...)."""
+    content hash, its tokenizer length and parts (data hash, seed, format version...)."""
     key = content_key(kind, model.content_hash, str(model.max_length), *parts)
 
     def load_or_compute() -> dict[str, np.ndarray]:

@@ -82,7 +82,11 @@ class IntentModel:
     def load(cls, path: str | Path, device: str = "cpu", option: str = "--model-path",
              cache_dir: Path | None = None) -> IntentModel:
         """Validate the folder now; load the weights when first needed."""
-        info = inspect_checkpoint(path, option)
+        return cls.from_checkpoint(inspect_checkpoint(path, option), device, cache_dir)
+
+    @classmethod
+    def from_checkpoint(cls, info: CheckpointInfo, device: str = "cpu", cache_dir: Path | None = None) -> IntentModel:
+        """A model of a folder that inspect_checkpoint has already validated (the plugin did, at configure)."""
         return cls(None, None, source=str(info.path), device=device, cache_dir=cache_dir, checkpoint=info)
 
     def _load_weights(self) -> None:

@@ -60,8 +60,7 @@ def _load(request, info, flag: str):
         pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
     cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider: memory only
     cache_dir = cache.mkdir("mangaassist") if cache is not None else None
-    return IntentModel.load(info.path, device=request.config.stash[SETTINGS].device, option=flag,
-                            cache_dir=cache_dir)
+    return IntentModel.from_checkpoint(info, device=request.config.stash[SETTINGS].device, cache_dir=cache_dir)
 
 
 def _ini_key(flag: str) -> str:

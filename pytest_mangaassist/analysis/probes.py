@@ -39,7 +39,6 @@ def probe_f1_per_layer(cls_states: np.ndarray, labels, test_size: float = 0.3, s
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
     from threadpoolctl import threadpool_limits
 
     labels = np.asarray(labels)

@@ -1,8 +1,9 @@
 """The activation sweep: one batched, no-grad forward pass per (model, texts), shared by every gate.
 
 It yields the logits and the [CLS] state of every layer (embeddings first). Results are kept on
-the model for the session and on disk under model.cache_dir, keyed by the hash of the weights,
-the texts and the tokenizer length, so a second pytest run (or an xdist worker) reuses them.
+the model for the session and on disk under model.cache_dir, keyed by the model's content hash
+(checkpoint files, or in-memory weights and vocabulary), the texts and the tokenizer length,
+so a second pytest run (or an xdist worker) reuses them.
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ def probe_f1(model, examples: GoldenSet, seed: int = 0) -> ProbeResult:
             f"{examples.source} has {scarce}.",
             "Probe on a larger labelled set (e.g. the validation set, --validation-set).",
         )
+
     def compute() -> dict:
         cls_states = activation_sweep(model, examples.texts).cls_states
         result = probe_f1_per_layer(cls_states, examples.intents, seed=seed)
