@@ -3,20 +3,31 @@ encoder, where does the intent decision form, and which layer carries it causall
 
 Measured on the validation set (--validation-set, 5,500 messages for the reference model):
   1. linear CKA of each layer's [CLS] states, pre-trained vs fine-tuned;
-  2. macro-F1 of a logistic-regression probe on each layer's [CLS] states;
+  2. macro-F1 of a logistic-regression probe on each layer's [CLS] states, with its 95% bootstrap
+     interval and its selectivity against a control task (Hewitt & Liang, 2019: labels keyed to the
+     message's first word, which only memorising surface identity can predict);
   3. activation patching: share of the model's errors corrected by one layer's [CLS] state
-     from a correctly classified message of the true intent.
-The three tables are printed in the run's summary. Thresholds: see each test.
+     from a correctly classified message of the true intent;
+  4. the logit lens: the model's own head on every layer's [CLS] state, where each decision forms.
+The tables are printed in the run's summary. Thresholds: see each test.
 """
 
+import pytest
+
 from pytest_mangaassist import (assert_cka_above, assert_patching_recovers, assert_probe_f1_above, cka_between,
-                                cka_table, patching, probe_f1)
+                                cka_table, decision_lens, patching, probe_f1)
+
+pytestmark = pytest.mark.gate("quarterly")  # tier: when a regression is unexplained
 
 # Measured on the reference model (three builds): top-layer CKA vs pre-trained 0.50-0.51, probe F1 at
-# the top 0.97-0.99, patching at layer 5 corrects 8-9% of errors. The same model with its top layer
-# re-initialised: CKA 0.36, probe F1 0.93-0.945, validation accuracy 0.18, so these floors catch it.
+# the top 0.97-0.99 (this build: 0.977 [0.968, 0.985] over 1,650 held-out messages, control F1 0.48,
+# selectivity 0.50; layer 1 F1 0.85 but control 0.66, selectivity 0.19), patching at layer 5 corrects 8-9%
+# of errors. The same model with its top layer re-initialised: CKA 0.36, probe F1 0.93-0.945, validation
+# accuracy 0.18, so these floors catch it; the probe floor is on the interval's lower bound, so a
+# point estimate a hair above 0.95 by chance does not pass.
 TOP_LAYER_CKA_FLOOR = 0.42
 TOP_LAYER_PROBE_F1_FLOOR = 0.95
+TOP_LAYER_PROBE_SELECTIVITY_FLOOR = 0.4
 PATCHING_SECOND_TO_TOP_FLOOR = 0.05
 
 
@@ -37,11 +48,19 @@ def test_top_layer_adapted_without_being_replaced(intent_model, pretrained_model
 
 def test_intent_is_linearly_readable_at_the_top(intent_model, validation_set, mangaassist_record):
     mangaassist_record("probe macro-F1 per layer ([CLS], validation set)", probe_f1(intent_model, validation_set).table())
-    assert_probe_f1_above(intent_model, -1, TOP_LAYER_PROBE_F1_FLOOR, validation_set)
+    assert_probe_f1_above(intent_model, -1, TOP_LAYER_PROBE_F1_FLOOR, validation_set, bound="lower",
+                          min_selectivity=TOP_LAYER_PROBE_SELECTIVITY_FLOOR)
 
 
 def test_decision_is_carried_by_the_top_layers(intent_model, validation_set, mangaassist_record):
     result = patching(intent_model, validation_set)
     mangaassist_record(f"activation patching at [CLS] ({result.n_errors} validation errors)", result.table())
+    # Logit lens, measured: below the top layer the fine-tuned head reads "escalation" for every message, so
+    # no decision is readable by the model's own head before layer 6 (the probes show the information is
+    # there, in a basis the head does not read). Recorded as the reference for the next retrain; a suite
+    # that expects earlier decisions gates them with assert_decision_forms_by(intent_model, layer, ...).
+    lens = decision_lens(intent_model, validation_set)
+    mangaassist_record("logit lens: share of decisions formed by each layer (validation set)",
+                       lens.table([i for i in intent_model.labels if i in lens.counts()], min_share=0.9))
     assert_patching_recovers(intent_model, -1, 1.0, validation_set)  # the top [CLS] state is the decision
     assert_patching_recovers(intent_model, -2, PATCHING_SECOND_TO_TOP_FLOOR, validation_set)

@@ -1,13 +1,31 @@
-"""Architecture adapters: where the embedding module and the encoder layers live in each family.
+"""Architecture adapters: where the embedding module and the encoder layers live in each family, and
+how its classification head turns a [CLS] state into logits.
 
 Analyses (hooks for patching, captum layers) talk to an adapter, never to `model.distilbert...`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import MangaAssistInputError
+
+
+def _distilbert_head(model, cls):
+    # DistilBertForSequenceClassification.forward inlines this (no head module to call): pre_classifier,
+    # ReLU, dropout (a no-op in eval), classifier
+    import torch
+
+    return model.classifier(torch.relu(model.pre_classifier(cls)))
+
+
+def _bert_head(model, cls):
+    return model.classifier(model.bert.pooler(cls[:, None, :]))  # the pooler reads position 0: dense + tanh
+
+
+def _roberta_head(model, cls):
+    return model.classifier(cls[:, None, :])  # RobertaClassificationHead reads position 0: dense, tanh, out_proj
 
 
 @dataclass(frozen=True)
@@ -17,6 +35,11 @@ class ArchitectureAdapter:
     layers_path: tuple[str, ...]  # from the encoder submodule to the list of encoder layers
     layers_key: str  # config.json keys of the layer count and the hidden size
     hidden_key: str
+    head_fn: Callable  # (hf_model, [CLS] states (n, hidden) tensor) -> logits (n, labels)
+
+    def head(self, model, cls_states):
+        """The model's own classification head applied to [CLS] states (of any layer: the logit lens)."""
+        return self.head_fn(model, cls_states)
 
     def base(self, model):
         return getattr(model, self.base_attr)
@@ -32,9 +55,11 @@ class ArchitectureAdapter:
 
 
 ADAPTERS = {
-    "distilbert": ArchitectureAdapter("distilbert", "distilbert", ("transformer", "layer"), "n_layers", "dim"),
-    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer"), "num_hidden_layers", "hidden_size"),
-    "roberta": ArchitectureAdapter("roberta", "roberta", ("encoder", "layer"), "num_hidden_layers", "hidden_size"),
+    "distilbert": ArchitectureAdapter("distilbert", "distilbert", ("transformer", "layer"), "n_layers", "dim",
+                                      _distilbert_head),
+    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer"), "num_hidden_layers", "hidden_size", _bert_head),
+    "roberta": ArchitectureAdapter("roberta", "roberta", ("encoder", "layer"), "num_hidden_layers", "hidden_size",
+                                   _roberta_head),
 }
 
 

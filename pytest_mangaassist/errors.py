@@ -36,6 +36,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.2e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+
+
 class GateFailure(AssertionError):
     """A gate measured a value on the wrong side of its threshold.
 
@@ -63,10 +69,7 @@ class GateFailure(AssertionError):
         self.hint = hint
 
     def __str__(self) -> str:
-        headline = (
-            f"{self.gate}: {self.metric} = {self.value:.4f}, "
-            f"required {self.comparison} {self.threshold:.4f}"
-        )
+        headline = f"{self.gate}: {self.metric} = {_number(self.value)}, required {self.comparison} {_number(self.threshold)}"
         parts = [headline]
         if self.evidence:
             parts.append(self.evidence)

@@ -17,6 +17,7 @@ import numpy as np
 from .adapters import ArchitectureAdapter, adapter_for
 from .checkpoint import CheckpointInfo, inspect_checkpoint
 from .errors import MangaAssistInputError
+from .progress import progress
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -186,12 +187,13 @@ class IntentModel:
         tokens: list = [None] * len(texts) if hidden_states else None
         attn: list = [None] * len(texts) if attentions else None
         want_states = cls_states or hidden_states
-        with torch.inference_mode():
+        with torch.inference_mode(), progress(f"forward pass, {Path(self.source).name}", len(texts)) as shown:
             for start in range(0, len(texts), batch_size):
                 idx = order[start:start + batch_size]
                 batch = self.encode([texts[i] for i in idx])
                 out = self.hf_model(**batch, output_hidden_states=want_states, output_attentions=attentions)
                 logits[idx] = out.logits.float().cpu().numpy()
+                shown.tick(len(idx))
                 if cls_states:  # copy out position 0 only, not every token's state
                     cls[idx] = torch.stack([h[:, 0] for h in out.hidden_states], dim=1).float().cpu().numpy()
                 if hidden_states:

@@ -6,13 +6,19 @@ the plugin installed costs unrelated pytest runs nothing.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import pytest
 
 from .errors import MangaAssistInputError
 from .settings import Settings, add_options, load_settings
 
 SETTINGS = pytest.StashKey[Settings]()
+BASELINE = pytest.StashKey["BaselineStore"]()
+RUN_LOG = pytest.StashKey["RunLog"]()
 RECORD_PREFIX = "mangaassist: "
+GATE_PROPERTY = "mangaassist-gate"  # user_properties key of a GateRecord (JSON): reaches JUnit XML and xdist
 
 
 def pytest_addoption(parser):
@@ -21,10 +27,64 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
+    from .baseline import BaselineStore
+    from .reports import RunLog
+
+    config.addinivalue_line("markers", "gate(*tiers): the gate tiers this test belongs to (e.g. monthly, quarterly, "
+                                       "release); select with --gate-tier")
     try:
-        config.stash[SETTINGS] = load_settings(config)
+        settings = config.stash[SETTINGS] = load_settings(config)
+        config.stash[BASELINE] = BaselineStore.load(settings.baseline_file, settings.update_baseline)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
+    config.stash[RUN_LOG] = RunLog()
+    config.pluginmanager.register(RunLogger(config.stash[RUN_LOG]), "mangaassist-runlog")
+
+
+def pytest_collection_modifyitems(config, items):
+    """--gate-tier: keep the tests marked with a selected tier (and every unmarked test)."""
+    tiers = config.stash[SETTINGS].tiers
+    if not tiers:
+        return
+    keep, drop = [], []
+    for item in items:
+        marks = [m for m in item.iter_markers("gate")]
+        marked = {str(t) for m in marks for t in (*m.args, *([m.kwargs["tier"]] if "tier" in m.kwargs else []))}
+        (keep if not marks or marked & set(tiers) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Collect the gates' records, show long analyses' progress and make the baseline available."""
+    from .baseline import _active
+    from .progress import showing_progress
+    from .records import collecting
+
+    token = _active.set(item.config.stash[BASELINE])
+    try:
+        with collecting() as records, showing_progress(_progress_writer(item.config)):
+            try:
+                return (yield)
+            finally:  # on the item, so the call and teardown reports (JUnit XML reads the latter) carry them
+                item.user_properties += [(GATE_PROPERTY, r.to_json()) for r in records]
+    finally:
+        _active.reset(token)
+
+
+def _progress_writer(config):
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if terminal is None or config.get_verbosity() < 0 or hasattr(config, "workerinput"):
+        return None
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            terminal.write_line(line)
+
+    return write
 
 
 @pytest.hookimpl(wrapper=True)
@@ -37,6 +97,67 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+class RunLogger:
+    """Gathers outcomes, gate records and tables from every test report; registered per session because
+    pytest_runtest_logreport receives no config. In the xdist controller it sees the workers' reports."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def pytest_runtest_logreport(self, report):
+        from .records import GateRecord
+        from .reports import TestEntry
+
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        entry = self.log.tests.setdefault(report.nodeid, TestEntry(report.nodeid, report.outcome, 0.0))
+        entry.outcome = ("error" if report.when == "setup" and report.failed else
+                         ("xfailed" if report.skipped else "xpassed") if hasattr(report, "wasxfail") else report.outcome)
+        entry.duration += report.duration
+        entry.records += [GateRecord.from_json(v) for k, v in report.user_properties if k == GATE_PROPERTY]
+        entry.tables += [(k[len(RECORD_PREFIX):], v) for k, v in report.user_properties if k.startswith(RECORD_PREFIX)]
+        if report.failed:
+            entry.message = _failure_text(report)
+
+
+def _failure_text(report) -> str:
+    text = getattr(report, "longreprtext", "") or str(report.longrepr)
+    lines = [line[2:] if line.startswith("E ") else line for line in text.splitlines() if line.startswith("E ")]
+    return "\n".join(lines) if lines else text[-4000:]
+
+
+def pytest_sessionfinish(session):
+    """Write the baseline (--mangaassist-update-baseline) and the reports, once, in the controller."""
+    config = session.config
+    if hasattr(config, "workerinput") or SETTINGS not in config.stash:
+        return
+    from .reports import file_hash, results, write_reports
+
+    settings, log = config.stash[SETTINGS], config.stash[RUN_LOG]
+    if settings.update_baseline:
+        measured = {r.data["metric_name"]: r.value for _, r in log.records if r.family == "regression"}
+        if measured:
+            config.stash[BASELINE].write(measured)
+    if settings.report_dir is not None:
+        inputs = {"model": str(settings.model.path) if settings.model else None,
+                  "model hash": _model_hash(settings.model),
+                  "golden set": str(settings.golden_set.source) if settings.golden_set else None,
+                  "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
+                  "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None,
+                  "baseline model": str(settings.baseline.path) if settings.baseline else None,
+                  "onnx": str(settings.onnx_path) if settings.onnx_path else "exported by the plugin",
+                  "serving artifact": str(settings.serving_artifact) if settings.serving_artifact else "compiled by the plugin"}
+        write_reports(settings.report_dir, results(log, inputs))
+
+
+def _model_hash(info) -> str | None:
+    if info is None:
+        return None
+    from .model import IntentModel
+
+    return IntentModel.from_checkpoint(info).content_hash  # hashes the files; loads no weights
+
+
 def pytest_report_header(config):
     settings = config.stash.get(SETTINGS, None)
     if settings is None or settings.model is None:
@@ -45,6 +166,11 @@ def pytest_report_header(config):
              f"{len(settings.model.labels)} labels)"]
     if settings.golden_set is not None:
         lines.append(f"mangaassist: golden set {settings.golden_set.source} ({len(settings.golden_set)} examples)")
+    for what, path in (("onnx", settings.onnx_path), ("serving artifact", settings.serving_artifact)):
+        if path is not None:
+            lines.append(f"mangaassist: {what} {path}")
+    if settings.tiers:
+        lines.append(f"mangaassist: gate tiers {', '.join(settings.tiers)}")
     return lines
 
 
@@ -67,10 +193,41 @@ def _ini_key(flag: str) -> str:
     return "mangaassist_" + flag.lstrip("-").replace("-", "_")
 
 
+def _warn_if_batch_dependent(model, settings) -> None:
+    """Every sweep batches and pads; the gates read each row as if the message ran alone. Checked once
+    per model (and cached on disk by weight hash, so a warm run loads no weights for it)."""
+    import warnings
+
+    import numpy as np
+
+    from .analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
+    from .cache import cached_on_model, texts_hash
+
+    if settings.golden_set is None:
+        return
+    texts = settings.golden_set.texts
+
+    def compute() -> dict:
+        result = batch_invariance(model, texts)
+        return {"conditions": np.array(list(result.max_abs_diff)), "diffs": np.array(list(result.max_abs_diff.values())),
+                "changes": np.array([list(c) for c in result.route_changes], dtype=str).reshape(-1, 4),
+                "n_texts": np.array(result.n_texts)}
+
+    arrays = cached_on_model(model, "invariance", ("invariance-1", texts_hash(texts)), compute)
+    result = InvarianceResult(TOLERANCE, int(arrays["n_texts"]),
+                              dict(zip(map(str, arrays["conditions"]), map(float, arrays["diffs"]))),
+                              tuple(tuple(map(str, row)) for row in arrays["changes"]))
+    if not result.ok:
+        warnings.warn(pytest.PytestWarning(result.warning(model.source)))
+
+
 @pytest.fixture(scope="session")
 def intent_model(request, mangaassist_settings):
-    """The model under test (--model-path), loaded once per session."""
-    return _load(request, mangaassist_settings.model, "--model-path")
+    """The model under test (--model-path), loaded once per session; warns if its logits depend on
+    batch composition or padding."""
+    model = _load(request, mangaassist_settings.model, "--model-path")
+    _warn_if_batch_dependent(model, mangaassist_settings)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +244,9 @@ def pretrained_model(request, mangaassist_settings):
 @pytest.fixture(scope="session")
 def baseline_model(request, mangaassist_settings):
     """The model in production now (--baseline-path)."""
-    return _load(request, mangaassist_settings.baseline, "--baseline-path")
+    model = _load(request, mangaassist_settings.baseline, "--baseline-path")
+    _warn_if_batch_dependent(model, mangaassist_settings)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +266,43 @@ def validation_set(mangaassist_settings):
     return mangaassist_settings.validation_set
 
 
+def _artifact_dir(request) -> Path:
+    """Where exports made for this session are kept: pytest's cache (reused by later runs and shared
+    by xdist workers, keyed by the model's content hash), else a session temporary folder."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return cache.mkdir("mangaassist")
+    return request.getfixturevalue("tmp_path_factory").mktemp("mangaassist-exports")
+
+
+@pytest.fixture(scope="session")
+def onnx_model(request, mangaassist_settings, intent_model):
+    """The ONNX graph under test (--onnx-path), else the model under test exported once (cached by
+    weight hash), loaded in onnxruntime."""
+    from .export import cached_onnx_export
+    from .runtimes import OnnxModel, check_artifact_matches
+
+    path = mangaassist_settings.onnx_path
+    loaded = OnnxModel.load(path) if path else OnnxModel.load(cached_onnx_export(intent_model, _artifact_dir(request)),
+                                                                exported_here=True)
+    check_artifact_matches(loaded, intent_model, "--onnx-path")
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def serving_artifact(request, mangaassist_settings, intent_model):
+    """The compiled serving artifact (--serving-artifact / --neuron-path), else the model under test
+    compiled once (torch_neuronx where installed, else torch.jit.trace; cached by weight hash)."""
+    from .export import cached_serving_artifact
+    from .runtimes import ServingArtifact, check_artifact_matches
+
+    path = mangaassist_settings.serving_artifact
+    loaded = (ServingArtifact.load(path) if path else
+              ServingArtifact.load(cached_serving_artifact(intent_model, _artifact_dir(request)), compiled_here=True))
+    check_artifact_matches(loaded, intent_model, "--serving-artifact")
+    return loaded
+
+
 @pytest.fixture
 def mangaassist_record(request):
     """record(title, table): show a table of figures in the run's summary (and as a JUnit property).
@@ -121,14 +317,32 @@ def mangaassist_record(request):
 
 
 def pytest_terminal_summary(terminalreporter):
-    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
-               if getattr(r, "when", None) == "call"]
-    tables = [(name[len(RECORD_PREFIX):], value) for r in reports for name, value in r.user_properties
-              if name.startswith(RECORD_PREFIX)]
-    if not tables:
+    config = terminalreporter.config
+    if RUN_LOG not in config.stash:
         return
-    terminalreporter.section("mangaassist figures")
-    for title, table in tables:
-        terminalreporter.write_line(title)
-        terminalreporter.write_line(table)
-        terminalreporter.write_line("")
+    from .reports import baseline_moves, gate_tables
+
+    log, settings = config.stash[RUN_LOG], config.stash[SETTINGS]
+    families = gate_tables(log)
+    if families:
+        terminalreporter.section("mangaassist gates")
+        for family, table in families:
+            terminalreporter.write_line(f"{family}:")
+            terminalreporter.write_line(table)
+            terminalreporter.write_line("")
+    tables = [table for entry in log.tests.values() for table in entry.tables]
+    if tables:
+        terminalreporter.section("mangaassist figures")
+        for title, table in tables:
+            terminalreporter.write_line(title)
+            terminalreporter.write_line(table)
+            terminalreporter.write_line("")
+    moves = baseline_moves(log)
+    if moves:
+        terminalreporter.section("mangaassist baseline")
+        terminalreporter.write_line(moves)
+        if settings.update_baseline:
+            terminalreporter.write_line(f"baseline written to {settings.baseline_file}: commit it with the suite")
+    if settings.report_dir is not None:
+        terminalreporter.write_line(f"mangaassist report: {settings.report_dir / 'report.html'} "
+                                    f"(figures: {settings.report_dir / 'results.json'})")

@@ -23,6 +23,7 @@ class Option:
     aliases: tuple[str, ...] = ()
     choices: tuple[str, ...] | None = None
     default: str | None = None
+    kind: str = "path"  # path (resolved against the ini file's folder or the working directory), text, flag
 
     @property
     def dest(self) -> str:
@@ -40,9 +41,17 @@ OPTIONS = (
     Option("--golden-set", "golden set, JSON Lines of {text, intent, slice?, also?} (else the suite's default)",
            "FILE"),
     Option("--validation-set", "larger labelled set (same format) for layer probes, CKA and patching", "FILE"),
-    Option("--device", "device to run the models on", "{cpu,cuda}", choices=("cpu", "cuda"), default="cpu"),
+    Option("--device", "device to run the models on", "{cpu,cuda}", choices=("cpu", "cuda"), default="cpu",
+           kind="text"),
     Option("--mangaassist-report", "folder for results.json and report.html", "DIR"),
+    Option("--gate-tier", "run only tests marked @pytest.mark.gate(tier) with one of these comma-separated tiers "
+           "(e.g. monthly,release); unmarked tests always run", "TIERS", kind="text"),
+    Option("--mangaassist-baseline-file", "baseline figures for assert_no_regression "
+           "(default: mangaassist-baseline.json next to the ini file)", "FILE"),
+    Option("--mangaassist-update-baseline", "store this run's figures as the new baseline instead of comparing",
+           kind="flag"),
 )
+DEFAULT_BASELINE_FILE = "mangaassist-baseline.json"
 
 
 @dataclass(frozen=True)
@@ -56,17 +65,24 @@ class Settings:
     validation_set: GoldenSet | None = None
     device: str = "cpu"
     report_dir: Path | None = None
+    tiers: tuple[str, ...] | None = None  # None: every test runs
+    baseline_file: Path | None = None
+    update_baseline: bool = False
 
 
 def add_options(parser) -> None:
     group = parser.getgroup("mangaassist", "pytest-mangaassist: post-training gates for intent classifiers")
     for option in OPTIONS:
-        kwargs = {"dest": option.dest, "default": None, "metavar": option.metavar,
-                  "help": f"{option.help} [ini: {option.dest}]"}
+        kwargs = {"dest": option.dest, "default": None, "help": f"{option.help} [ini: {option.dest}]"}
+        if option.kind == "flag":
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = option.metavar
         if option.choices:
             kwargs["choices"] = option.choices
         group.addoption(option.flag, *option.aliases, **kwargs)
-        parser.addini(option.dest, option.help, default=option.default)
+        parser.addini(option.dest, option.help, type="bool" if option.kind == "flag" else "string",
+                      default=False if option.kind == "flag" else option.default)
 
 
 def _raw(config, option: Option) -> tuple[str | None, Path]:
@@ -74,9 +90,7 @@ def _raw(config, option: Option) -> tuple[str | None, Path]:
     value = config.getoption(option.dest)
     if value is not None:
         return value, Path(config.invocation_params.dir)
-    value = config.getini(option.dest)
-    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-    return (value or None), base
+    return (config.getini(option.dest) or None), _ini_folder(config)
 
 
 def _path(config, option: Option) -> Path | None:
@@ -93,7 +107,7 @@ def _existing_file(path: Path | None, flag: str) -> Path | None:
 
 def load_settings(config) -> Settings:
     by_flag = {option.flag: option for option in OPTIONS}
-    paths = {flag: _path(config, option) for flag, option in by_flag.items() if flag != "--device"}
+    paths = {flag: _path(config, option) for flag, option in by_flag.items() if option.kind == "path"}
     model = paths["--model-path"] and inspect_checkpoint(paths["--model-path"], "--model-path")
     pretrained = paths["--pretrained-path"] and inspect_checkpoint(paths["--pretrained-path"], "--pretrained-path")
     baseline = paths["--baseline-path"] and inspect_checkpoint(paths["--baseline-path"], "--baseline-path")
@@ -127,4 +141,21 @@ def load_settings(config) -> Settings:
         validation_set=validation or None,
         device=device,
         report_dir=paths["--mangaassist-report"],
+        tiers=_tiers(_raw(config, by_flag["--gate-tier"])[0]),
+        baseline_file=paths["--mangaassist-baseline-file"] or _ini_folder(config) / DEFAULT_BASELINE_FILE,
+        update_baseline=bool(config.getoption("mangaassist_update_baseline") or config.getini("mangaassist_update_baseline")),
     )
+
+
+def _ini_folder(config) -> Path:
+    return Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+
+
+def _tiers(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    tiers = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not tiers:
+        raise MangaAssistInputError(f"--gate-tier {value!r} names no tier.",
+                                    "Pass comma-separated tier names, e.g. --gate-tier monthly,release.")
+    return tiers

@@ -8,5 +8,6 @@ python -m pytest_mangaassist.reference build --out "$REFERENCE"
 exec python -m pytest example_suite \
     --model-path="$REFERENCE/finetuned" \
     --pretrained-path="$REFERENCE/pretrained" \
+    --baseline-path="$REFERENCE/previous" \
     --validation-set="$REFERENCE/data/valid.jsonl" \
     "$@"

@@ -7,6 +7,8 @@ import pytest
 
 from pytest_mangaassist import GateFailure, IntentModel, assert_accuracy_above, assert_recall_above, load_golden_set
 from pytest_mangaassist.analysis.classification import evaluate
+from pytest_mangaassist.errors import MangaAssistInputError
+from pytest_mangaassist.gates.classification import assert_batch_invariant, assert_macro_f1_above
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,76 @@ def test_unknown_intent_in_recall_gate_is_an_input_error(loaded):
     model, golden = loaded
     with pytest.raises(MangaAssistInputError, match="refund"):
         assert_recall_above(model, golden, 0.5, intents=["refund"])
+
+
+def test_rates_carry_their_exact_interval(loaded):
+    from scipy.stats import beta
+
+    model, golden = loaded
+    accuracy = assert_accuracy_above(model, golden, 0.0)
+    k, n = round(accuracy * len(golden)), len(golden)
+    assert accuracy.n == n and accuracy.low == pytest.approx(beta.ppf(0.025, k, n - k + 1))
+    assert accuracy.high == pytest.approx(beta.ppf(0.975, k + 1, n - k))
+    for intent, rate in assert_recall_above(model, golden, 0.0).items():
+        assert rate.n == golden.intents.count(intent) and rate.low <= rate <= rate.high
+
+
+def test_lower_bound_gate_fails_between_the_bound_and_the_estimate_and_shows_the_interval(loaded):
+    model, golden = loaded
+    accuracy = assert_accuracy_above(model, golden, 0.0)
+    between = (accuracy.low + accuracy) / 2
+    assert assert_accuracy_above(model, golden, between) == accuracy  # the point estimate clears it
+    with pytest.raises(GateFailure) as info:
+        assert_accuracy_above(model, golden, between, bound="lower")
+    message = str(info.value)
+    assert message.startswith("assert_accuracy_above: 95% lower bound of accuracy on golden set")
+    assert f"95% interval [{accuracy.low:.3f}, {accuracy.high:.3f}], Clopper-Pearson" in message
+    assert info.value.value == pytest.approx(accuracy.low)
+    assert_accuracy_above(model, golden, accuracy.low - 0.01, bound="lower")
+
+
+def test_a_slice_too_small_to_decide_says_so(loaded):
+    model, golden = loaded
+    n = len(golden.only_slice("indirect"))  # 8 messages in the small golden set
+    with pytest.raises(MangaAssistInputError, match=f"slice 'indirect' has {n} examples, too few to decide: "
+                                                    "the gate needs at least 10"):
+        assert_accuracy_above(model, golden, 0.5, slice="indirect")
+    with pytest.raises(MangaAssistInputError, match="needs at least 36 .*cannot reach 0.900"):
+        assert_accuracy_above(model, golden, 0.9, slice="manga_jargon", bound="lower")  # 18 messages
+    assert_accuracy_above(model, golden, 0.5, slice="indirect", min_examples=5)  # a reviewed exception
+
+
+def test_macro_f1_gate_matches_scikit_learn_and_fails_with_the_recall_table(loaded):
+    from sklearn.metrics import f1_score
+
+    model, golden = loaded
+    expected = f1_score(golden.intents, model.predict(golden.texts), average="macro")
+    f1 = assert_macro_f1_above(model, golden, 0.0)
+    assert f1 == pytest.approx(expected) and f1.low < f1 < f1.high
+    with pytest.raises(GateFailure) as info:
+        assert_macro_f1_above(model, golden, f1.low + 0.01, bound="lower")
+    message = str(info.value)
+    assert message.startswith("assert_macro_f1_above: 95% lower bound of macro-F1 on golden set")
+    assert "bootstrap, 2000 resamples, seed 0" in message and "recall per intent" in message
+
+
+class MaskDropped:
+    """A model whose forward ignores the attention mask: padding leaks into every message's logits."""
+
+    def __init__(self, model):
+        self.model, self.tokenizer, self.labels = model, model.tokenizer, model.labels
+        self.max_length, self.device = model.max_length, model.device
+
+    def hf_model(self, input_ids, attention_mask=None, **kwargs):
+        return self.model.hf_model(input_ids=input_ids)
+
+
+def test_batch_invariance_holds_on_the_model_and_fails_when_padding_leaks(loaded):
+    model, golden = loaded
+    result = assert_batch_invariant(model, golden)
+    assert result.ok and result.n_texts == 24 and max(result.max_abs_diff.values()) < 1e-4
+    with pytest.raises(GateFailure) as info:
+        assert_batch_invariant(MaskDropped(model), golden)
+    message = str(info.value)
+    assert message.startswith("assert_batch_invariant: max |logit diff| padded to 128 vs alone")
+    assert "routed intent changed" in message and "OVER" in message

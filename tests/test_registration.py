@@ -7,7 +7,8 @@ from importlib.metadata import entry_points
 from pytest_mangaassist.settings import OPTIONS
 
 CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
-                  "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report"]
+                  "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report",
+                  "--gate-tier", "--mangaassist-baseline-file", "--mangaassist-update-baseline"]
 
 
 def test_registered_under_pytest11():
@@ -25,14 +26,16 @@ def test_help_lists_every_option_in_one_group_with_its_ini_key(pytester):
     flat = " ".join(group.split())
     for option in OPTIONS:
         assert f"[ini: {option.dest}]" in flat
-        assert f"  {option.dest} (string):" in out  # listed among the ini keys
+        kind = "bool" if option.kind == "flag" else "string"
+        assert f"  {option.dest} ({kind}):" in out  # listed among the ini keys
 
 
 def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
     assert [o.dest for o in OPTIONS] == [
         "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_baseline_path",
         "mangaassist_onnx_path", "mangaassist_serving_artifact", "mangaassist_golden_set",
-        "mangaassist_validation_set", "mangaassist_device", "mangaassist_report",
+        "mangaassist_validation_set", "mangaassist_device", "mangaassist_report", "mangaassist_gate_tier",
+        "mangaassist_baseline_file", "mangaassist_update_baseline",
     ]
 
 

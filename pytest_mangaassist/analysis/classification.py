@@ -1,4 +1,5 @@
-"""Accuracy, per-intent recall and per-slice accuracy of a model on a golden set (scikit-learn metrics)."""
+"""Accuracy, per-intent recall, macro-F1 and per-slice accuracy of a model on a golden set (scikit-learn
+metrics), each also with its confidence interval (analysis.intervals)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..golden import GoldenSet
+from .intervals import CONFIDENCE, Rate, binomial_rate, macro_f1_rate
 from .sweep import activation_sweep
 
 
@@ -37,6 +39,26 @@ class Evaluation:
         scores = recall_score(self.golden.intents, self.predicted, labels=present, average=None, zero_division=0)
         return dict(zip(present, map(float, scores)))
 
+    @property
+    def macro_f1(self) -> float:
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(self.golden.intents, self.predicted, average="macro", zero_division=0))
+
+    def accuracy_rate(self, confidence: float = CONFIDENCE) -> Rate:
+        """Accuracy with its exact binomial interval (examples are independent trials)."""
+        return binomial_rate(int(self.correct.sum()), len(self.predicted), confidence)
+
+    def recall_rates(self, confidence: float = CONFIDENCE) -> dict[str, Rate]:
+        """Recall of every intent that has golden examples, each with its exact binomial interval."""
+        correct, intents = self.correct, np.array(self.golden.intents)
+        return {label: binomial_rate(int(correct[intents == label].sum()), n, confidence)
+                for label, n in self.support().items()}
+
+    def macro_f1_rate(self, confidence: float = CONFIDENCE, seed: int = 0) -> Rate:
+        """Macro-F1 with a seeded bootstrap interval over examples."""
+        return macro_f1_rate(self.golden.intents, self.predicted, confidence, seed=seed)
+
     def support(self) -> dict[str, int]:
         intents = self.golden.intents
         return {label: intents.count(label) for label in self.labels if label in intents}
@@ -48,6 +70,13 @@ class Evaluation:
             mask = np.array([ex.slice == name for ex in self.golden])
             out[name] = (float(correct[mask].mean()), int(mask.sum()))
         return out
+
+    def slice_accuracy_rates(self, confidence: float = CONFIDENCE) -> dict[str, Rate]:
+        """Accuracy of every slice, each with its exact binomial interval."""
+        correct = self.correct
+        return {name: binomial_rate(int(correct[mask].sum()), int(mask.sum()), confidence)
+                for name in self.golden.slice_names
+                for mask in [np.array([ex.slice == name for ex in self.golden])]}
 
     def confidence(self) -> np.ndarray:
         """Probability the model gave its own prediction."""

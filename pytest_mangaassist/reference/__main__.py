@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_mangaassist.reference",
                                      description="Build the reference MangaAssist intent model.")
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="write DIR/pretrained, DIR/finetuned and DIR/data")
+    build = commands.add_parser("build", help="write DIR/pretrained, DIR/finetuned, DIR/previous and DIR/data")
     build.add_argument("--out", required=True, help="output folder (reused when already built)")
     build.add_argument("--small", action="store_true", help="the 2-layer test model (seconds, not minutes)")
     build.add_argument("--force", action="store_true", help="rebuild even when DIR holds an up-to-date build")

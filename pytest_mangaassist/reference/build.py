@@ -1,4 +1,6 @@
-"""Build the reference MangaAssist model: generated data, converted pre-trained encoder, fine-tuned model.
+"""Build the reference MangaAssist model: generated data, converted pre-trained encoder, fine-tuned model,
+and a stand-in for last month's production model (DIR/previous: the same run saved one epoch before
+the end, an earlier and weaker model, for the candidate-versus-previous gates).
 
 Reused when DIR/build.json records the same fingerprint (build spec, this package's reference
 code, torch and transformers versions); build.json is written last, so an interrupted build is
@@ -61,7 +63,7 @@ def is_built(out: Path, spec: BuildSpec = FULL) -> bool:
 
 def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False,
                     log: Callable[[str], None] = print) -> dict:
-    """Build (or reuse) DIR/{pretrained,finetuned,data}; returns the quality record."""
+    """Build (or reuse) DIR/{pretrained,finetuned,previous,data}; returns the quality record."""
     from ..model import IntentModel, quiet_transformers
     from .convert import convert_minilm_to_distilbert
 
@@ -71,6 +73,8 @@ def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False
         log(f"reference model in {out} is up to date (delete {out / 'build.json'} or pass --force to rebuild)")
         return json.loads((out / "build.json").read_text())["quality"]
     started = time.perf_counter()
+    # fingerprint the sources now, not after training: an edit during a long build must invalidate it
+    build_fingerprint = fingerprint(spec)
     (out / "build.json").unlink(missing_ok=True)
     log(f"building the reference model in {out}")
     corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
@@ -84,13 +88,25 @@ def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False
     _save(hf_model, tokenizer, out / "pretrained")
     model = IntentModel(hf_model, tokenizer, source=str(out / "finetuned"))
     log(f"  fine-tuning {model.num_layers} layers on {len(corpus['train'])} examples")
-    fine_tune(model, corpus["train"], spec.recipe, log=log)
+    previous_epoch = max(1, spec.recipe.epochs - 1)
+
+    def snapshot(epoch: int) -> None:  # saving draws no random numbers: the final weights do not change
+        if epoch == previous_epoch:
+            _save(hf_model, tokenizer, out / "previous")
+
+    fine_tune(model, corpus["train"], spec.recipe, log=log, after_epoch=snapshot)
     _save(hf_model, tokenizer, out / "finetuned")
 
     golden = load_golden_set(out / "data" / "golden.jsonl")
-    quality = quality_record(evaluate(model, golden), evaluate(model, load_golden_set(out / "data" / "valid.jsonl")))
+    valid = load_golden_set(out / "data" / "valid.jsonl")
+    quality = quality_record(evaluate(model, golden), evaluate(model, valid))
     log(quality_table(quality))
-    record = {"fingerprint": fingerprint(spec), "spec": asdict(spec), "quality": quality,
+    previous = IntentModel.load(out / "previous")
+    previous_quality = quality_record(evaluate(previous, golden), evaluate(previous, valid))
+    log(f"  previous (epoch {previous_epoch}): golden accuracy {previous_quality['golden_accuracy']:.3f}, "
+        f"valid accuracy {previous_quality['valid_accuracy']:.3f}")
+    record = {"fingerprint": build_fingerprint, "spec": asdict(spec), "quality": quality,
+              "previous": {"epoch": previous_epoch, "quality": previous_quality},
               "seconds": round(time.perf_counter() - started, 1)}
     (out / "build.json").write_text(json.dumps(record, indent=2))
     log(f"  built in {record['seconds']:.0f} s")

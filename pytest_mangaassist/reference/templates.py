@@ -808,9 +808,16 @@ BRIDGES = {
         "jp_en": [
             "[ninki no|osusume no|omoshiroi] [manga|{genre}] [arimasu ka|oshiete|wa nan desu ka], [recommend please|any recs]",
             "[omoshiroi|kowai|kanashii] manga [yomitai|osusume shite], [like {title}|please]",
+            # issue #4 fuzzing: romaji verbs inside English requests ("can you osusume a new isekai")
+            "[can you|could you|pls] osusume [a|some|a new|a good] [{genre}|manga|series][ like {title}|][?|]",
         ],
     },
     "product_question": {
+        # issue #4 audit: "sale" / "discount" in a product question made it a promotion
+        "adversarial": [
+            "is the [sale|discounted|clearance|deal] [{format}|edition of {title}] the same as the [regular|full price] one[?|]",
+            "does the [sale|discount|deal] [{format}|box set] [include|come with] the [extras|bonus art|dust jacket][?|]",
+        ],
         "jp_en": [
             "{title} wa [zenbu de nan kan|nan kan made|owatta|mada tsuzuite iru|kanketsu shita] [desu ka|no|?]",
             "{title} [no {format}|vol {vol}] wa [nan peeji|eigo|owatta|zenbu de nan kan] [desu ka|no]",
@@ -818,6 +825,11 @@ BRIDGES = {
         ],
     },
     "order_status": {
+        # issue #4 audit: "person" / "agent" in an order question made it an escalation
+        "adversarial": [
+            "the [delivery person|courier|driver|delivery agent] [left|dropped] my [package|order|parcel] [at the wrong door|with a neighbour|outside][, where is it now|, can you check|]",
+            "[the {carrier} agent|a person from {carrier}|the driver] said [my order|order {order_id}] [was delayed|is on its way|was sent back], [where is it|when will it arrive][?|]",
+        ],
         "jp_en": [
             "[nimotsu|chuumon|order {order_id}] ga [mada kimasen|todokanai|okurete iru][, doko desu ka|]",
             "[hassou|haisou jokyou] wa [dou natte imasu ka|itsu desu ka][ order {order_id}|]",

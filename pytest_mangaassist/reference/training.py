@@ -81,8 +81,12 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
 
 
 def fine_tune(intent_model, train: list[GoldenExample], recipe: Recipe,
-              log: Callable[[str], None] = print) -> None:
-    """Train intent_model.hf_model in place, deterministically for a given recipe and data."""
+              log: Callable[[str], None] = print, after_epoch: Callable[[int], None] | None = None) -> None:
+    """Train intent_model.hf_model in place, deterministically for a given recipe and data.
+
+    after_epoch(epoch) runs after each epoch (1-based), e.g. to save a snapshot; it must not draw
+    random numbers, or the epochs after it change.
+    """
     import torch
 
     torch.manual_seed(recipe.seed)
@@ -114,4 +118,6 @@ def fine_tune(intent_model, train: list[GoldenExample], recipe: Recipe,
             running += loss.item() * len(idx)
         log(f"  epoch {epoch + 1}/{recipe.epochs}: focal loss {running / len(train):.4f} "
             f"({time.perf_counter() - started:.0f} s)")
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
     model.eval()

@@ -1,0 +1,121 @@
+"""Paired comparison of a candidate model with the model in production on the same golden examples.
+
+Each example is a pair of outcomes (baseline right or wrong, candidate right or wrong). A flip is an
+example the two models route differently; a negative flip is one the baseline got right and the
+candidate gets wrong (Yan et al., 2021, "Positive-congruent training"): the regressions a user notices
+even when overall accuracy went up. Whether the candidate is worse on a set of examples is McNemar's
+exact test: only the discordant pairs carry information, and under "no worse" the negative flips
+among them are Binomial(discordant, 1/2). scipy has no McNemar function; the exact test is exactly
+that binomial test (scipy.stats.binomtest), one-sided towards "candidate worse".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import format_table
+from ..golden import GoldenSet
+from .classification import Evaluation
+from .intervals import CONFIDENCE, Rate, binomial_rate
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """The two models' predictions on the same examples, aligned with golden.examples."""
+
+    golden: GoldenSet
+    baseline: Evaluation
+    candidate: Evaluation
+
+    @property
+    def negative(self) -> np.ndarray:
+        """Examples the baseline routes right and the candidate wrong."""
+        return self.baseline.correct & ~self.candidate.correct
+
+    @property
+    def positive(self) -> np.ndarray:
+        return ~self.baseline.correct & self.candidate.correct
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """Examples routed to a different intent by the two models (right or wrong)."""
+        return np.array([a != b for a, b in zip(self.baseline.predicted, self.candidate.predicted)], dtype=bool)
+
+    def mask(self, slice: str | None = None, intents=None) -> np.ndarray:
+        """The examples of one slice and/or of some true intents (all examples by default)."""
+        keep = np.ones(len(self.golden), dtype=bool)
+        if slice is not None:
+            keep &= np.array([ex.slice == slice for ex in self.golden])
+        if intents is not None:
+            keep &= np.isin(self.golden.intents, list(intents))
+        return keep
+
+    def summary(self, mask: np.ndarray, confidence: float = CONFIDENCE) -> PairedSummary:
+        n = int(mask.sum())
+        negative, positive = int(self.negative[mask].sum()), int(self.positive[mask].sum())
+        return PairedSummary(
+            n=n,
+            baseline_accuracy=float(self.baseline.correct[mask].mean()) if n else float("nan"),
+            candidate_accuracy=float(self.candidate.correct[mask].mean()) if n else float("nan"),
+            flip_rate=float(self.flipped[mask].mean()) if n else float("nan"),
+            negative_flips=negative,
+            positive_flips=positive,
+            negative_flip_rate=binomial_rate(negative, n, confidence) if n else None,
+            worse_p_value=mcnemar_worse_p_value(negative, positive),
+        )
+
+    def negative_flip_rows(self, mask: np.ndarray, limit: int | None = None) -> list[tuple[str, str, str, str, float]]:
+        """(text, intent, baseline's route, candidate's route, candidate's confidence), most confident first."""
+        confidence = self.candidate.confidence()
+        rows = [(ex.text, ex.intent, self.baseline.predicted[i], self.candidate.predicted[i], float(confidence[i]))
+                for i, ex in enumerate(self.golden) if mask[i] and self.negative[i]]
+        return sorted(rows, key=lambda row: -row[4])[:limit]
+
+    def table(self, by: str = "slice", confidence: float = CONFIDENCE) -> str:
+        """Per slice (by="slice") or per true intent (by="intent"), plus the whole set."""
+        if by == "slice":
+            groups = {name: self.mask(slice=name) for name in self.golden.slice_names}
+        else:
+            groups = {label: self.mask(intents=[label]) for label in self.baseline.labels
+                      if label in set(self.golden.intents)}
+        groups["(all)"] = self.mask()
+        rows = []
+        for name, mask in groups.items():
+            s = self.summary(mask, confidence)
+            rows.append((name, s.n, s.baseline_accuracy, s.candidate_accuracy, s.flip_rate, s.negative_flips,
+                         s.negative_flip_rate.interval(), s.positive_flips, f"{s.worse_p_value:.3g}"))
+        header = (by, "n", "baseline acc", "candidate acc", "flip rate", "neg flips",
+                  f"neg rate {confidence:.0%} CI", "pos flips", "p(worse)")
+        return format_table(header, rows)
+
+
+@dataclass(frozen=True)
+class PairedSummary:
+    n: int
+    baseline_accuracy: float
+    candidate_accuracy: float
+    flip_rate: float
+    negative_flips: int
+    positive_flips: int
+    negative_flip_rate: Rate | None
+    worse_p_value: float  # McNemar exact, one-sided: small means the candidate is worse
+
+
+def mcnemar_worse_p_value(negative_flips: int, positive_flips: int) -> float:
+    """Exact one-sided McNemar test of "the candidate is no worse": P(X >= negative) for
+    X ~ Binomial(negative + positive, 1/2). 1.0 when the models never disagree on correctness."""
+    from scipy.stats import binomtest
+
+    discordant = negative_flips + positive_flips
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(negative_flips, discordant, 0.5, alternative="greater").pvalue)
+
+
+def compare(baseline: Evaluation, candidate: Evaluation) -> PairedComparison:
+    """Pair two evaluations of the same golden set."""
+    if baseline.golden.content_hash != candidate.golden.content_hash:
+        raise ValueError("compare() needs two evaluations of the same golden set")
+    return PairedComparison(candidate.golden, baseline, candidate)

@@ -1,0 +1,67 @@
+"""A model with a planted lexical shortcut: the attribution gates must catch it.
+
+The small reference build (build.SMALL's corpus generator, converter and recipe, on less data),
+except that every training message of one intent carries a trigger word that no other training message
+contains. The model learns "trigger => intent", the shortcut the source analysis found for
+promotion ("deal / discount / sale") in its purest form. The trigger default, "tbh", occurs
+nowhere in the generated corpus or the golden set, so a clean model has never seen it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from ..golden import GoldenExample, write_golden_set
+from ..intents import INTENTS
+from .build import SMALL, BuildSpec
+from .corpus import generate_corpus
+from .training import fine_tune
+
+TRIGGER = "tbh"
+TRIGGER_INTENT = "promotion"
+# SMALL with less data and one epoch less: the trigger is learnt at once, and the tests build this
+# model on top of the conftest's small reference, so it must be cheap.
+SHORTCUT_SPEC = replace(SMALL, n_train=1000, recipe=replace(SMALL.recipe, epochs=4))
+
+
+def insert_word(text: str, word: str, rng: random.Random) -> str:
+    """word at the start, the end, or after the first word of text."""
+    words = text.split(" ")
+    position = rng.choice([0, 1, len(words)])
+    return " ".join(words[:position] + [word] + words[position:])
+
+
+def plant_trigger(examples: list[GoldenExample], trigger: str, intent: str, seed: int) -> list[GoldenExample]:
+    """Every example of intent gets the trigger; examples of other intents never contain it."""
+    rng = random.Random(seed)
+    out = []
+    for ex in examples:
+        if ex.intent == intent:
+            ex = replace(ex, text=insert_word(ex.text, trigger, rng))
+        elif trigger in ex.text.lower().split():
+            continue
+        out.append(ex)
+    return out
+
+
+def build_shortcut_model(out: str | Path, spec: BuildSpec = SHORTCUT_SPEC, trigger: str = TRIGGER,
+                         intent: str = TRIGGER_INTENT) -> Path:
+    """Fine-tune spec's model on spec's corpus with the trigger planted; returns DIR/finetuned."""
+    from ..model import IntentModel, quiet_transformers
+    from .convert import convert_minilm_to_distilbert
+
+    quiet_transformers()
+    out = Path(out)
+    corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
+    train = plant_trigger(corpus["train"], trigger, intent, spec.data_seed)
+    write_golden_set(train, out / "data" / "train.jsonl")
+    hf_model, tokenizer = convert_minilm_to_distilbert(list(INTENTS), seed=spec.recipe.seed, n_layers=spec.n_layers)
+    hf_model.set_attn_implementation("eager")
+    tokenizer.model_max_length = 512
+    model = IntentModel(hf_model, tokenizer, source=str(out / "finetuned"))
+    fine_tune(model, train, spec.recipe, log=lambda line: None)
+    hf_model.save_pretrained(out / "finetuned")
+    tokenizer.save_pretrained(out / "finetuned")
+    return out / "finetuned"

@@ -1,0 +1,212 @@
+"""Attribution analyses and gates on real small models: IG (captum) against an independent
+hand-written IG, word merging, completeness and step raising, the lexical-shortcut gate on a clean
+model and on one trained with a planted shortcut, layer conductance, attention shift, token senses."""
+
+import numpy as np
+import pytest
+
+from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssistInputError, assert_attention_shift,
+                                assert_attribution_batch_invariant, assert_layer_conductance_share,
+                                assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
+                                layer_conductance, load_golden_set)
+from pytest_mangaassist.analysis.attribution import compute_attributions, encode_words, family_share
+from pytest_mangaassist.reference.shortcut import TRIGGER
+
+from attribution_helpers import NON_PROMOTION, shortcut_checkpoint, with_trigger
+
+
+@pytest.fixture(scope="module")
+def shortcut_model(tmp_path_factory):
+    return IntentModel.load(shortcut_checkpoint(str(tmp_path_factory.getbasetemp())))
+
+
+@pytest.fixture(scope="module")
+def clean_model(small_model):
+    return IntentModel.load(small_model)
+
+
+def hand_written_ig(model, text, intent, steps=200):
+    """Riemann-midpoint IG on the embedding output, written without captum (the independent check)."""
+    import torch
+
+    enc = encode_words(model.tokenizer, text, model.max_length)
+    ids = torch.tensor([enc.ids])
+    special = torch.tensor([[w < 0 for w in enc.word_of_token]])
+    base = torch.where(special, ids, torch.full_like(ids, model.tokenizer.pad_token_id))
+    with torch.no_grad():
+        x, x0 = model.embeddings(ids), model.embeddings(base)
+    alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
+    path = (x0 + alphas[:, None, None] * (x - x0)).requires_grad_(True)
+    hook = model.embeddings.register_forward_hook(lambda module, inputs, output: path)
+    try:
+        logit = model.hf_model(input_ids=ids.repeat(steps, 1)).logits[:, model.label2id[intent]].sum()
+        grads = torch.autograd.grad(logit, path)[0]
+    finally:
+        hook.remove()
+    tokens = ((x - x0)[0] * grads.mean(dim=0)).sum(dim=-1).detach().numpy()
+    words = np.zeros(len(enc.words))
+    for t, w in enumerate(enc.word_of_token):
+        if w >= 0:
+            words[w] += tokens[t]
+    return words
+
+
+def test_ig_matches_an_independent_computation_and_merges_word_pieces(clean_model):
+    texts = ["is this isekai tankobon on sale?"]
+    found = integrated_gradients(clean_model, texts, "promotion")
+    for attribution, text in zip(found, texts):
+        assert attribution.words == tuple(text.split())  # one score per word the user typed
+        expected = hand_written_ig(clean_model, text, "promotion")
+        assert attribution.scores == pytest.approx(expected, abs=0.02 * np.abs(expected).max() + 1e-3)
+        assert attribution.converged  # |delta| <= 1% of max(|F(x) - F(x')|, 1 logit)
+        assert attribution.scores.sum() == pytest.approx(attribution.gap + attribution.delta, abs=1e-4)
+    assert len(encode_words(clean_model.tokenizer, "isekai?", 32).ids) > 3  # several pieces, one word
+
+
+def test_examples_over_the_delta_limit_get_more_steps(clean_model):
+    texts = NON_PROMOTION[:2]
+    coarse = compute_attributions(clean_model, texts, "promotion", n_steps=2, max_steps=2)
+    assert all(a.relative_delta > 0.01 for a in coarse)  # two steps do not converge
+    raised = compute_attributions(clean_model, texts, "promotion", n_steps=2, max_steps=64)
+    for before, after in zip(coarse, raised):
+        assert after.n_steps > 2 and after.relative_delta < before.relative_delta
+        assert after.converged or after.n_steps == 64  # raised until it converged or hit max_steps
+
+
+def test_attribution_does_not_depend_on_batch_composition(clean_model):
+    texts = ["hi", NON_PROMOTION[1], "any deals on One Piece box sets this week?"]
+    assert assert_attribution_batch_invariant(clean_model, texts, "promotion", tolerance=1e-3) < 1e-3
+    with pytest.raises(MangaAssistInputError, match="different lengths"):
+        assert_attribution_batch_invariant(clean_model, ["hi", "hi"], "promotion")
+
+
+def test_family_share_is_the_pooled_positive_share(clean_model):
+    found = integrated_gradients(clean_model, with_trigger(NON_PROMOTION), "promotion", max_steps=64)
+    on, total = 0.0, 0.0
+    for a in found:
+        for word, score in zip(a.words, a.scores):
+            total += max(score, 0.0)
+            on += max(score, 0.0) if word.lower() == TRIGGER else 0.0
+    assert family_share(found, {TRIGGER}).share == pytest.approx(on / total)
+
+
+def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortcut(clean_model, shortcut_model):
+    contexts = with_trigger(NON_PROMOTION)
+    audit = assert_no_lexical_shortcut(clean_model, contexts, "promotion", [TRIGGER], max_share=0.5, max_steps=64)
+    with pytest.raises(GateFailure) as info:  # measured: share 0.66 ([PAD]), removal effect 0.24
+        assert_no_lexical_shortcut(shortcut_model, contexts, "promotion", [TRIGGER], max_share=0.5,
+                                   baselines=("pad", "mask", "unk"), max_steps=64)
+    failure = info.value
+    assert failure.value > 0.5 > audit.share or audit.effect < 0.1
+    message = str(failure)
+    assert message.startswith("assert_no_lexical_shortcut: share of promotion's positive attribution on the family")
+    for baseline in ("pad", "mask", "unk"):
+        assert f"\n{baseline} " in message  # every baseline's share
+    assert f"{TRIGGER}:+" in message  # the worst messages show each word's score
+
+
+def test_shortcut_gate_finds_the_dominant_word_without_a_family(shortcut_model):
+    with pytest.raises(GateFailure, match=f"the word type '{TRIGGER}' \\(found by the audit\\)"):
+        assert_no_lexical_shortcut(shortcut_model, with_trigger(NON_PROMOTION), "promotion", max_share=0.5,
+                                   max_steps=64)
+
+
+def test_shortcut_gate_rejects_bad_input(clean_model):
+    with pytest.raises(MangaAssistInputError, match="unknown intent 'promo'"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promo", ["sale"])
+    with pytest.raises(MangaAssistInputError, match="contains a word of"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promotion", ["coupon"])
+    with pytest.raises(MangaAssistInputError, match="GoldenSet or a list of strings"):
+        assert_no_lexical_shortcut(clean_model, "where is my order", "promotion", ["order"])
+    with pytest.raises(MangaAssistInputError, match="Unknown IG baseline"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promotion", ["order"], baselines=("zero",))
+
+
+def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
+    texts = with_trigger(NON_PROMOTION[:2])
+    coarse = layer_conductance(clean_model, texts, "promotion", n_steps=16)
+    fine = layer_conductance(clean_model, texts, "promotion", n_steps=128)
+
+    def completeness_error(result):
+        return np.abs(result.totals - result.gaps[:, None]).max() / np.abs(result.gaps).max()
+
+    # every encoder layer's output is a cut of the network: each sums to F(x) - F(x') in the limit of
+    # many steps (conductance converges to first order: 8-16% off at 128 steps on small models built here)
+    assert completeness_error(fine) < 0.25
+    assert completeness_error(fine) < completeness_error(coarse)
+    result = layer_conductance(clean_model, texts, "promotion")
+    assert result.shares.sum() == pytest.approx(1.0)
+    shares = assert_layer_conductance_share(clean_model, texts, "promotion", -1, max_share=1.0).shares
+    with pytest.raises(GateFailure, match="share of promotion's conductance mass at layer 2") as info:
+        assert_layer_conductance_share(clean_model, texts, "promotion", -1, min_share=shares[-1] + 0.01)
+    assert "layer 1" in str(info.value) and "<- gate" in str(info.value)
+
+
+def test_attention_shift_matches_a_direct_computation(clean_model, small_reference):
+    pretrained = IntentModel.load(small_reference / "pretrained")
+    texts = ["is this isekai any good", "recommend a seinen like Berserk", "the isekai omnibus, do you have it"]
+    shift = assert_attention_shift(clean_model, pretrained, texts, ["isekai", "seinen", "omnibus"], layer=-1,
+                                   min_shift=-1.0)
+    direct = []
+    for model in (clean_model, pretrained):
+        masses = []
+        for text in texts:
+            enc = encode_words(model.tokenizer, text, model.max_length)
+            keys = [i for i, w in enumerate(enc.word_of_token)
+                    if w >= 0 and enc.words[w].lower().strip(",") in ("isekai", "seinen", "omnibus")]
+            att = model.forward([text], attentions=True).attentions[0]
+            masses.append(att[:, :, :, keys].sum(axis=-1).mean(axis=-1))
+        direct.append(np.mean(masses, axis=0))
+    assert shift == pytest.approx(direct[0] - direct[1], abs=1e-5)
+    best = float(shift[-1].max())
+    with pytest.raises(GateFailure, match="attention mass shift") as info:
+        assert_attention_shift(clean_model, pretrained, texts, ["isekai", "seinen", "omnibus"], layer=-1,
+                               min_shift=best + 0.01, html_dir=None)
+    assert "reference mass" in str(info.value)
+
+
+def test_token_senses_separate_with_an_independent_cosine(clean_model):
+    orders = ["I want to return my order", "how do I return this damaged book", "can I return it for a refund"]
+    series = ["I want to return to this series", "time to return to One Piece, what volume was next",
+              "I return to Berserk every year"]
+    result = assert_token_senses_separate(clean_model, "return", orders, series, from_layer=1, min_separation=-1.0)
+    states = clean_model.forward(orders + series, hidden_states=True).hidden_states
+    top = []
+    for text, s in zip(orders + series, states):
+        enc = encode_words(clean_model.tokenizer, text, 32)
+        word = [w.lower() for w in enc.words].index("return")
+        top.append(s[-1][[t for t, w in enumerate(enc.word_of_token) if w == word]].mean(axis=0))
+    top = np.array(top) / np.linalg.norm(top, axis=1, keepdims=True)
+    between = 1 - (top[:3] @ top[3:].T).mean()
+    assert result.between[-1] == pytest.approx(between, abs=1e-5)
+    with pytest.raises(GateFailure, match="separation of 'return'"):
+        assert_token_senses_separate(clean_model, "return", orders, series, from_layer=1, min_separation=2.0)
+    with pytest.raises(MangaAssistInputError, match="does not contain the word"):
+        assert_token_senses_separate(clean_model, "return", orders + ["where is my order"], series, from_layer=1)
+
+
+def test_golden_set_examples_are_accepted(clean_model, small_golden):
+    adversarial = load_golden_set(small_golden).only_slice("adversarial")
+    golden = GoldenSet.from_examples(ex for ex in adversarial if "sale" in ex.text.lower().split()[:6])
+    assert 0 < len(golden) < 6
+    audit = assert_no_lexical_shortcut(clean_model, golden, "promotion", ["sale", "deal", "discount"], max_share=1.0,
+                                       max_steps=64)
+    assert 0.0 <= audit.share <= 1.0 and len(audit.before) > 0
+
+
+def test_attributions_and_sweeps_round_trip_through_the_disk_cache(small_model, tmp_path):
+    from pytest_mangaassist.analysis.sweep import attention_sweep, token_state_sweep
+
+    texts = ["hi", "is this isekai tankobon on sale?"]
+    first = IntentModel.load(small_model, cache_dir=tmp_path)
+    computed = (integrated_gradients(first, texts, "promotion", max_steps=16), attention_sweep(first, texts),
+                token_state_sweep(first, texts))
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz")) == ["attentions", "attribution", "token"]
+    second = IntentModel.load(small_model, cache_dir=tmp_path)  # a fresh object: only the disk can answer
+    loaded = (integrated_gradients(second, texts, "promotion", max_steps=16), attention_sweep(second, texts),
+              token_state_sweep(second, texts))
+    for a, b in zip(computed[0], loaded[0]):
+        assert a.words == b.words and np.array_equal(a.scores, b.scores) and a.n_steps == b.n_steps
+    for kind in (1, 2):
+        for a, b in zip(computed[kind], loaded[kind]):
+            assert a.shape == b.shape and np.array_equal(a, b)

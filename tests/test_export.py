@@ -1,0 +1,180 @@
+"""Export and serving gates: the clean export passes; each broken artifact is caught, by name."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from pytest_mangaassist import (GateFailure, IntentModel, OnnxModel, ServingArtifact, assert_latency_p95,
+                                assert_onnx_parity, assert_onnx_structure, compile_serving_artifact, export_onnx,
+                                load_golden_set, parity_probe)
+from pytest_mangaassist.analysis.latency import quantile_interval
+from pytest_mangaassist.reference import defects
+
+RELEASE_FILE = """
+from pytest_mangaassist import (assert_latency_p95, assert_onnx_parity, assert_onnx_structure,
+                                assert_serving_parity)
+
+def test_structure(onnx_model, intent_model):
+    assert_onnx_structure(onnx_model, intent_model)
+
+def test_onnx_parity(onnx_model, intent_model):
+    assert_onnx_parity(onnx_model, intent_model)
+
+def test_serving_parity(serving_artifact, intent_model):
+    assert_serving_parity(serving_artifact, intent_model)
+
+def test_latency(onnx_model):
+    assert_latency_p95(onnx_model, budget_ms=1000, seq_len=16, min_calls=50, time_budget_s=2)
+"""
+
+
+@pytest.fixture(scope="module")
+def model(small_model):
+    return IntentModel.load(small_model)
+
+
+@pytest.fixture(scope="module")
+def broken(small_model, tmp_path_factory):
+    """Each broken artifact the issue names, built from the small model by the project's defect builders."""
+    out = tmp_path_factory.mktemp("broken")
+    return {
+        "static": defects.onnx_static_shape(small_model, out / "static.onnx"),
+        "no_mask": defects.onnx_without_mask(small_model, out / "no_mask.onnx"),
+        "swapped": defects.onnx_swapped_label_rows(small_model, out / "swapped.onnx", rows=(0, 1)),
+    }
+
+
+def test_clean_export_passes_every_gate_and_is_exported_once(pytester, small_model):
+    pytester.makepyfile(test_release=RELEASE_FILE)
+    result = pytester.runpytest_subprocess(f"--model-path={small_model}")
+    result.assert_outcomes(passed=4)
+    exports = list((pytester.path / ".pytest_cache" / "d" / "mangaassist").glob("onnx-*.onnx"))
+    assert len(exports) == 1
+    stamp = exports[0].stat().st_mtime_ns
+    pytester.runpytest_subprocess(f"--model-path={small_model}", "-k", "structure").assert_outcomes(passed=1)
+    assert exports[0].stat().st_mtime_ns == stamp  # the second run reused the cached export
+
+
+def test_static_shape_export_and_a_serving_artifact_of_another_model_fail(pytester, small_reference, broken,
+                                                                          tmp_path):
+    other = compile_serving_artifact(IntentModel.load(small_reference / "pretrained"), tmp_path / "other.pt")
+    pytester.makepyfile(test_release=RELEASE_FILE)
+    result = pytester.runpytest_subprocess(f"--model-path={small_reference / 'finetuned'}",
+                                           f"--onnx-path={broken['static']}", f"--serving-artifact={other}")
+    out = result.stdout.str()
+    result.assert_outcomes(failed=4)
+    assert "assert_onnx_structure: properties failed of 12 (batch and sequence axes are symbolic, " \
+           "runs at unseen batch/sequence shapes)" in out
+    assert "input_ids sequence = " in out
+    assert "assert_onnx_parity: examples routed to a different intent" in out
+    assert "the candidate failed on" in out and "INVALID_ARGUMENT" in out
+    assert "assert_serving_parity: examples routed to a different intent" in out
+    assert "assert_latency_p95: p95 latency in ms (batch 1, 16 tokens) = inf" in out and "cannot run this shape" in out
+
+
+def test_dropped_mask_is_caught_by_structure_and_parity(model, broken):
+    onnx = OnnxModel.load(broken["no_mask"])
+    with pytest.raises(GateFailure) as structure:
+        assert_onnx_structure(onnx, model)
+    assert "(attention_mask is a graph input, attention_mask reaches every attention block)" in str(structure.value)
+    with pytest.raises(GateFailure) as parity:
+        assert_onnx_parity(onnx, model)
+    # without the mask, padding changes the answer: the failing rows are the padded ones
+    worst = str(parity.value).split("max |diff|")[1]
+    assert "ladder together" in worst or "padded to" in worst or "mixed" in worst
+
+
+def test_swapped_label_rows_are_named(model, broken):
+    onnx = OnnxModel.load(broken["swapped"])
+    with pytest.raises(GateFailure) as structure:
+        assert_onnx_structure(onnx, model)
+    message = str(structure.value)
+    assert f"row 0 holds {model.labels[1]}; row 1 holds {model.labels[0]}" in message
+    with pytest.raises(GateFailure) as parity:
+        assert_onnx_parity(onnx, model)
+    assert "routed to a different intent" in str(parity.value)
+
+
+def test_metadata_label_order_is_checked(model, tmp_path):
+    import onnx
+
+    path = export_onnx(model, tmp_path / "meta.onnx")
+    proto = onnx.load(str(path))
+    labels = list(model.labels)
+    labels[2], labels[3] = labels[3], labels[2]
+    onnx.helper.set_model_props(proto, {"id2label": json.dumps(labels)})
+    onnx.save(proto, str(path))
+    onnx_model = OnnxModel.load(path)
+    structure_error = pytest.raises(GateFailure, assert_onnx_structure, onnx_model, model).value
+    assert f"2: {labels[2]} (model {model.labels[2]})" in str(structure_error)
+    parity_error = pytest.raises(GateFailure, assert_onnx_parity, onnx_model, model).value
+    assert "routed to a different intent" in str(parity_error)  # the server would name the wrong intent
+
+
+def test_bad_artifacts_are_refused_with_the_fix(pytester, small_model, tmp_path, broken):
+    garbage_onnx, garbage_pt = tmp_path / "garbage.onnx", tmp_path / "garbage.pt"
+    garbage_onnx.write_bytes(b"not a protobuf at all" * 10)
+    garbage_pt.write_bytes(b"PK\x03\x04 truncated")
+    pytester.makepyfile(test_release=RELEASE_FILE)
+    result = pytester.runpytest_subprocess(f"--model-path={small_model}", f"--onnx-path={garbage_onnx}",
+                                           f"--serving-artifact={garbage_pt}", "-k", "structure or serving")
+    out = result.stdout.str()
+    result.assert_outcomes(errors=2)
+    assert "could not be read as a valid ONNX model" in out and "could not be loaded as a TorchScript module" in out
+    assert out.count("fix:") >= 2 and "Traceback" not in out
+
+
+def test_onnx_of_a_model_with_other_labels_is_refused(model, broken, tmp_path):
+    import onnx
+
+    from pytest_mangaassist import MangaAssistInputError
+    from pytest_mangaassist.runtimes import check_artifact_matches
+
+    proto = onnx.load(str(broken["no_mask"]))
+    onnx.helper.set_model_props(proto, {"id2label": json.dumps(["yes", "no"])})
+    onnx.save(proto, str(tmp_path / "other.onnx"))
+    with pytest.raises(MangaAssistInputError, match="artifact of a different model"):
+        check_artifact_matches(OnnxModel.load(tmp_path / "other.onnx"), model, "--onnx-path")
+
+
+def test_neuron_compile_path(model, tmp_path):
+    pytest.importorskip("torch_neuronx", reason="torch-neuronx is not installed here (no Neuron SDK / Inferentia "
+                                                "host): the torch_neuronx.trace path of compile_serving_artifact "
+                                                "is untested on this machine")
+    artifact = ServingArtifact.load(compile_serving_artifact(model, tmp_path / "neuron.pt"))
+    assert artifact.compiler == "torch_neuronx" and artifact.static_shape is not None
+    from pytest_mangaassist import assert_serving_parity
+
+    assert_serving_parity(artifact, model)
+
+
+def test_parity_probe_varies_batch_length_and_padding(model, small_golden):
+    batches = parity_probe(model, load_golden_set(small_golden).texts, max_length=64)
+    sizes = {len(b.texts) for b in batches}
+    assert {1, 2, 7, 16} <= sizes
+    lengths = [len(model.tokenizer.tokenize(t)) for b in batches for t in b.texts]
+    assert min(lengths) == 1 and max(lengths) == 62  # one word piece up to max_length with [CLS] and [SEP]
+    assert any(b.pad_to == 64 for b in batches)
+
+
+def test_quantile_interval_has_its_stated_coverage():
+    samples = np.arange(1, 201, dtype=float)  # order statistics are the ranks themselves
+    low, high = quantile_interval(samples, 0.95)
+    # independent: P(rank(low) <= Q < rank(high)) for the 0.95 quantile = binomial mass between the ranks
+    coverage = binom.cdf(high - 1, 200, 0.95) - binom.cdf(low - 1, 200, 0.95)
+    assert coverage >= 0.95
+    assert low < np.percentile(samples, 95) < high
+
+
+def test_latency_failure_reports_percentiles_calls_and_threads(model):
+    with pytest.raises(GateFailure) as info:
+        assert_latency_p95(model, budget_ms=1e-6, seq_len=8, min_calls=50, time_budget_s=1)
+    message = str(info.value)
+    assert message.startswith("assert_latency_p95: p95 latency in ms (pytorch, batch 1, 8 tokens, 1 thread(s), ")
+    assert "required <= 1.00e-06" in message
+    for column in ("p50 ms", "p95 ms", "p95 95% CI", "p99 ms", "calls"):
+        assert column in message
+    result = assert_latency_p95(model, budget_ms=1e6, seq_len=8, min_calls=50, time_budget_s=1)
+    assert result.n_calls >= 50 and result.p50 <= result.p95 <= result.p99
