@@ -193,13 +193,18 @@ def _ini_key(flag: str) -> str:
     return "mangaassist_" + flag.lstrip("-").replace("-", "_")
 
 
+ATTRIBUTION_TOLERANCE = 1e-3  # relative to the largest word score
+
+
 def _warn_if_batch_dependent(model, settings) -> None:
-    """Every sweep batches and pads; the gates read each row as if the message ran alone. Checked once
-    per model (and cached on disk by weight hash, so a warm run loads no weights for it)."""
+    """Every sweep and attribution batch pads; the gates read each row as if the message ran alone.
+    Checked once per model on the golden set, logits and IG word scores (cached on disk by weight hash,
+    so a warm run loads no weights for it); a failure is a warning, since every gate is then suspect."""
     import warnings
 
     import numpy as np
 
+    from .analysis.attribution import batch_invariance as attribution_invariance
     from .analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
     from .cache import cached_on_model, texts_hash
 
@@ -209,16 +214,26 @@ def _warn_if_batch_dependent(model, settings) -> None:
 
     def compute() -> dict:
         result = batch_invariance(model, texts)
+        by_length = sorted(set(texts), key=len)
+        sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
+        target = model.predict(sample[-1:])[0]
         return {"conditions": np.array(list(result.max_abs_diff)), "diffs": np.array(list(result.max_abs_diff.values())),
                 "changes": np.array([list(c) for c in result.route_changes], dtype=str).reshape(-1, 4),
-                "n_texts": np.array(result.n_texts)}
+                "n_texts": np.array(result.n_texts),
+                "attribution_diff": np.array(attribution_invariance(model, sample, target))}
 
-    arrays = cached_on_model(model, "invariance", ("invariance-1", texts_hash(texts)), compute)
+    arrays = cached_on_model(model, "invariance", ("invariance-2", texts_hash(texts)), compute)
     result = InvarianceResult(TOLERANCE, int(arrays["n_texts"]),
                               dict(zip(map(str, arrays["conditions"]), map(float, arrays["diffs"]))),
                               tuple(tuple(map(str, row)) for row in arrays["changes"]))
     if not result.ok:
         warnings.warn(pytest.PytestWarning(result.warning(model.source)))
+    attribution_diff = float(arrays["attribution_diff"])
+    if attribution_diff > ATTRIBUTION_TOLERANCE:
+        warnings.warn(pytest.PytestWarning(
+            f"pytest-mangaassist: the IG word scores of {model.source} change by {attribution_diff:.1e} (relative) "
+            f"when messages are attributed in one padded batch instead of alone (tolerance {ATTRIBUTION_TOLERANCE:g}); "
+            "attribution gates may depend on batching. Check the attention mask and eval mode."))
 
 
 @pytest.fixture(scope="session")

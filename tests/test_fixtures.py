@@ -106,3 +106,31 @@ def test_golden_set_fixture_reads_the_file(pytester, small_model, small_golden):
     )
     pytester.runpytest("--model-path", str(small_model), "--golden-set", str(small_golden)).assert_outcomes(passed=1)
     assert len(INTENTS) == 10
+
+
+LEAKY_CONFTEST = """
+import pytest_mangaassist.analysis.invariance as invariance
+
+measured = invariance.batch_invariance
+
+
+def leaky(model, texts, *args, **kwargs):  # as if padding leaked into the logits
+    result = measured(model, texts, *args, **kwargs)
+    return invariance.InvarianceResult(result.tolerance, result.n_texts, {"padded to 128": 0.5}, ())
+
+
+invariance.batch_invariance = leaky
+"""
+
+
+def test_the_plugin_warns_once_per_model_when_logits_depend_on_batching(pytester, small_model, small_golden):
+    pytester.makepyfile("def test_uses_model(intent_model):\n    assert intent_model.labels\n")
+    args = (f"--model-path={small_model}", f"--golden-set={small_golden}", "-p", "no:cacheprovider")
+    clean = pytester.runpytest_subprocess(*args)
+    clean.assert_outcomes(passed=1)
+    assert "depend on batch composition" not in clean.stdout.str()
+    assert "IG word scores" not in clean.stdout.str()  # the small model's attributions are batch-invariant too
+    pytester.makeconftest(LEAKY_CONFTEST)
+    leaky = pytester.runpytest_subprocess(*args)
+    leaky.assert_outcomes(passed=1, warnings=1)
+    assert "depend on batch composition or padding beyond 0.0001" in leaky.stdout.str()
