@@ -54,3 +54,9 @@ def reinit_model(small_model, tmp_path_factory) -> Path:
     from pytest_mangaassist.reference.defects import reinitialise_top_layer
 
     return reinitialise_top_layer(small_model, tmp_path_factory.mktemp("reinit"))
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end file builds the full reference model (minutes): run it first, so that under
+    `-n 2 --dist loadfile` one worker builds while the other runs every other file."""
+    items.sort(key=lambda item: item.path.name != "test_example_suite.py")
