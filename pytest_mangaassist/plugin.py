@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from .errors import MangaAssistInputError
-from .settings import Settings, add_options, load_settings
+from .config.settings import Settings, add_options, load_settings
 
 SETTINGS = pytest.StashKey[Settings]()
 BASELINE = pytest.StashKey["BaselineStore"]()
 RUN_LOG = pytest.StashKey["RunLog"]()
-RECORD_PREFIX = "mangaassist: "
-GATE_PROPERTY = "mangaassist-gate"  # user_properties key of a GateRecord (JSON): reaches JUnit XML and xdist
 
 
 def pytest_addoption(parser):
@@ -27,8 +25,9 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    from .baseline import BaselineStore
-    from .reports import RunLog
+    from .gates.snapshot import BaselineStore
+    from .reporting.reports import RunLog
+    from .reporting.session import ReportingSession
 
     config.addinivalue_line("markers", "gate(*tiers): the gate tiers this test belongs to (e.g. monthly, quarterly, "
                                        "release); select with --gate-tier")
@@ -38,7 +37,8 @@ def pytest_configure(config):
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
-    config.pluginmanager.register(RunLogger(config.stash[RUN_LOG]), "mangaassist-runlog")
+    config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[BASELINE]),
+                                  "mangaassist-reporting")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -59,9 +59,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Collect the gates' records, show long analyses' progress and make the baseline available."""
-    from .baseline import _active
-    from .progress import showing_progress
-    from .records import collecting
+    from .gates.snapshot import _active
+    from .loading.progress import showing_progress
+    from .gates.records import collecting
+    from .reporting.session import GATE_PROPERTY
 
     token = _active.set(item.config.stash[BASELINE])
     try:
@@ -97,67 +98,6 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-class RunLogger:
-    """Gathers outcomes, gate records and tables from every test report; registered per session because
-    pytest_runtest_logreport receives no config. In the xdist controller it sees the workers' reports."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def pytest_runtest_logreport(self, report):
-        from .records import GateRecord
-        from .reports import TestEntry
-
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
-            return
-        entry = self.log.tests.setdefault(report.nodeid, TestEntry(report.nodeid, report.outcome, 0.0))
-        entry.outcome = ("error" if report.when == "setup" and report.failed else
-                         ("xfailed" if report.skipped else "xpassed") if hasattr(report, "wasxfail") else report.outcome)
-        entry.duration += report.duration
-        entry.records += [GateRecord.from_json(v) for k, v in report.user_properties if k == GATE_PROPERTY]
-        entry.tables += [(k[len(RECORD_PREFIX):], v) for k, v in report.user_properties if k.startswith(RECORD_PREFIX)]
-        if report.failed:
-            entry.message = _failure_text(report)
-
-
-def _failure_text(report) -> str:
-    text = getattr(report, "longreprtext", "") or str(report.longrepr)
-    lines = [line[2:] if line.startswith("E ") else line for line in text.splitlines() if line.startswith("E ")]
-    return "\n".join(lines) if lines else text[-4000:]
-
-
-def pytest_sessionfinish(session):
-    """Write the baseline (--mangaassist-update-baseline) and the reports, once, in the controller."""
-    config = session.config
-    if hasattr(config, "workerinput") or SETTINGS not in config.stash:
-        return
-    from .reports import file_hash, results, write_reports
-
-    settings, log = config.stash[SETTINGS], config.stash[RUN_LOG]
-    if settings.update_baseline:
-        measured = {r.data["metric_name"]: r.value for _, r in log.records if r.family == "regression"}
-        if measured:
-            config.stash[BASELINE].write(measured)
-    if settings.report_dir is not None:
-        inputs = {"model": str(settings.model.path) if settings.model else None,
-                  "model hash": _model_hash(settings.model),
-                  "golden set": str(settings.golden_set.source) if settings.golden_set else None,
-                  "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
-                  "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None,
-                  "baseline model": str(settings.baseline.path) if settings.baseline else None,
-                  "onnx": str(settings.onnx_path) if settings.onnx_path else "exported by the plugin",
-                  "serving artifact": str(settings.serving_artifact) if settings.serving_artifact else "compiled by the plugin"}
-        write_reports(settings.report_dir, results(log, inputs))
-
-
-def _model_hash(info) -> str | None:
-    if info is None:
-        return None
-    from .model import IntentModel
-
-    return IntentModel.from_checkpoint(info).content_hash  # hashes the files; loads no weights
-
-
 def pytest_report_header(config):
     settings = config.stash.get(SETTINGS, None)
     if settings is None or settings.model is None:
@@ -180,7 +120,7 @@ def mangaassist_settings(request) -> Settings:
 
 
 def _load(request, info, flag: str):
-    from .model import IntentModel
+    from .loading.model import IntentModel
 
     if info is None:
         pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
@@ -206,7 +146,7 @@ def _warn_if_batch_dependent(model, settings) -> None:
 
     from .analysis.attribution import batch_invariance as attribution_invariance
     from .analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
-    from .cache import cached_on_model, texts_hash
+    from .cache.store import cached_on_model, texts_hash
 
     if settings.golden_set is None:
         return
@@ -294,8 +234,8 @@ def _artifact_dir(request) -> Path:
 def onnx_model(request, mangaassist_settings, intent_model):
     """The ONNX graph under test (--onnx-path), else the model under test exported once (cached by
     weight hash), loaded in onnxruntime."""
-    from .export import cached_onnx_export
-    from .runtimes import OnnxModel, check_artifact_matches
+    from .loading.export import cached_onnx_export
+    from .loading.runtimes import OnnxModel, check_artifact_matches
 
     path = mangaassist_settings.onnx_path
     loaded = OnnxModel.load(path) if path else OnnxModel.load(cached_onnx_export(intent_model, _artifact_dir(request)),
@@ -308,8 +248,8 @@ def onnx_model(request, mangaassist_settings, intent_model):
 def serving_artifact(request, mangaassist_settings, intent_model):
     """The compiled serving artifact (--serving-artifact / --neuron-path), else the model under test
     compiled once (torch_neuronx where installed, else torch.jit.trace; cached by weight hash)."""
-    from .export import cached_serving_artifact
-    from .runtimes import ServingArtifact, check_artifact_matches
+    from .loading.export import cached_serving_artifact
+    from .loading.runtimes import ServingArtifact, check_artifact_matches
 
     path = mangaassist_settings.serving_artifact
     loaded = (ServingArtifact.load(path) if path else
@@ -325,39 +265,9 @@ def mangaassist_record(request):
     Stored in the test report's user_properties, so it reaches the summary under xdist too.
     """
 
+    from .reporting.session import RECORD_PREFIX
+
     def record(title: str, table: str) -> None:
         request.node.user_properties.append((RECORD_PREFIX + title, table))
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter):
-    config = terminalreporter.config
-    if RUN_LOG not in config.stash:
-        return
-    from .reports import baseline_moves, gate_tables
-
-    log, settings = config.stash[RUN_LOG], config.stash[SETTINGS]
-    families = gate_tables(log)
-    if families:
-        terminalreporter.section("mangaassist gates")
-        for family, table in families:
-            terminalreporter.write_line(f"{family}:")
-            terminalreporter.write_line(table)
-            terminalreporter.write_line("")
-    tables = [table for entry in log.tests.values() for table in entry.tables]
-    if tables:
-        terminalreporter.section("mangaassist figures")
-        for title, table in tables:
-            terminalreporter.write_line(title)
-            terminalreporter.write_line(table)
-            terminalreporter.write_line("")
-    moves = baseline_moves(log)
-    if moves:
-        terminalreporter.section("mangaassist baseline")
-        terminalreporter.write_line(moves)
-        if settings.update_baseline:
-            terminalreporter.write_line(f"baseline written to {settings.baseline_file}: commit it with the suite")
-    if settings.report_dir is not None:
-        terminalreporter.write_line(f"mangaassist report: {settings.report_dir / 'report.html'} "
-                                    f"(figures: {settings.report_dir / 'results.json'})")

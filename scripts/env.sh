@@ -9,11 +9,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.mangaassist-installed"
-want="$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" "$ROOT/reference/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "installing pinned dependencies (requirements.lock) into $VENV (log: $VENV/install.log)"
     if ! { "$VENV/bin/python" -m pip install -r "$ROOT/requirements.lock" \
-           && "$VENV/bin/python" -m pip install --no-deps -e "$ROOT"; } > "$VENV/install.log" 2>&1; then
+           && "$VENV/bin/python" -m pip install --no-deps -e "$ROOT" -e "$ROOT/reference"; } > "$VENV/install.log" 2>&1; then
         tail -n 30 "$VENV/install.log"
         echo "installing the dependencies failed; the whole log is $VENV/install.log" >&2
         exit 1

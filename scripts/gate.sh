@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (e.g. -x, -k jp_en).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 REFERENCE="${MANGAASSIST_REFERENCE:-$ROOT/artifacts/reference}"
-python -m pytest_mangaassist.reference build --out "$REFERENCE"
+python -m mangaassist_reference build --out "$REFERENCE"
 # --option=value keeps the model paths out of pytest's rootdir search, so example_suite/pytest.ini applies
 exec python -m pytest example_suite \
     --model-path="$REFERENCE/finetuned" \

@@ -1,11 +1,10 @@
 """Shared by the attribution, behaviour and strategy tests: messages, and the planted-shortcut model
 (built once per test process, however many modules ask for it)."""
 
-import functools
 import random
-from pathlib import Path
 
-from pytest_mangaassist.reference.shortcut import TRIGGER, build_shortcut_model, insert_word
+from conftest import built_once
+from mangaassist_reference.shortcut import TRIGGER, build_shortcut_model, insert_word
 
 # Non-promotion messages; with the trigger inserted they are the shortcut's non-target contexts.
 NON_PROMOTION = ["where is my order #48213", "I want to return volume 3 of Berserk, it came damaged",
@@ -19,7 +18,6 @@ def with_trigger(texts):
     return [insert_word(t, TRIGGER, rng) for t in texts]
 
 
-@functools.lru_cache(maxsize=None)
-def shortcut_checkpoint(basetemp: str) -> Path:
+def shortcut_checkpoint():
     """The small model trained with TRIGGER in every promotion training message and nowhere else."""
-    return build_shortcut_model(Path(basetemp) / "shortcut-model")
+    return built_once("shortcut", build_shortcut_model)

@@ -8,15 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mangaassist.reference.build import SMALL, build_reference
+from filelock import FileLock
+
+from mangaassist_reference.build import SMALL, build_reference
+
+# Test models are built once per machine, not per run or per xdist worker: the builds reuse a folder whose
+# build.json fingerprint (spec, kit sources, library versions) is current, and a file lock makes the other
+# workers wait for the one building. Tests copy a model before they break it.
+TEST_MODELS = Path(__file__).resolve().parents[1] / "artifacts" / "test-models"
+
+
+def built_once(name: str, build) -> Path:
+    TEST_MODELS.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(TEST_MODELS / f".{name}.lock")):
+        return build(TEST_MODELS / name)
 
 
 @pytest.fixture(scope="session")
-def small_reference(tmp_path_factory) -> Path:
-    """DIR with pretrained/, finetuned/ and data/ of the 2-layer model (built once per test session)."""
-    out = tmp_path_factory.mktemp("reference")
-    build_reference(out, SMALL, log=lambda line: None)
-    return out
+def small_reference() -> Path:
+    """DIR with pretrained/, finetuned/ and data/ of the 2-layer model."""
+    def build(out: Path) -> Path:
+        build_reference(out, SMALL, log=lambda line: None)
+        return out
+
+    return built_once("small", build)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +66,7 @@ def edit_config(folder: Path, **changes) -> None:
 @pytest.fixture(scope="session")
 def reinit_model(small_model, tmp_path_factory) -> Path:
     """The small model with its top encoder layer re-initialised: a planted defect."""
-    from pytest_mangaassist.reference.defects import reinitialise_top_layer
+    from mangaassist_reference.defects import reinitialise_top_layer
 
     return reinitialise_top_layer(small_model, tmp_path_factory.mktemp("reinit"))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pytest_mangaassist import IntentModel
-from pytest_mangaassist.intents import INTENTS
+from pytest_mangaassist.domain import INTENTS
 
 LABELS = dict(enumerate(INTENTS))
 
@@ -13,7 +13,7 @@ def save_tiny(folder, model_class, config):
     import torch
     from transformers import AutoTokenizer
 
-    from pytest_mangaassist.reference.convert import minilm_dir
+    from mangaassist_reference.convert import minilm_dir
 
     torch.manual_seed(0)
     model_class(config).save_pretrained(folder)

@@ -10,14 +10,14 @@ from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssist
                                 assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
                                 layer_conductance, load_golden_set)
 from pytest_mangaassist.analysis.attribution import compute_attributions, encode_words, family_share
-from pytest_mangaassist.reference.shortcut import TRIGGER
+from mangaassist_reference.shortcut import TRIGGER
 
 from attribution_helpers import NON_PROMOTION, shortcut_checkpoint, with_trigger
 
 
 @pytest.fixture(scope="module")
 def shortcut_model(tmp_path_factory):
-    return IntentModel.load(shortcut_checkpoint(str(tmp_path_factory.getbasetemp())))
+    return IntentModel.load(shortcut_checkpoint())
 
 
 @pytest.fixture(scope="module")

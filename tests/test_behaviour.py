@@ -12,7 +12,7 @@ from attribution_helpers import NON_PROMOTION, shortcut_checkpoint, with_trigger
 
 @pytest.fixture(scope="module")
 def shortcut_model(tmp_path_factory):
-    return IntentModel.load(shortcut_checkpoint(str(tmp_path_factory.getbasetemp())))
+    return IntentModel.load(shortcut_checkpoint())
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_mangaassist import GateFailure, IntentModel, MangaAssistInputError, load_golden_set
 from pytest_mangaassist.gates.comparison import assert_no_negative_flips, assert_not_worse, paired_comparison
-from pytest_mangaassist.model import ForwardResult
+from pytest_mangaassist.loading.model import ForwardResult
 
 
 class WorseOnOneSlice:

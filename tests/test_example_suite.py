@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mangaassist.reference.build import FULL, build_reference
-from pytest_mangaassist.reference.defects import reinitialise_top_layer
+from mangaassist_reference.build import FULL, build_reference
+from mangaassist_reference.defects import reinitialise_top_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 

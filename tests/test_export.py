@@ -10,7 +10,7 @@ from pytest_mangaassist import (GateFailure, IntentModel, OnnxModel, ServingArti
                                 assert_onnx_parity, assert_onnx_structure, compile_serving_artifact, export_onnx,
                                 load_golden_set, parity_probe)
 from pytest_mangaassist.analysis.latency import quantile_interval
-from pytest_mangaassist.reference import defects
+from mangaassist_reference import defects
 
 RELEASE_FILE = """
 from pytest_mangaassist import (assert_latency_p95, assert_onnx_parity, assert_onnx_structure,
@@ -130,7 +130,7 @@ def test_onnx_of_a_model_with_other_labels_is_refused(model, broken, tmp_path):
     import onnx
 
     from pytest_mangaassist import MangaAssistInputError
-    from pytest_mangaassist.runtimes import check_artifact_matches
+    from pytest_mangaassist.loading.runtimes import check_artifact_matches
 
     proto = onnx.load(str(broken["no_mask"]))
     onnx.helper.set_model_props(proto, {"id2label": json.dumps(["yes", "no"])})

@@ -1,6 +1,6 @@
 """Model fixtures as a user's suite sees them, through real pytest runs."""
 
-from pytest_mangaassist.intents import INTENTS
+from pytest_mangaassist.domain import INTENTS
 
 
 def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small_model, small_golden):
@@ -8,7 +8,7 @@ def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small
     pytester.makepyfile(
         test_a="""
         import conftest
-        from pytest_mangaassist.intents import INTENTS
+        from pytest_mangaassist.domain import INTENTS
 
         def test_model(intent_model, tokenizer):
             conftest.LOADED.append(id(intent_model))
@@ -96,7 +96,7 @@ def test_ini_keys_resolve_relative_to_the_ini_file(pytester, small_reference):
 def test_golden_set_fixture_reads_the_file(pytester, small_model, small_golden):
     pytester.makepyfile(
         """
-        from pytest_mangaassist.intents import INTENTS
+        from pytest_mangaassist.domain import INTENTS
 
         def test_golden(golden_set):
             assert {ex.intent for ex in golden_set} == set(INTENTS)

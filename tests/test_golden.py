@@ -3,8 +3,8 @@
 import pytest
 
 from pytest_mangaassist.errors import MangaAssistInputError
-from pytest_mangaassist.golden import GoldenExample, check_labels_match, load_golden_set, write_golden_set
-from pytest_mangaassist.intents import INTENTS
+from pytest_mangaassist.loading.golden import GoldenExample, check_labels_match, load_golden_set, write_golden_set
+from pytest_mangaassist.domain import INTENTS
 
 
 def load_lines(tmp_path, *lines):

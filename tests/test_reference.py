@@ -9,11 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pytest_mangaassist.golden import load_golden_set
-from pytest_mangaassist.intents import INTENTS, RARE_INTENTS, SLICES
-from pytest_mangaassist.reference.build import SMALL, build_reference
-from pytest_mangaassist.reference.corpus import Sampler, generate_corpus
-from pytest_mangaassist.reference.templates import TEMPLATES
+from pytest_mangaassist.loading.golden import load_golden_set
+from pytest_mangaassist.domain import INTENTS, RARE_INTENTS, SLICES
+from mangaassist_reference.build import SMALL, build_reference
+from mangaassist_reference.corpus import Sampler, generate_corpus
+from mangaassist_reference.templates import TEMPLATES
 
 TEXTS = ["Kono manga wa English desu ka for vol 12?", "where is my order",
          "Is this isekai more like Re:Zero or mushoku tensei?", "hi"]
@@ -23,7 +23,7 @@ def test_conversion_is_exact_on_every_layer():
     import torch
     from transformers import BertModel
 
-    from pytest_mangaassist.reference.convert import convert_minilm_to_distilbert, minilm_dir
+    from mangaassist_reference.convert import convert_minilm_to_distilbert, minilm_dir
 
     distil, tokenizer = convert_minilm_to_distilbert(list(INTENTS), seed=0)
     bert = BertModel.from_pretrained(minilm_dir(), local_files_only=True).eval()
@@ -86,7 +86,7 @@ def _digest(folder):
 def test_two_builds_give_identical_weights_and_data(tmp_path):
     from dataclasses import replace
 
-    from pytest_mangaassist.reference.training import Recipe
+    from mangaassist_reference.training import Recipe
 
     quick = replace(SMALL, n_train=300, recipe=Recipe(epochs=1, base_lr=3e-4, max_length=32))
     build_reference(tmp_path / "a", quick, log=lambda line: None)
@@ -107,14 +107,14 @@ def test_pretrained_and_finetuned_share_the_encoder_shape_but_not_its_weights(sm
 
 def test_cli_reuses_an_up_to_date_build(small_reference):
     # the CLI builds the full model by default; with --small it must find the session's build current
-    result = subprocess.run([sys.executable, "-m", "pytest_mangaassist.reference", "build", "--small",
+    result = subprocess.run([sys.executable, "-m", "mangaassist_reference", "build", "--small",
                              "--out", str(small_reference)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
 
 
 def test_cli_usage_errors_are_short():
-    result = subprocess.run([sys.executable, "-m", "pytest_mangaassist.reference", "build"],
+    result = subprocess.run([sys.executable, "-m", "mangaassist_reference", "build"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--out" in result.stderr
 
@@ -123,8 +123,8 @@ def test_cli_usage_errors_are_short():
 def test_build_fingerprint_changes_with_the_spec(spec_change):
     from dataclasses import replace
 
-    from pytest_mangaassist.reference.build import fingerprint
-    from pytest_mangaassist.reference.training import Recipe
+    from mangaassist_reference.build import fingerprint
+    from mangaassist_reference.training import Recipe
 
     other = replace(SMALL, recipe=Recipe(epochs=9)) if spec_change == "recipe" else replace(SMALL, data_seed=7)
     assert fingerprint(other) != fingerprint(SMALL)

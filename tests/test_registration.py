@@ -4,7 +4,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from pytest_mangaassist.settings import OPTIONS
+from pytest_mangaassist.config.settings import OPTIONS
 
 CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
                   "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report",

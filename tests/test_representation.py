@@ -126,8 +126,8 @@ def test_the_adapter_head_reproduces_the_logits_of_bert_and_roberta(tmp_path, fa
     from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, RobertaConfig,
                               RobertaForSequenceClassification)
 
-    from pytest_mangaassist.intents import INTENTS
-    from pytest_mangaassist.reference.convert import minilm_dir
+    from pytest_mangaassist.domain import INTENTS
+    from mangaassist_reference.convert import minilm_dir
 
     labels = dict(enumerate(INTENTS))
     sizes = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -188,7 +188,7 @@ def test_unknown_layer_is_an_input_error(models):
 SWEEP_COUNTER = """
 import json, pathlib
 import pytest
-from pytest_mangaassist.model import IntentModel
+from pytest_mangaassist.loading.model import IntentModel
 
 CALLS = []
 original = IntentModel.forward

@@ -6,7 +6,7 @@ from hypothesis import find, given, settings
 from hypothesis.errors import NoSuchExample
 
 from pytest_mangaassist import GateFailure, IntentModel, MangaAssistInputError, assert_prediction_invariant
-from pytest_mangaassist.reference.shortcut import TRIGGER
+from mangaassist_reference.shortcut import TRIGGER
 from pytest_mangaassist.strategies import (CODE_SWITCHES, ESCALATION_WORDS, MODEL_SETTINGS, code_switched,
                                            indirect_frustration, manga_jargon_swaps, trigger_insertions)
 
@@ -70,7 +70,7 @@ def test_strategies_reject_bases_they_cannot_edit():
 
 
 def test_a_failing_property_on_the_shortcut_model_shrinks_to_a_minimal_edit(tmp_path_factory):
-    model = IntentModel.load(shortcut_checkpoint(str(tmp_path_factory.getbasetemp())))
+    model = IntentModel.load(shortcut_checkpoint())
     tbh = trigger_insertions(NON_PROMOTION, triggers=(TRIGGER,))
 
     def flips(pair):

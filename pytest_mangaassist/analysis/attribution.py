@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache import cached_on_model, content_key
+from ..cache.store import cached_on_model, content_key
 from ..errors import MangaAssistInputError
 
 ATTRIBUTION_FORMAT = "ig-1"  # bump when what is stored or how it is computed changes

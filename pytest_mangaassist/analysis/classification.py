@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..golden import GoldenSet
+from ..loading.golden import GoldenSet
 from .intervals import CONFIDENCE, Rate, binomial_rate, macro_f1_rate
 from .sweep import activation_sweep
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import format_table
-from ..golden import GoldenSet
+from ..loading.golden import GoldenSet
 from .classification import Evaluation
 from .intervals import CONFIDENCE, Rate, binomial_rate
 

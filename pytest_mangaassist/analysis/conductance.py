@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache import cached_on_model, content_key
+from ..cache.store import cached_on_model, content_key
 from ..errors import format_table
 from .attribution import frozen_weights, baseline_token_id
 from .layers import layer_name

@@ -94,7 +94,7 @@ def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: in
                     min_calls: int = 200, max_calls: int = 5000, precision: float = 0.10,
                     time_budget_s: float = 15.0) -> LatencyResult:
     """Time runtime.logits (an IntentModel, OnnxModel or ServingArtifact) on one fixed input."""
-    from ..runtimes import as_runtime
+    from ..loading.runtimes import as_runtime
 
     runtime = as_runtime(runtime).with_threads(threads)
     ids, mask = latency_inputs(batch_size, seq_len)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import format_table
-from ..export import LABELS_KEY
+from ..loading.export import LABELS_KEY
 
 ATTENTION_OPS = {"Attention", "MultiHeadAttention", "GroupQueryAttention"}  # fused forms (onnxruntime)
 SHAPE_OPS = {"Reshape", "Expand", "Tile", "ConstantOfShape"}
@@ -167,7 +167,7 @@ def _pinned_constants(graph: Graph, model) -> StructureCheck:
 
 
 def _runs_at_new_shapes(onnx_model, model) -> StructureCheck:
-    from ..runtimes import tokenize
+    from ..loading.runtimes import tokenize
 
     words = "one piece volume twelve omnibus edition please".split()
     failures = []

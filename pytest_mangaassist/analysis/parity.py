@@ -114,7 +114,7 @@ def _message(exc: Exception, width: int = 200) -> str:
 
 def runtime_parity(reference, candidate, model, batches: list[ProbeBatch]) -> ParityResult:
     """Run every probe batch through both runtimes (same token ids and mask) and compare."""
-    from ..runtimes import tokenize
+    from ..loading.runtimes import tokenize
 
     ref_labels = reference.labels or model.labels
     cand_labels = candidate.labels or model.labels  # the label order the candidate's server would use

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cache import cached_on_model, texts_hash
-from ..model import ForwardResult
+from ..cache.store import cached_on_model, texts_hash
+from ..loading.model import ForwardResult
 
 SWEEP_FORMAT = "sweep-1"  # bump when what a sweep stores changes
 

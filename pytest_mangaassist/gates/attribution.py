@@ -21,8 +21,8 @@ from ..analysis.conductance import LayerConductance, layer_conductance
 from ..analysis.counterfactuals import remove_words
 from ..analysis.layers import layer_name, resolve_layer
 from ..errors import MangaAssistInputError, format_table
-from ..golden import GoldenSet
-from ..records import check
+from ..loading.golden import GoldenSet
+from .records import check
 
 WORST = 6
 FAMILY = "attribution"

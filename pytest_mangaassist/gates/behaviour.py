@@ -15,7 +15,7 @@ import numpy as np
 
 from ..analysis.counterfactuals import MANGAASSIST_ROUTING, Routing, RoutingPolicy, edit_effect, route
 from ..errors import MangaAssistInputError, format_table
-from ..records import check
+from .records import check
 from .attribution import check_intent
 
 WORST = 8

@@ -16,8 +16,8 @@ from ..analysis.classification import Evaluation, evaluate
 from ..analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
 from ..analysis.intervals import CONFIDENCE, Rate, check_bound, check_sample_size, rates_table
 from ..errors import MangaAssistInputError, format_table
-from ..golden import GoldenSet, check_labels_match
-from ..records import check
+from ..loading.golden import GoldenSet, check_labels_match
+from .records import check
 
 WORST = 8
 FAMILY = "classification"

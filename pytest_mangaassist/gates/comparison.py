@@ -13,8 +13,8 @@ from ..analysis.classification import evaluate
 from ..analysis.comparison import PairedComparison, PairedSummary, compare
 from ..analysis.intervals import CONFIDENCE, check_bound, check_sample_size
 from ..errors import MangaAssistInputError, format_table
-from ..golden import GoldenSet, check_labels_match
-from ..records import check
+from ..loading.golden import GoldenSet, check_labels_match
+from .records import check
 
 WORST = 15
 FAMILY = "comparison"

@@ -9,8 +9,8 @@ from ..analysis.latency import LatencyResult, measure_latency
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
 from ..errors import MangaAssistInputError
-from ..golden import GoldenSet
-from ..records import check
+from ..loading.golden import GoldenSet
+from .records import check
 
 # Used when a parity gate is given no messages: varied lengths, JP-EN, jargon, punctuation.
 DEFAULT_PROBE_TEXTS = (
@@ -40,7 +40,7 @@ def assert_onnx_structure(onnx_model, intent_model) -> OnnxStructure:
           family="export", data={"checks": [[c.name, c.ok, c.expected, c.found] for c in structure.checks]},
           evidence=f"{onnx_model.source} vs {intent_model.source}\n{structure.table()}",
           hint="re-export from the model under test with both inputs, dynamic batch and sequence axes and the "
-               "label map in the metadata (pytest_mangaassist.export.export_onnx does all three), and do not "
+               "label map in the metadata (pytest_mangaassist.loading.export.export_onnx does all three), and do not "
                "run shape-freezing optimisation scripts on the graph you ship.")
     return structure
 
@@ -73,7 +73,7 @@ def _texts(examples) -> list[str]:
 
 def _assert_parity(gate: str, candidate, intent_model, examples, atol: float, max_length: int | None) -> ParityResult:
     __tracebackhide__ = True
-    from ..runtimes import TorchRuntime
+    from ..loading.runtimes import TorchRuntime
 
     result = runtime_parity(TorchRuntime(intent_model), candidate, intent_model,
                             parity_probe(intent_model, _texts(examples), max_length))

@@ -13,7 +13,7 @@ from ..analysis.attention import attention_mass, write_head_view
 from ..analysis.layers import layer_name, resolve_layer
 from ..analysis.trajectories import SenseSeparation, sense_separation
 from ..errors import MangaAssistInputError, format_table
-from ..records import check
+from .records import check
 from .attribution import example_texts
 
 WORST = 6

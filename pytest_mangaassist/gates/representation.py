@@ -19,10 +19,10 @@ from ..analysis.logit_lens import LogitLensResult, logit_lens
 from ..analysis.patching import PatchingResult, patching_recovery
 from ..analysis.probes import ProbeResult, probe_f1_per_layer
 from ..analysis.sweep import activation_sweep
-from ..cache import cached_on_model, texts_hash
+from ..cache.store import cached_on_model, texts_hash
 from ..errors import MangaAssistInputError, format_table
-from ..golden import GoldenSet
-from ..records import check
+from ..loading.golden import GoldenSet
+from .records import check
 
 MIN_PROBE_EXAMPLES_PER_INTENT = 10
 PROBE_FORMAT = "probes-2"  # bump when the probe recipe changes, so cached results are not reused

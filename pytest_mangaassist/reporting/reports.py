@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from .errors import format_table
-from .records import GateRecord
+from ..errors import format_table
+from ..gates.records import GateRecord
 
 PACKAGES = ("pytest-mangaassist", "torch", "transformers", "captum", "scikit-learn", "onnx", "onnxruntime", "pytest")
 FAMILY_ORDER = ("classification", "comparison", "representation", "attribution", "behaviour", "export", "latency",

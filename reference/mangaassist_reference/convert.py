@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import MangaAssistInputError
+from pytest_mangaassist.errors import MangaAssistInputError
 
 _LAYER_MAP = {
     "attention.self.query": "attention.q_lin",

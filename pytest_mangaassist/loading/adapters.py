@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 
 
 def _distilbert_head(model, cls):
@@ -70,5 +70,5 @@ def adapter_for(model_type: str, source: str) -> ArchitectureAdapter:
         raise MangaAssistInputError(
             f"The checkpoint {source} is a {model_type!r} model; supported architectures: {', '.join(ADAPTERS)}.",
             "Point --model-path at a DistilBERT, BERT or RoBERTa sequence-classification checkpoint, "
-            "or add an ArchitectureAdapter for this family to pytest_mangaassist.adapters.ADAPTERS.",
+            "or add an ArchitectureAdapter for this family to pytest_mangaassist.loading.adapters.ADAPTERS.",
         ) from None

@@ -1,6 +1,6 @@
 """Planted defects: broken variants of a checkpoint that the gates must catch.
 
-Used by the plugin's tests and by `python -m pytest_mangaassist.reference defect`, so anyone can
+Used by the plugin's tests and by `python -m mangaassist_reference defect`, so anyone can
 check that a gate file fails on the defect it is meant to catch.
 """
 
@@ -17,7 +17,7 @@ def reinitialise_top_layer(source: str | Path, target: str | Path, seed: int = 0
     """
     import torch
 
-    from ..model import IntentModel
+    from pytest_mangaassist.loading.model import IntentModel
 
     model = IntentModel.load(source)
     std = model.hf_model.config.initializer_range
@@ -40,8 +40,8 @@ def reinitialise_top_layer(source: str | Path, target: str | Path, seed: int = 0
 
 def onnx_static_shape(source: str | Path, target: str | Path) -> Path:
     """An ONNX export whose batch and sequence axes are frozen at the tracing example's shape."""
-    from ..export import export_onnx
-    from ..model import IntentModel
+    from pytest_mangaassist.loading.export import export_onnx
+    from pytest_mangaassist.loading.model import IntentModel
 
     return export_onnx(IntentModel.load(source), target, dynamic=False)
 
@@ -50,8 +50,8 @@ def onnx_without_mask(source: str | Path, target: str | Path) -> Path:
     """An ONNX export whose attention_mask input was dropped: every token, padding included, is attended."""
     import torch
 
-    from ..export import run_exporter, example_inputs, write_onnx_metadata
-    from ..model import IntentModel
+    from pytest_mangaassist.loading.export import run_exporter, example_inputs, write_onnx_metadata
+    from pytest_mangaassist.loading.model import IntentModel
 
     model = IntentModel.load(source)
 
@@ -75,8 +75,8 @@ def onnx_swapped_label_rows(source: str | Path, target: str | Path, rows: tuple[
     """An ONNX export whose classifier rows `rows` are swapped while its metadata keeps id2label's order."""
     import torch
 
-    from ..export import export_onnx
-    from ..model import IntentModel
+    from pytest_mangaassist.loading.export import export_onnx
+    from pytest_mangaassist.loading.model import IntentModel
 
     model = IntentModel.load(source)
     state = model.hf_model.state_dict()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..golden import GoldenExample
+from pytest_mangaassist.loading.golden import GoldenExample
 
 
 @dataclass(frozen=True)

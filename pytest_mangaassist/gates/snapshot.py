@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 from .records import GateRecord, check, record
 
 FAMILY = "regression"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .adapters import adapter_for
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")

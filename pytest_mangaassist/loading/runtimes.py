@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 from .export import HASH_KEY, LABELS_KEY, SERVING_META
 
 
@@ -74,7 +74,7 @@ class OnnxModel:
             raise MangaAssistInputError(
                 f"The ONNX file {path} could not be read as a valid ONNX model: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}",
-                "Re-export the model (torch.onnx.export, or pytest_mangaassist.export.export_onnx), or leave "
+                "Re-export the model (torch.onnx.export, or pytest_mangaassist.loading.export.export_onnx), or leave "
                 "--onnx-path out and the plugin exports the model under test itself.") from None
         meta = {p.key: p.value for p in proto.metadata_props}
         labels = _labels_from(meta.get(LABELS_KEY), f"the metadata of {path}")

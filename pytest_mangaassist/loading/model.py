@@ -16,7 +16,7 @@ import numpy as np
 
 from .adapters import ArchitectureAdapter, adapter_for
 from .checkpoint import CheckpointInfo, inspect_checkpoint
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 from .progress import progress
 
 DEFAULT_MAX_LENGTH = 128

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CheckpointInfo, inspect_checkpoint
-from .errors import MangaAssistInputError
-from .golden import GoldenSet, check_labels_match, load_golden_set
+from ..loading.checkpoint import CheckpointInfo, inspect_checkpoint
+from ..errors import MangaAssistInputError
+from ..loading.golden import GoldenSet, check_labels_match, load_golden_set
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import MangaAssistInputError
+from ..errors import MangaAssistInputError
 
 ALLOWED_KEYS = ("text", "intent", "slice", "also")
 # Names other datasets use for the same fields, for the did-you-mean of an unknown key.

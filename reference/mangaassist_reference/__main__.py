@@ -1,12 +1,12 @@
-"""python -m pytest_mangaassist.reference build --out DIR [--small] [--force]
-   python -m pytest_mangaassist.reference defect reinit-top-layer --model DIR --out DIR"""
+"""python -m mangaassist_reference build --out DIR [--small] [--force]
+   python -m mangaassist_reference defect reinit-top-layer --model DIR --out DIR"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..errors import MangaAssistInputError
+from pytest_mangaassist.errors import MangaAssistInputError
 from .build import FULL, SMALL, build_reference
 from .defects import reinitialise_top_layer
 
@@ -14,7 +14,7 @@ DEFECTS = {"reinit-top-layer": reinitialise_top_layer}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_mangaassist.reference",
+    parser = argparse.ArgumentParser(prog="python -m mangaassist_reference",
                                      description="Build the reference MangaAssist intent model.")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="write DIR/pretrained, DIR/finetuned, DIR/previous and DIR/data")

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..analysis.classification import Evaluation, evaluate
-from ..errors import format_table
-from ..golden import GoldenSet, load_golden_set, write_golden_set
-from ..intents import INTENTS, RARE_INTENTS
+from pytest_mangaassist.analysis.classification import Evaluation, evaluate
+from pytest_mangaassist.errors import format_table
+from pytest_mangaassist.loading.golden import GoldenSet, load_golden_set, write_golden_set
+from pytest_mangaassist.domain import INTENTS, RARE_INTENTS
 from .corpus import generate_corpus
 from .training import Recipe, fine_tune
 
@@ -45,26 +45,28 @@ SMALL = BuildSpec(n_layers=2, n_train=1500, n_valid=200, golden_scale=0.4,
                   recipe=Recipe(epochs=5, base_lr=3e-4, head_lr=2e-3, max_length=32))
 
 
-def fingerprint(spec: BuildSpec) -> str:
+def fingerprint(spec: BuildSpec, extra: str = "") -> str:
+    """What decides a build's output: the spec, the kit's sources, `extra` (a variant's own inputs) and
+    the torch and transformers versions."""
     import torch
     import transformers
 
-    digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode() + extra.encode())
     for name in BUILD_SOURCES:
         digest.update((Path(__file__).parent / name).read_bytes())
     digest.update(f"{torch.__version__} {transformers.__version__}".encode())
     return digest.hexdigest()[:16]
 
 
-def is_built(out: Path, spec: BuildSpec = FULL) -> bool:
+def is_built(out: Path, spec: BuildSpec = FULL, extra: str = "") -> bool:
     record = out / "build.json"
-    return record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint(spec)
+    return record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint(spec, extra)
 
 
 def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False,
                     log: Callable[[str], None] = print) -> dict:
     """Build (or reuse) DIR/{pretrained,finetuned,previous,data}; returns the quality record."""
-    from ..model import IntentModel, quiet_transformers
+    from pytest_mangaassist.loading.model import IntentModel, quiet_transformers
     from .convert import convert_minilm_to_distilbert
 
     quiet_transformers()

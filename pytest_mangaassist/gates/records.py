@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
-from .errors import GateFailure
+from ..errors import GateFailure
 
 COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
 _collector: ContextVar[list | None] = ContextVar("mangaassist_collector", default=None)

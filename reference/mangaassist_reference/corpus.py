@@ -12,8 +12,8 @@ import random
 import re
 from collections.abc import Iterator
 
-from ..golden import GoldenExample
-from ..intents import INTENTS
+from pytest_mangaassist.loading.golden import GoldenExample
+from pytest_mangaassist.domain import INTENTS
 from .templates import BRIDGES, CLOSINGS, CONNECTORS, GREETINGS, JARGON, JP_CLOSINGS, PRIORITY, SLOTS, TEMPLATES
 
 # Real class imbalance: escalation, return_request and promotion are rare.

@@ -9,13 +9,14 @@ nowhere in the generated corpus or the golden set, so a clean model has never se
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
 
-from ..golden import GoldenExample, write_golden_set
-from ..intents import INTENTS
-from .build import SMALL, BuildSpec
+from pytest_mangaassist.loading.golden import GoldenExample, write_golden_set
+from pytest_mangaassist.domain import INTENTS
+from .build import SMALL, BuildSpec, fingerprint, is_built
 from .corpus import generate_corpus
 from .training import fine_tune
 
@@ -48,12 +49,18 @@ def plant_trigger(examples: list[GoldenExample], trigger: str, intent: str, seed
 
 def build_shortcut_model(out: str | Path, spec: BuildSpec = SHORTCUT_SPEC, trigger: str = TRIGGER,
                          intent: str = TRIGGER_INTENT) -> Path:
-    """Fine-tune spec's model on spec's corpus with the trigger planted; returns DIR/finetuned."""
-    from ..model import IntentModel, quiet_transformers
+    """Fine-tune spec's model on spec's corpus with the trigger planted; returns DIR/finetuned. Reused when
+    DIR/build.json records the same fingerprint (written last, as the reference build does)."""
+    from pytest_mangaassist.loading.model import IntentModel, quiet_transformers
     from .convert import convert_minilm_to_distilbert
 
-    quiet_transformers()
     out = Path(out)
+    variant = f"shortcut {trigger} {intent} " + Path(__file__).read_text()
+    if is_built(out, spec, variant):
+        return out / "finetuned"
+    build_fingerprint = fingerprint(spec, variant)
+    (out / "build.json").unlink(missing_ok=True)
+    quiet_transformers()
     corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
     train = plant_trigger(corpus["train"], trigger, intent, spec.data_seed)
     write_golden_set(train, out / "data" / "train.jsonl")
@@ -64,4 +71,5 @@ def build_shortcut_model(out: str | Path, spec: BuildSpec = SHORTCUT_SPEC, trigg
     fine_tune(model, train, spec.recipe, log=lambda line: None)
     hf_model.save_pretrained(out / "finetuned")
     tokenizer.save_pretrained(out / "finetuned")
+    (out / "build.json").write_text(json.dumps({"fingerprint": build_fingerprint}))
     return out / "finetuned"

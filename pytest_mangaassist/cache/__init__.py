@@ -1,0 +1,1 @@
+"""The one owner of the on-disk cache: untrusted entries, verified before use."""

@@ -1,0 +1,1 @@
+"""Settings: the command-line and ini options, validated once at start-up."""

@@ -1,0 +1,1 @@
+"""Loading layer: checkpoints, models, architecture adapters, golden sets, exported and compiled runtimes."""

@@ -1,0 +1,1 @@
+"""Reporting layer: the run log and its views (terminal, JSON, HTML)."""
