@@ -1,10 +1,11 @@
-"""Gate records: every gate's verdict with its figures, collected per test for the reports.
+"""Gate records: every gate's verdict with its figures, typed, collected per test for the reports.
 
 Gates are plain functions that also run in a notebook, so they do not talk to pytest: they call
-`check(...)`, which raises GateFailure when the figure is on the wrong side of its threshold and,
+`check(...)`, which raises GateFailure when the figure is on the wrong side of its limit and,
 while the plugin is collecting (inside a test), appends a GateRecord. The plugin moves a test's
 records into its report's user_properties (JSON strings), so they reach the terminal summary,
-JUnit XML and results.json, under xdist too.
+JUnit XML and results.json, under xdist too. The run log keeps every record as it was made; only
+the views (terminal, HTML) fold many calls of one gate into one row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 import operator
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from enum import Enum
 
 from ..errors import GateFailure
 
@@ -23,17 +25,115 @@ COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operato
 _collector: ContextVar[list | None] = ContextVar("mangaassist_collector", default=None)
 
 
+class Family(str, Enum):
+    """The gate families, in the order the views show them."""
+
+    CLASSIFICATION = "classification"
+    COMPARISON = "comparison"
+    REPRESENTATION = "representation"
+    ATTRIBUTION = "attribution"
+    BEHAVIOUR = "behaviour"
+    EXPORT = "export"
+    LATENCY = "latency"
+    SNAPSHOT = "snapshot"
+
+
+class Verdict(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    STORED = "stored"  # --mangaassist-update-snapshot: the figure was stored, not compared
+
+
+# -- typed payloads: the detail a view draws, beyond the headline figure ---------------------------
+@dataclass(frozen=True)
+class Curve:
+    """Per-layer series (a None value is an undefined layer, drawn as a gap); `gated` is the x the gate read."""
+
+    x: tuple[str, ...]
+    series: dict[str, tuple[float | None, ...]]
+    gated: str | None = None
+    kind: str = "curve"
+
+
+@dataclass(frozen=True)
+class HeatmapRow:
+    words: tuple[tuple[str, float], ...]  # (word, attribution score)
+    note: str
+
+
+@dataclass(frozen=True)
+class TokenHeatmap:
+    rows: tuple[HeatmapRow, ...]
+    kind: str = "heatmap"
+
+
+@dataclass(frozen=True)
+class LatencySamples:
+    samples_ms: tuple[float, ...]
+    p50_ms: float
+    p99_ms: float
+    budget_ms: float
+    kind: str = "latency"
+
+
+@dataclass(frozen=True)
+class StructureCheck:
+    name: str
+    ok: bool
+    expected: str
+    found: str
+
+
+@dataclass(frozen=True)
+class StructureChecks:
+    checks: tuple[StructureCheck, ...]
+    kind: str = "structure"
+
+
+@dataclass(frozen=True)
+class SnapshotFigure:
+    name: str  # the figure's key in the snapshot file
+    stored: float | None  # the committed figure (None: not in the file yet)
+    max_regression: float
+    kind: str = "snapshot"
+
+
+Payload = Curve | TokenHeatmap | LatencySamples | StructureChecks | SnapshotFigure
+
+
+def _payload_from_json(raw: dict | None) -> Payload | None:
+    if raw is None:
+        return None
+    kind = raw.pop("kind")
+    if kind == "curve":
+        return Curve(tuple(raw["x"]), {k: tuple(v) for k, v in raw["series"].items()}, raw.get("gated"))
+    if kind == "heatmap":
+        return TokenHeatmap(tuple(HeatmapRow(tuple((w, float(s)) for w, s in r["words"]), r["note"])
+                                  for r in raw["rows"]))
+    if kind == "latency":
+        return LatencySamples(tuple(raw["samples_ms"]), raw["p50_ms"], raw["p99_ms"], raw["budget_ms"])
+    if kind == "structure":
+        return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
+    if kind == "snapshot":
+        return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"])
+    raise ValueError(f"unknown gate record payload {kind!r}")
+
+
 @dataclass(frozen=True)
 class GateRecord:
-    family: str  # classification, representation, attribution, behaviour, export, latency, comparison, regression
+    family: Family
     gate: str
     metric: str
     value: float
     threshold: float | None
     comparison: str
-    passed: bool
+    verdict: Verdict
     interval: tuple[float, float] | None = None
-    data: dict = field(default_factory=dict)  # JSON-able detail for the HTML report: curves, tokens, samples
+    payload: Payload | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is not Verdict.FAILED
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=_jsonable, allow_nan=True)
@@ -41,7 +141,10 @@ class GateRecord:
     @classmethod
     def from_json(cls, text: str) -> GateRecord:
         raw = json.loads(text)
+        raw["family"] = Family(raw["family"])
+        raw["verdict"] = Verdict(raw["verdict"])
         raw["interval"] = tuple(raw["interval"]) if raw.get("interval") else None
+        raw["payload"] = _payload_from_json(raw.get("payload"))
         return cls(**raw)
 
 
@@ -70,15 +173,16 @@ def record(rec: GateRecord) -> None:
         records.append(rec)
 
 
-def check(gate: str, metric: str, value: float, threshold: float, comparison: str = ">=", *, family: str,
+def check(gate: str, metric: str, value: float, threshold: float, comparison: str = ">=", *, family: Family,
           evidence: str | Callable[[], str] = "", hint: str = "", interval: tuple[float, float] | None = None,
-          data: dict | None = None, passed: bool | None = None) -> None:
+          payload: Payload | None = None, passed: bool | None = None) -> None:
     """Record the verdict `value <comparison> threshold` (or `passed`, for a gate whose rule is more than
     one comparison); raise GateFailure when it does not hold. evidence may be a callable, built only on
     failure. A nan value (undefined metric) fails: a gate never passes on a figure it could not measure."""
     __tracebackhide__ = True
     if passed is None:
         passed = not (isinstance(value, float) and math.isnan(value)) and COMPARE[comparison](value, threshold)
-    record(GateRecord(family, gate, metric, value, threshold, comparison, bool(passed), interval, data or {}))
+    verdict = Verdict.PASSED if passed else Verdict.FAILED
+    record(GateRecord(Family(family), gate, metric, value, threshold, comparison, verdict, interval, payload))
     if not passed:
         raise GateFailure(gate, metric, value, threshold, comparison, evidence() if callable(evidence) else evidence, hint)
