@@ -1,0 +1,89 @@
+"""The folders are the layers (docs/architecture.md): every import goes down the layer order, no gate
+module imports a sibling gate module, analyses import no cache and no pytest, and the plugin does not
+import the reference kit. Checked on the source with ast, so a lazy import inside a function counts."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pytest_mangaassist"
+ORDER = ("errors", "domain", "strategies", "loading", "analysis", "cache", "gates", "reporting", "config", "plugin")
+SHARED_GATE_MODULES = {"records", "validation"}  # what the gate modules share
+
+
+def layer_of(module: str) -> str | None:
+    """'pytest_mangaassist.gates.records' -> 'gates'; the package's __init__ has no layer."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def module_name(path: Path) -> str:
+    parts = ("pytest_mangaassist", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[str]:
+    """Absolute names of the modules a file imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            found.append(target)
+            if not node.module:  # from . import x: x is a module
+                found += [f"{target}.{alias.name}" for alias in node.names]
+    return found
+
+
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def test_every_module_belongs_to_a_layer():
+    assert SOURCES, "no sources found"
+    unknown = [module_name(p) for p in SOURCES if layer_of(module_name(p)) not in ORDER]
+    assert not unknown, f"modules outside the layer folders: {unknown} (add them to a layer in docs/architecture.md)"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_down_the_layers(path):
+    own = layer_of(module_name(path))
+    for target in imports_of(path):
+        if not target.startswith("pytest_mangaassist."):
+            continue
+        other = layer_of(target)
+        assert ORDER.index(other) <= ORDER.index(own), f"{module_name(path)} ({own}) imports {target} ({other})"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "gates").glob("*.py")), ids=lambda p: p.name)
+def test_no_gate_module_imports_a_sibling_gate(path):
+    if path.stem in SHARED_GATE_MODULES or path.name == "__init__.py":
+        return
+    siblings = [t for t in imports_of(path) if t.startswith("pytest_mangaassist.gates.")
+                and t.split(".")[2] not in SHARED_GATE_MODULES]
+    assert not siblings, f"gates/{path.name} imports {siblings}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "analysis").glob("*.py")), ids=lambda p: p.name)
+def test_analyses_are_pure(path):
+    impure = [t for t in imports_of(path) if t.split(".")[0] in ("pytest", "_pytest")
+              or t.startswith(("pytest_mangaassist.cache", "pytest_mangaassist.gates"))]
+    assert not impure, f"analysis/{path.name} imports {impure}"
+
+
+def test_the_plugin_does_not_import_the_reference_kit():
+    offenders = [module_name(p) for p in SOURCES if any(t.startswith("mangaassist_reference") for t in imports_of(p))]
+    assert not offenders
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    """The ast walk resolves relative imports: a gate importing the reporting layer is caught."""
+    bad = PACKAGE / "gates" / "classification.py"
+    names = imports_of(bad)
+    assert "pytest_mangaassist.gates.records" in names  # resolved from `from .records import ...`
+    assert layer_of("pytest_mangaassist.reporting.reports") == "reporting"
+    assert ORDER.index("reporting") > ORDER.index("gates")
