@@ -1,22 +1,38 @@
 """Validate a Hugging Face checkpoint folder without importing torch.
 
 Runs at configure time, so a wrong --model-path fails in a second with the fix, not minutes
-later inside a fixture. Reads config.json and the safetensors header only.
+later inside a fixture. Reads config.json, the tokenizer's vocabulary and configuration, the
+safetensors header (or the pickle opcodes of a pytorch_model.bin) only, never the weights.
+
+What it refuses besides a malformed folder: custom code (auto_map or trust_remote_code in config.json or
+tokenizer_config.json), a tokenizer without its vocabulary or whose vocabulary does not cover the model's
+embedding table, and a pickle weights file that torch.load(weights_only=True) would not accept.
 """
 
 from __future__ import annotations
 
-import json
+import io
+import pickletools
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .adapters import adapter_for
 from ..errors import MangaAssistInputError
+from .jsonfile import read_json
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")
 HEAD_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight")
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
+# A tokenizer must know at least this share of the embedding table's rows. Real checkpoints pad the table
+# by a few hundred rows at most (to a multiple of 8, 64 or 128) or reserve a few percent for future tokens;
+# a tokenizer with far fewer tokens is another model's, or a stub that maps most words to [UNK].
+MIN_VOCAB_COVERAGE = 0.9
+RESAVE = "Re-save the checkpoint with save_pretrained()."
+NO_CUSTOM_CODE = ("Save the model and tokenizer with a stock transformers class (DistilBERT, BERT, RoBERTa and their "
+                  "tokenizers) and delete auto_map / trust_remote_code from the JSON file.")
 
 
 @dataclass(frozen=True)
@@ -51,11 +67,17 @@ def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> Checkp
     adapter = adapter_for(model_type, str(path))
     labels = _labels(config, path)
     weights = _weights_file(path, option)
+    embedding_rows = None
     if weights.suffix == ".safetensors":
-        _check_safetensors(weights, len(labels))
+        shapes = _check_safetensors(weights, len(labels))
+        embedding_rows = next((shape[0] for key, shape in shapes.items()
+                               if key.endswith("embeddings.word_embeddings.weight") and shape), None)
+    if weights.name == "pytorch_model.bin":
+        _check_pickle(weights)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise MangaAssistInputError(f"The checkpoint {path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}).",
                                     "Save the tokenizer next to the model: tokenizer.save_pretrained(folder).")
+    _check_tokenizer(path, config, embedding_rows)
     sizes = {key: config.get(key) for key in (adapter.layers_key, adapter.hidden_key)}
     if not all(isinstance(v, int) and v > 0 for v in sizes.values()):
         raise MangaAssistInputError(f"{path}/config.json lacks valid sizes {sizes}.",
@@ -68,20 +90,115 @@ def _read_config(path: Path, option: str) -> dict:
     if not config_file.is_file():
         raise MangaAssistInputError(f"The folder {path} has no config.json, so it is not a Hugging Face checkpoint.",
                                     f"Pass {option} the folder written by model.save_pretrained(folder).")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MangaAssistInputError(f"{config_file} is not valid JSON ({exc}).",
-                                    "Re-save the checkpoint with save_pretrained().") from None
+    config = read_json(config_file, fix=RESAVE)
     if not isinstance(config, dict):
-        raise MangaAssistInputError(f"{config_file} holds a JSON {type(config).__name__}, not an object.",
-                                    "Re-save the checkpoint with save_pretrained().")
-    if "auto_map" in config:
-        raise MangaAssistInputError(
-            f"{config_file} asks for custom model code (auto_map); pytest-mangaassist never runs remote or custom code.",
-            "Save the model with a stock transformers architecture (DistilBERT, BERT, RoBERTa).",
-        )
+        raise MangaAssistInputError(f"{config_file} holds a JSON {type(config).__name__}, not an object.", RESAVE)
+    _refuse_custom_code(config, config_file, "model")
     return config
+
+
+def _refuse_custom_code(config: dict, file: Path, what: str) -> None:
+    for key in ("auto_map", "trust_remote_code"):
+        if key in config and config[key] not in (None, False, {}, []):
+            raise MangaAssistInputError(
+                f"{file} asks for custom {what} code ({key}); pytest-mangaassist never runs remote or custom code.",
+                NO_CUSTOM_CODE)
+
+
+def _check_tokenizer(path: Path, config: dict, embedding_rows: int | None = None) -> None:
+    """The tokenizer transformers would load must be a stock one with a vocabulary that fits the model.
+
+    Without a vocabulary file transformers builds a tokenizer of only the special tokens named in
+    tokenizer_config.json and maps every word to [UNK], silently. "Covers the embedding table" means: no
+    token id at or past the table's last row, which would index past it, and at least MIN_VOCAB_COVERAGE
+    of its rows known to the tokenizer. The table's rows: the word-embedding tensor's in model.safetensors,
+    else config.json's vocab_size.
+    """
+    tokenizer_config: dict = {}
+    config_file = path / "tokenizer_config.json"
+    if config_file.is_file():
+        tokenizer_config = read_json(config_file, fix="Save the tokenizer again with tokenizer.save_pretrained(folder).")
+        if not isinstance(tokenizer_config, dict):
+            raise MangaAssistInputError(
+                f"{config_file} holds a JSON {type(tokenizer_config).__name__}, not an object.",
+                "Save the tokenizer again with tokenizer.save_pretrained(folder).")
+        _refuse_custom_code(tokenizer_config, config_file, "tokenizer")
+    vocabulary = _vocabulary(path, tokenizer_config)
+    if vocabulary is None:
+        raise MangaAssistInputError(
+            f"The tokenizer in {path} has no vocabulary ({', '.join(VOCABULARY_FILES)}): transformers would build "
+            "one of only the special tokens in tokenizer_config.json and map every word to [UNK].",
+            "Save the tokenizer the model was trained with next to it: tokenizer.save_pretrained(folder) "
+            "writes tokenizer.json (or vocab.txt).")
+    source, ids = vocabulary
+    rows, table = embedding_rows, "the word-embedding tensor"
+    if rows is None:
+        rows, table = config.get("vocab_size"), "config.json vocab_size"
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows <= 0:
+            raise MangaAssistInputError(
+                f"{path}/config.json has no valid vocab_size (got {rows!r}), so the tokenizer cannot be checked "
+                "against the embedding table.", RESAVE)
+    beyond = sorted(i for i in ids if i >= rows)
+    if beyond:
+        raise MangaAssistInputError(
+            f"The tokenizer ({source}) has token ids up to {beyond[-1]} but the model's embedding table has "
+            f"{rows} rows ({table}): {len(beyond)} token(s) would index past it.",
+            "Use the tokenizer the model was trained with; after adding tokens, call "
+            "model.resize_token_embeddings(len(tokenizer)) and save both again.")
+    if len(ids) < MIN_VOCAB_COVERAGE * rows:
+        raise MangaAssistInputError(
+            f"The tokenizer ({source}) knows {len(ids)} tokens but the model's embedding table has {rows} rows "
+            f"({table}): it covers {len(ids) / rows:.0%} of them, so it is not the model's "
+            "tokenizer and would map most words to [UNK] or to the wrong rows.",
+            "Save the tokenizer the model was trained with next to it: tokenizer.save_pretrained(folder).")
+
+
+def _vocabulary(path: Path, tokenizer_config: dict) -> tuple[str, set[int]] | None:
+    """(file it came from, every token id the tokenizer can emit) of the vocabulary transformers loads:
+    tokenizer.json when present (the fast tokenizer), else vocab.txt / vocab.json; None without one."""
+    fix = "Save the tokenizer again with tokenizer.save_pretrained(folder)."
+    ids: set[int] = set()
+    if (path / "tokenizer.json").is_file():
+        source = path / "tokenizer.json"
+        data = read_json(source, fix=fix)
+        model = data.get("model") if isinstance(data, dict) else None
+        vocab = model.get("vocab") if isinstance(model, dict) else None
+        if isinstance(vocab, dict):
+            ids.update(vocab.values())
+        elif isinstance(vocab, list):  # Unigram: [[piece, score], ...], the id is the position
+            ids.update(range(len(vocab)))
+        else:
+            raise MangaAssistInputError(f"{source} has no model.vocab, so it is not a tokenizers file.", fix)
+        added = data.get("added_tokens") or []
+        ids.update(token.get("id") for token in added if isinstance(token, dict))
+    elif (path / "vocab.txt").is_file():
+        source = path / "vocab.txt"
+        lines = source.read_bytes().split(b"\n")
+        if lines and not lines[-1].strip():
+            lines.pop()
+        ids.update(range(len(lines)))
+    elif (path / "vocab.json").is_file():
+        source = path / "vocab.json"
+        vocab = read_json(source, fix=fix)
+        if not isinstance(vocab, dict):
+            raise MangaAssistInputError(f"{source} is not a JSON object of token -> id.", fix)
+        if not (path / "merges.txt").is_file():
+            raise MangaAssistInputError(f"{source} has no merges.txt beside it, so the BPE tokenizer cannot be built.",
+                                        fix)
+        ids.update(vocab.values())
+    else:
+        return None
+    extra = path / "added_tokens.json"
+    if extra.is_file():
+        added = read_json(extra, fix=fix)
+        if isinstance(added, dict):
+            ids.update(added.values())
+    decoder = tokenizer_config.get("added_tokens_decoder")
+    if isinstance(decoder, dict):
+        ids.update(int(key) for key in decoder if str(key).isdigit())
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        raise MangaAssistInputError(f"{source} (or the added tokens) has token ids that are not integers >= 0.", fix)
+    return source.name, ids
 
 
 def _labels(config: dict, path: Path) -> tuple[str, ...]:
@@ -121,7 +238,70 @@ def _weights_file(path: Path, option: str) -> Path:
                                 f"Save the weights with save_pretrained(), or fix {option}.")
 
 
-def _check_safetensors(weights: Path, n_labels: int) -> None:
+# What torch.load(weights_only=True) accepts in a state dict, as (module, name) of pickle globals.
+SAFE_PICKLE_GLOBALS = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor"),
+                       ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+                       ("torch._utils", "_rebuild_parameter_with_state"), ("torch", "Size"), ("torch", "device")}
+SAFE_TORCH_NAME = re.compile(r"[A-Za-z0-9]*Storage|u?int\d+|float\d+(_\w+)?|bfloat16|complex\d+|bool|half|double|long")
+PICKLE_FIX = ("Convert the weights to safetensors (load them yourself in a trusted environment and call "
+              "model.save_pretrained(folder), which writes model.safetensors), then delete pytorch_model.bin.")
+
+
+def _check_pickle(weights: Path) -> None:
+    """A pytorch_model.bin is a pickle, and a pickle can run any code when loaded. It is accepted only when it
+    references nothing but what torch.load(weights_only=True) allows (tensors, storages, OrderedDict);
+    transformers then loads it with weights_only=True. Checked from the opcodes, without unpickling."""
+    try:
+        if zipfile.is_zipfile(weights):
+            with zipfile.ZipFile(weights) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if len(names) != 1:
+                    raise ValueError("no data.pkl in the archive")
+                streams = [io.BytesIO(archive.read(names[0]))]
+        else:  # the legacy format: magic number, protocol, system info, then the state dict
+            with open(weights, "rb") as fh:
+                head = io.BytesIO(fh.read())
+            streams = [head] * 4
+        for stream in streams:
+            for module, name in _pickle_globals(stream):
+                if (module, name) not in SAFE_PICKLE_GLOBALS and not (module == "torch" and
+                                                                      SAFE_TORCH_NAME.fullmatch(name)):
+                    raise MangaAssistInputError(
+                        f"The weights file {weights} is a pickle that imports {module}.{name}: loading it could run "
+                        "arbitrary code, and torch.load(weights_only=True) refuses it.", PICKLE_FIX)
+    except MangaAssistInputError:
+        raise
+    except Exception as exc:  # zipfile, pickletools and the reads raise many types for one cause
+        raise MangaAssistInputError(f"The weights file {weights} is not a readable torch.save() file ({exc}).",
+                                    PICKLE_FIX) from None
+
+
+def _pickle_globals(stream: io.BytesIO):
+    """(module, name) of every global the pickle at the stream's position references; the stream is left
+    after its STOP opcode."""
+    recent: list = []
+    for opcode, arg, _ in pickletools.genops(stream):
+        if opcode.name in ("GLOBAL", "INST"):
+            module, _, name = arg.partition(" ")
+            yield module, name
+        elif opcode.name == "STACK_GLOBAL":
+            if len(recent) < 2 or not all(isinstance(x, str) for x in recent[-2:]):
+                yield "<unknown>", "<computed name>"
+            else:
+                yield recent[-2], recent[-1]
+        elif opcode.name in ("EXT1", "EXT2", "EXT4"):
+            yield "<extension registry>", str(arg)
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+                           "BINSTRING", "STRING"):
+            recent.append(arg)
+        elif opcode.name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
+            recent.append(None)
+        if opcode.name == "STOP":
+            return
+
+
+def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
+    """Read the header only: the classification head must match id2label; returns every tensor's shape."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -141,3 +321,4 @@ def _check_safetensors(weights: Path, n_labels: int) -> None:
             f"The classifier in {weights} has {head[0]} output rows but config.json's id2label names {n_labels} labels.",
             "Make id2label list exactly one intent per classifier row, then save again.",
         )
+    return shapes

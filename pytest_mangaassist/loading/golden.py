@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MangaAssistInputError
+from .jsonfile import parse_json
 
 ALLOWED_KEYS = ("text", "intent", "slice", "also")
 # Names other datasets use for the same fields, for the did-you-mean of an unknown key.
@@ -44,6 +46,12 @@ class GoldenSet:
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    @property
+    def duplicate_count(self) -> int:
+        """How many examples repeat an earlier example's message (see normalize_text); 0 unless the set
+        was loaded with allow_duplicates=True or built in memory."""
+        return sum(len(group) - 1 for group in duplicate_groups(self.texts))
 
     def __iter__(self):
         return iter(self.examples)
@@ -96,15 +104,25 @@ def write_golden_set(examples: Iterable[GoldenExample], path: Path) -> None:
             fh.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
 
 
-def load_golden_set(path: str | Path) -> GoldenSet:
-    """Read and validate a golden set; every problem names its line number and the fix."""
+def load_golden_set(path: str | Path, *, allow_duplicates: bool = False) -> GoldenSet:
+    """Read and validate a golden set; every problem names its line number and the fix.
+
+    Refused, each with its line number: a line that is not one JSON object with the known keys; a text
+    that is empty or holds only invisible characters (whitespace, zero-width spaces and joiners, word
+    joiner, byte-order mark); a string with a lone surrogate; one message labelled with two intents.
+
+    Duplicates: two lines whose texts are equal after normalize_text (Unicode NFC, invisible characters
+    removed, runs of whitespace collapsed, ends stripped) are the same message, counted twice. They are
+    refused unless allow_duplicates=True (then GoldenSet.duplicate_count counts them). Case is kept:
+    "Hi" and "hi" are different inputs to a cased model and a deliberate casing variant in a golden set.
+    """
     path = Path(path)
     if not path.is_file():
         raise MangaAssistInputError(
             f"The golden set {path} does not exist or is not a file.",
             "Pass --golden-set with the path of a JSON Lines file (one {\"text\": ..., \"intent\": ...} per line).",
         )
-    examples, first_line = [], {}
+    examples, lines, first_line = [], [], {}
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             line = _decode(raw, number, path)
@@ -112,12 +130,56 @@ def load_golden_set(path: str | Path) -> GoldenSet:
                 example = _parse_line(line, number, path)
                 _check_consistent(example, number, first_line, path)
                 examples.append(example)
+                lines.append(number)
     if not examples:
         raise MangaAssistInputError(
             f"The golden set {path} holds no examples.",
             "Add one JSON object per line: {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
         )
+    if not allow_duplicates:
+        _refuse_duplicates(examples, lines, path)
     return GoldenSet.from_examples(examples, str(path))
+
+
+# Characters that render as nothing: a text made only of these (and whitespace) is an empty message.
+INVISIBLE = frozenset("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+                      "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068"
+                      "\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u2800\u3164\ufeff\uffa0")
+
+
+def _invisible(char: str) -> bool:
+    return char.isspace() or char in INVISIBLE or unicodedata.category(char) in ("Cc", "Cf")
+
+
+def normalize_text(text: str) -> str:
+    """The form in which two golden texts count as the same message: Unicode NFC, invisible
+    characters removed, whitespace runs collapsed to one space, ends stripped; case kept."""
+    kept = (c for c in unicodedata.normalize("NFC", text) if c.isspace() or not _invisible(c))
+    return " ".join("".join(kept).split())
+
+
+def duplicate_groups(texts: Sequence[str]) -> list[list[int]]:
+    """Positions (0-based) of texts that are the same message after normalize_text, one list per
+    repeated message, in order of first occurrence."""
+    by_text: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_text.setdefault(normalize_text(text), []).append(i)
+    return [group for group in by_text.values() if len(group) > 1]
+
+
+def _refuse_duplicates(examples: list[GoldenExample], lines: list[int], path: Path) -> None:
+    groups = duplicate_groups([ex.text for ex in examples])
+    if not groups:
+        return
+    repeats = sum(len(group) - 1 for group in groups)
+    shown = "; ".join(f"{examples[g[0]].text!r} on lines {', '.join(str(lines[i]) for i in g)}" for g in groups[:5])
+    more = f"; and {len(groups) - 5} more" if len(groups) > 5 else ""
+    raise MangaAssistInputError(
+        f"The golden set {path} repeats {len(groups)} message(s) ({repeats} extra line(s)), so they count more "
+        f"than once in every figure: {shown}{more}.",
+        "Delete the repeated lines (texts equal after Unicode NFC and whitespace normalisation count as one), "
+        "or accept them with --mangaassist-allow-duplicates (ini mangaassist_allow_duplicates = true).",
+    )
 
 
 def _decode(raw: bytes, number: int, path: Path) -> str:
@@ -130,7 +192,7 @@ def _decode(raw: bytes, number: int, path: Path) -> str:
 
 def _check_consistent(example: GoldenExample, number: int, first_line: dict, path: Path) -> None:
     """The same message labelled with two different intents is a contradiction, not data."""
-    previous = first_line.setdefault(example.text, (number, example.intent))
+    previous = first_line.setdefault(normalize_text(example.text), (number, example.intent))
     if previous[1] != example.intent:
         raise MangaAssistInputError(
             f"{path}: line {number} labels {example.text!r} as {example.intent!r}, line {previous[0]} as "
@@ -141,13 +203,8 @@ def _check_consistent(example: GoldenExample, number: int, first_line: dict, pat
 
 def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
     where = f"{path}, line {number}"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise MangaAssistInputError(
-            f"{where} is not valid JSON ({exc.msg} at column {exc.colno}).",
-            "Each line must be one JSON object, e.g. {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
-        ) from None
+    record = parse_json(line, where, fix="Each line must be one JSON object, e.g. "
+                        "{\"text\": \"where is my order?\", \"intent\": \"order_status\"}.")
     if not isinstance(record, dict):
         raise MangaAssistInputError(f"{where} is a JSON {type(record).__name__}, not an object.",
                                     "Write one JSON object per line.")
@@ -158,10 +215,17 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
         advice = "; ".join(f"{k!r}" + (f" (did you mean {g[0]!r}?)" if g else "") for k, g in guesses.items())
         raise MangaAssistInputError(f"{where} has unknown key(s) {advice}.",
                                     f"Use only the keys {', '.join(ALLOWED_KEYS)}.")
+    _check_surrogates(record, where)
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise MangaAssistInputError(f"{where} has an empty or missing \"text\" (got {text!r}).",
                                     "Give every example the customer message as a non-empty string.")
+    if all(_invisible(c) for c in text):
+        codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in text if not c.isspace()}))
+        raise MangaAssistInputError(
+            f"{where} has an empty \"text\": it holds only invisible characters ({codes}), which the tokenizer "
+            "drops, so the model would see no message.",
+            "Give every example the customer message as visible text, or delete the line.")
     intent = record.get("intent")
     if not isinstance(intent, str) or not intent:
         raise MangaAssistInputError(f"{where} has no \"intent\" string (got {intent!r}).",
@@ -175,6 +239,21 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
         raise MangaAssistInputError(f"{where}: \"also\" must be a list of intent labels (got {also!r}).",
                                     "List the message's secondary intents, e.g. [\"return_request\"].")
     return GoldenExample(text=text, intent=intent, slice=slice_name, also=tuple(also))
+
+
+def _check_surrogates(record: dict, where: str) -> None:
+    """A lone surrogate (e.g. the JSON escape \\ud800) is not a character: it cannot be encoded, hashed or
+    tokenized, so it would crash a later step instead of being refused here."""
+    for key, value in record.items():
+        strings = value if isinstance(value, list) else [value]
+        for string in strings:
+            if isinstance(string, str) and any("\ud800" <= c <= "\udfff" for c in string):
+                position = next(i for i, c in enumerate(string) if "\ud800" <= c <= "\udfff")
+                raise MangaAssistInputError(
+                    f"{where}: \"{key}\" holds a lone surrogate (U+{ord(string[position]):04X} at character "
+                    f"{position + 1}), which is not a Unicode character.",
+                    "Write the character itself in UTF-8, or a complete surrogate pair (e.g. \\ud83d\\ude00 for "
+                    "one emoji), or delete it.")
 
 
 def check_labels_match(golden: GoldenSet, model_labels: Sequence[str], model_source: str,

@@ -49,6 +49,16 @@ class ForwardResult:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
+def count_truncated(tokenizer, texts, max_length: int) -> int:
+    """How many texts the tokenizer turns into more than max_length tokens (special tokens included):
+    the model sees only their first max_length tokens."""
+    texts = list(texts)
+    if not texts:
+        return 0
+    ids = tokenizer(texts, truncation=False, add_special_tokens=True, verbose=False)["input_ids"]
+    return sum(len(row) > max_length for row in ids)
+
+
 class IntentModel:
     """A classifier with its tokenizer and labels.
 
@@ -98,12 +108,16 @@ class IntentModel:
         fix = ("Check that the weights match config.json (same architecture and sizes) and that the files are "
                "complete; re-save with save_pretrained() if in doubt.")
         try:
+            # safetensors when the folder has them; a pytorch_model.bin only with transformers' weights_only=True load
+            # (inspect_checkpoint has already refused a pickle that imports anything but tensors)
             hf_model, loading = AutoModelForSequenceClassification.from_pretrained(
                 info.path, local_files_only=True, trust_remote_code=False,
-                use_safetensors=info.weights_file.name.startswith("model.safetensors"),
+                use_safetensors=info.weights_file.name.startswith("model.safetensors"), weights_only=True,
                 attn_implementation="eager", output_loading_info=True,
             )
-            tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True, trust_remote_code=False)
+            tokenizer = self._load_tokenizer() if self._tokenizer is None else self._tokenizer
+        except MangaAssistInputError:
+            raise
         except Exception as exc:  # transformers raises many types for one cause: an unloadable folder
             raise MangaAssistInputError(
                 f"The checkpoint {info.path} could not be loaded: {type(exc).__name__}: {exc}", fix) from None
@@ -122,11 +136,30 @@ class IntentModel:
             self._load_weights()
         return self._hf_model
 
+    def _load_tokenizer(self):
+        """The checkpoint's tokenizer alone (no weights): local files only, never custom code."""
+        quiet_transformers()
+        from transformers import AutoTokenizer
+
+        info = self._checkpoint
+        try:
+            return AutoTokenizer.from_pretrained(info.path, local_files_only=True, trust_remote_code=False)
+        except Exception as exc:  # transformers raises many types for one cause: an unloadable tokenizer
+            raise MangaAssistInputError(
+                f"The tokenizer of {info.path} could not be loaded: {type(exc).__name__}: {exc}",
+                "Save the tokenizer the model was trained with next to it: tokenizer.save_pretrained(folder).",
+            ) from None
+
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._load_weights()
+            self._tokenizer = self._load_tokenizer()  # the weights load only when a forward pass needs them
         return self._tokenizer
+
+    def count_truncated(self, texts) -> int:
+        """How many of texts have more tokens (special tokens included) than max_length, so that every
+        forward pass cuts them. Tokenizes only: loads the tokenizer, never the weights."""
+        return count_truncated(self.tokenizer, texts, self.max_length)
 
     # -- structure -------------------------------------------------------------------------
     @property
