@@ -104,6 +104,7 @@ Payload = Curve | TokenHeatmap | LatencySamples | StructureChecks | SnapshotFigu
 def _payload_from_json(raw: dict | None) -> Payload | None:
     if raw is None:
         return None
+    raw = dict(raw)
     kind = raw.pop("kind")
     if kind == "curve":
         return Curve(tuple(raw["x"]), {k: tuple(v) for k, v in raw["series"].items()}, raw.get("gated"))

@@ -1,7 +1,7 @@
 """The reporting side of a pytest session, registered by the plugin at configure time as a plugin object
-(pytest_runtest_logreport receives no config): gathers every test report into the run log, then writes
-the baseline update, the report files and the terminal summary. In the xdist controller it sees the
-workers' reports; in a worker it writes nothing."""
+(pytest_runtest_logreport receives no config): gathers every test report into the run log (raw records),
+then writes the snapshot update, the report files and the terminal summary. In the xdist controller it sees
+the workers' reports; in a worker it writes nothing."""
 
 from __future__ import annotations
 
@@ -10,21 +10,32 @@ GATE_PROPERTY = "mangaassist-gate"  # user_properties key of a GateRecord (JSON)
 
 
 class ReportingSession:
-    def __init__(self, config, log, settings, baseline_store):
+    def __init__(self, config, log, settings, snapshot_store):
         self.config = config
         self.log = log
         self.settings = settings
-        self.baseline_store = baseline_store
+        self.snapshot_store = snapshot_store
+        self.snapshot_written: int | None = None  # figures written by --mangaassist-update-snapshot
 
     def pytest_runtest_logreport(self, report):
         from ..gates.records import GateRecord
-        from .reports import TestEntry
+        from .runlog import TestEntry
 
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        setup_or_teardown_problem = report.when in ("setup", "teardown") and not report.passed
+        if not (report.when == "call" or setup_or_teardown_problem):
             return
         entry = self.log.tests.setdefault(report.nodeid, TestEntry(report.nodeid, report.outcome, 0.0))
-        entry.outcome = ("error" if report.when == "setup" and report.failed else
-                         ("xfailed" if report.skipped else "xpassed") if hasattr(report, "wasxfail") else report.outcome)
+        if report.when == "teardown":
+            if report.failed:
+                entry.outcome = "error"
+                entry.message = "\n".join(m for m in (entry.message, "teardown: " + _failure_text(report)) if m)
+            return
+        if report.when == "setup" and report.failed:
+            entry.outcome = "error"
+        elif hasattr(report, "wasxfail"):
+            entry.outcome = "xfailed" if report.skipped else "xpassed"
+        else:
+            entry.outcome = report.outcome
         entry.duration += report.duration
         entry.records += [GateRecord.from_json(v) for k, v in report.user_properties if k == GATE_PROPERTY]
         entry.tables += [(k[len(RECORD_PREFIX):], v) for k, v in report.user_properties if k.startswith(RECORD_PREFIX)]
@@ -32,54 +43,92 @@ class ReportingSession:
             entry.message = _failure_text(report)
 
     def pytest_sessionfinish(self, session):
-        """Write the baseline (--mangaassist-update-baseline) and the reports, once, in the controller."""
+        """Write the snapshot (--mangaassist-update-snapshot) and the reports, once, in the controller."""
         if hasattr(self.config, "workerinput"):
             return
-        from .reports import file_hash, results, write_reports
+        from ..gates.snapshot import snapshot_figures
 
         settings, log = self.settings, self.log
-        if settings.update_baseline:
-            measured = {r.data["metric_name"]: r.value for _, r in log.records if r.family == "regression"}
+        if settings.update_snapshot:
+            measured = snapshot_figures(r for _, r in log.records)  # raw records: every figure of every test
             if measured:
-                self.baseline_store.write(measured)
+                self.snapshot_store.write(measured)
+                self.snapshot_written = len(measured)
         if settings.report_dir is not None:
-            inputs = {"model": str(settings.model.path) if settings.model else None,
-                      "model hash": _model_hash(settings.model),
-                      "golden set": str(settings.golden_set.source) if settings.golden_set else None,
-                      "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
-                      "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None,
-                      "baseline model": str(settings.baseline.path) if settings.baseline else None,
-                      "onnx": str(settings.onnx_path) if settings.onnx_path else "exported by the plugin",
-                      "serving artifact": str(settings.serving_artifact) if settings.serving_artifact else "compiled by the plugin"}
-            write_reports(settings.report_dir, results(log, inputs))
+            write_reports(settings.report_dir, log, report_inputs(settings, log))
 
     def pytest_terminal_summary(self, terminalreporter):
-        from .reports import baseline_moves, gate_tables
+        from .terminal import gate_tables, headline, snapshot_table
 
         log, settings = self.log, self.settings
         families = gate_tables(log)
         if families:
             terminalreporter.section("mangaassist gates")
-            for family, table in families:
-                terminalreporter.write_line(f"{family}:")
+            terminalreporter.write_line(headline(log))
+            terminalreporter.write_line("")
+            for title, table in families:
+                terminalreporter.write_line(title)
                 terminalreporter.write_line(table)
                 terminalreporter.write_line("")
-        tables = [table for entry in log.tests.values() for table in entry.tables]
+        tables = list(dict.fromkeys(table for entry in log.tests.values() for table in entry.tables))
         if tables:
             terminalreporter.section("mangaassist figures")
             for title, table in tables:
                 terminalreporter.write_line(title)
                 terminalreporter.write_line(table)
                 terminalreporter.write_line("")
-        moves = baseline_moves(log)
-        if moves:
-            terminalreporter.section("mangaassist baseline")
-            terminalreporter.write_line(moves)
-            if settings.update_baseline:
-                terminalreporter.write_line(f"baseline written to {settings.baseline_file}: commit it with the suite")
+        snapshot = snapshot_table(log)
+        if snapshot:
+            terminalreporter.section("mangaassist snapshot")
+            terminalreporter.write_line(snapshot)
+            if self.snapshot_written is not None:
+                terminalreporter.write_line(f"{self.snapshot_written} figure(s) written to {settings.snapshot_file}: "
+                                            "commit it with the suite")
         if settings.report_dir is not None:
             terminalreporter.write_line(f"mangaassist report: {settings.report_dir / 'report.html'} "
                                         f"(figures: {settings.report_dir / 'results.json'})")
+
+
+def write_reports(folder, log, inputs: dict):
+    """results.json (every raw record) and report.html (drawn from it) in `folder`."""
+    from .html import render_html
+    from .results import results, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = results(log, inputs)
+    json_path = write_json(folder / "results.json", data)
+    html_path = folder / "report.html"
+    html_path.write_text(render_html(data), encoding="utf-8")
+    return json_path, html_path
+
+
+def report_inputs(settings, log) -> dict:
+    """What the run read, each with its content hash; None where not given (the page says "not given").
+    The exported artifacts are named only when a gate used them."""
+    from .results import file_hash
+    from .views import runtimes_used
+
+    def path(info, attribute="path"):
+        return None if info is None else str(getattr(info, attribute))
+
+    inputs = {"model": path(settings.model), "model hash": _model_hash(settings.model),
+              "pretrained model": path(settings.pretrained),
+              "baseline model (production)": path(settings.baseline),
+              "golden set": path(settings.golden_set, "source"),
+              "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
+              "validation set": path(settings.validation_set, "source"),
+              "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None}
+    used = runtimes_used(log)
+    if "onnx" in used:
+        inputs["ONNX model"] = (str(settings.onnx_path) if settings.onnx_path else
+                                "exported by the plugin from the model")
+    if "serving" in used:
+        inputs["serving artifact"] = (str(settings.serving_artifact) if settings.serving_artifact else
+                                      "compiled by the plugin from the model")
+    if any(r.family.value == "snapshot" for _, r in log.records):
+        updated = " (updated by this run)" if settings.update_snapshot else ""
+        inputs["snapshot file"] = f"{settings.snapshot_file}{updated}"
+    return inputs
 
 
 def _failure_text(report) -> str:
