@@ -72,6 +72,6 @@ def reinit_model(small_model, tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """The end-to-end file builds the full reference model (minutes): run it first, so that under
-    `-n 2 --dist loadfile` one worker builds while the other runs every other file."""
+    """The end-to-end file builds its 6-layer model (build.E2E, minutes on a clean machine): run it first, so
+    that under `-n 2 --dist loadfile` one worker builds while the other runs every other file."""
     items.sort(key=lambda item: item.path.name != "test_example_suite.py")

@@ -1,19 +1,29 @@
-"""The reference model: exact conversion, generated corpus, seeded and reusable builds."""
+"""The reference model: exact conversion, generated corpus, templates as data files, seeded and reusable builds.
+
+Expected sizes come from the build specs and the corpus constants, never from literal corpus numbers."""
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.loading.golden import load_golden_set
 from pytest_mangaassist.domain import INTENTS, RARE_INTENTS, SLICES
-from mangaassist_reference.build import SMALL, build_reference
-from mangaassist_reference.corpus import Sampler, generate_corpus
-from mangaassist_reference.templates import TEMPLATES
+from mangaassist_reference.build import BUILD_SOURCES, E2E, FULL, PACKAGE_DIR, SMALL, build_reference, fingerprint
+from mangaassist_reference.corpus import (GOLDEN_MULTI_INTENT, GOLDEN_PER_SLICE, GOLDEN_PER_TEMPLATE, Sampler,
+                                          generate_corpus)
+from mangaassist_reference.templates import TEMPLATE_DIR, TEMPLATE_FILES, load_templates
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXTS = ["Kono manga wa English desu ka for vol 12?", "where is my order",
          "Is this isekai more like Re:Zero or mushoku tensei?", "hi"]
@@ -50,16 +60,33 @@ def test_corpus_golden_is_held_out_and_covers_every_intent_and_slice():
     assert all(ex.also and ex.also[0] != ex.intent for ex in golden if ex.slice == "multi_intent")
 
 
+def expected_golden_size(scale: float) -> int:
+    """What generate_golden plans: per intent and slice, GOLDEN_PER_SLICE scaled, at most GOLDEN_PER_TEMPLATE
+    variants of each held-out template; plus the multi-intent messages."""
+    held = Sampler(0, golden=True).templates
+    return (sum(min(round(GOLDEN_PER_SLICE[slice_] * scale), GOLDEN_PER_TEMPLATE * len(templates))
+                for by_slice in held.values() for slice_, templates in by_slice.items())
+            + round(GOLDEN_MULTI_INTENT * scale))
+
+
+@pytest.mark.parametrize("spec", [FULL, SMALL], ids=["full", "small"])
+def test_corpus_sizes_follow_the_spec(spec):
+    corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
+    assert {split: len(examples) for split, examples in corpus.items()} == {
+        "train": spec.n_train, "valid": spec.n_valid, "golden": expected_golden_size(spec.golden_scale)}
+
+
 def test_corpus_has_real_class_imbalance():
-    counts = Counter(ex.intent for ex in generate_corpus(0, 6000, 100)["train"])
-    uniform = 6000 / len(INTENTS)
+    n_train = 6000
+    counts = Counter(ex.intent for ex in generate_corpus(0, n_train, 100)["train"])
+    uniform = n_train / len(INTENTS)
     for rare in RARE_INTENTS:  # multi-intent messages add to the urgent intents, so they are not rarer
         assert counts[rare] < 0.7 * uniform and counts[rare] < 0.5 * max(counts.values()), counts
 
 
 def test_golden_templates_and_titles_never_reach_training():
     train, golden = Sampler(0, golden=False), Sampler(0, golden=True)
-    for intent, by_slice in TEMPLATES.items():
+    for intent, by_slice in load_templates().phrasings.items():
         for slice_name in by_slice:
             held, seen = golden.templates[intent][slice_name], train.templates[intent][slice_name]
             assert held and seen, f"{intent}/{slice_name} needs templates on both sides"
@@ -71,10 +98,11 @@ def test_small_build_writes_the_contract_layout(small_reference):
     for folder in ("pretrained", "finetuned"):
         config = json.loads((small_reference / folder / "config.json").read_text())
         assert config["model_type"] == "distilbert"
-        assert [config["id2label"][str(i)] for i in range(10)] == list(INTENTS)
+        assert [config["id2label"][str(i)] for i in range(len(INTENTS))] == list(INTENTS)
         assert (small_reference / folder / "model.safetensors").is_file()
-    for split in ("train", "valid", "golden"):
-        assert len(load_golden_set(small_reference / "data" / f"{split}.jsonl")) > 0
+    sizes = {"train": SMALL.n_train, "valid": SMALL.n_valid, "golden": expected_golden_size(SMALL.golden_scale)}
+    for split, size in sizes.items():  # training data may repeat a short message; evaluation splits may not
+        assert len(load_golden_set(small_reference / "data" / f"{split}.jsonl", allow_duplicates=split == "train")) == size
     quality = json.loads((small_reference / "build.json").read_text())["quality"]
     assert quality["golden_accuracy"] > 0.5, "the small model must have learned the task"
 
@@ -84,8 +112,6 @@ def _digest(folder):
 
 
 def test_two_builds_give_identical_weights_and_data(tmp_path):
-    from dataclasses import replace
-
     from mangaassist_reference.training import Recipe
 
     quick = replace(SMALL, n_train=300, recipe=Recipe(epochs=1, base_lr=3e-4, max_length=32))
@@ -121,10 +147,165 @@ def test_cli_usage_errors_are_short():
 
 @pytest.mark.parametrize("spec_change", ["recipe", "data_seed"])
 def test_build_fingerprint_changes_with_the_spec(spec_change):
-    from dataclasses import replace
-
-    from mangaassist_reference.build import fingerprint
     from mangaassist_reference.training import Recipe
 
     other = replace(SMALL, recipe=Recipe(epochs=9)) if spec_change == "recipe" else replace(SMALL, data_seed=7)
     assert fingerprint(other) != fingerprint(SMALL)
+
+
+# --- templates as data files -------------------------------------------------------------------------
+
+# sha256 of each split (split_digest) of generate_corpus(...) for FULL and SMALL. Every digest but one was
+# recorded with the templates still in code (commit de10ad5): the move to templates/*.json changed no
+# generated byte. The one that differs, FULL's valid split, changed afterwards and on purpose: evaluation
+# splits became distinct as the golden-set loader counts texts (normalize_text), which replaced 5 of its
+# 5,500 messages; train (hence the weights) and golden stayed identical. After a deliberate template or
+# generator edit, check the corpus diff and record the new digests (the build fingerprint changes anyway).
+CORPUS_DIGESTS = {
+    "full": {"train": "95e8f64c2c9dd65c9fb0ebf35f8ac4719f2993dfd505e2f8dd800c42dcf722cf",
+             "valid": "b269773f90821985de11392eea09a97c1f98b7668689f1aa665886fea507e40e",
+             "golden": "941a37e3802605e316a6324bbaa7724aa665e47a3e1b80ce0f26212961dbe524"},
+    "small": {"train": "824ca5b12b17458ed663f89ae3f3217ae4a32c4ab3307af7fa2ea2258fa01049",
+              "valid": "6fa968ae8701b0b3a47975935068f4476005b77773fd2102ba063afcdd25c78f",
+              "golden": "22e96403abb62c5965bb49f3c7b3ec4dbe52ad96179342a7baca89f878d45c9d"},
+}
+
+
+def split_digest(examples) -> str:
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([ex.text, ex.intent, ex.slice, list(ex.also)], ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def corpus_digest(corpus) -> dict[str, str]:
+    return {split: split_digest(examples) for split, examples in corpus.items()}
+
+
+@pytest.mark.parametrize("name, spec", [("full", FULL), ("small", SMALL)])
+def test_corpus_is_byte_identical_to_the_one_generated_from_templates_in_code(name, spec):
+    corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
+    assert corpus_digest(corpus) == CORPUS_DIGESTS[name]
+    again = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
+    assert again == corpus, "the same seed must give the same corpus"
+    other = generate_corpus(spec.data_seed + 1, spec.n_train, spec.n_valid, spec.golden_scale)
+    assert corpus_digest(other)["train"] != CORPUS_DIGESTS[name]["train"], "the seed must matter"
+
+
+@pytest.mark.parametrize("spec", [FULL, E2E, SMALL], ids=["full", "e2e", "small"])
+def test_evaluation_splits_are_distinct_as_the_golden_set_loader_counts_them(spec, tmp_path):
+    from pytest_mangaassist.loading.golden import normalize_text, write_golden_set
+
+    corpus = generate_corpus(spec.data_seed, spec.n_train, spec.n_valid, spec.golden_scale)
+    train = {normalize_text(ex.text) for ex in corpus["train"]}
+    for split in ("valid", "golden"):
+        write_golden_set(corpus[split], tmp_path / f"{split}.jsonl")
+        assert len(load_golden_set(tmp_path / f"{split}.jsonl")) == len(corpus[split])  # refuses duplicates
+        assert not train & {normalize_text(ex.text) for ex in corpus[split]}, f"{split} repeats a training text"
+
+
+def test_templates_are_read_only_data_loaded_on_first_use():
+    code = ("import sys, mangaassist_reference.templates as t, mangaassist_reference.corpus, "
+            "mangaassist_reference.build; print(t.load_templates.cache_info().currsize)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0", "importing the kit must not read the template files"
+    templates = load_templates()
+    assert load_templates() is templates
+    with pytest.raises(TypeError):
+        templates.phrasings["chitchat"][None] = ("hi",)
+    with pytest.raises(AttributeError):
+        templates.phrasings["chitchat"][None].append("hi")
+    before = corpus_digest(generate_corpus(0, 300, 50, 0.2))
+    Sampler(0, golden=False).templates["chitchat"][None].append("a sampler's pool is its own copy")
+    assert corpus_digest(generate_corpus(0, 300, 50, 0.2)) == before
+
+
+def test_every_template_file_is_package_data_covered_by_the_build_fingerprint():
+    on_disk = {p.name for p in TEMPLATE_DIR.glob("*.json")}
+    assert on_disk == set(TEMPLATE_FILES), "a template file the loader does not read, or one that is missing"
+    assert {f"{TEMPLATE_DIR.name}/{name}" for name in TEMPLATE_FILES} <= set(BUILD_SOURCES)
+    declared = _toml(ROOT / "reference" / "pyproject.toml")["tool"]["setuptools"]["package-data"]
+    patterns = declared["mangaassist_reference"]
+    assert all(any(Path(f"{TEMPLATE_DIR.name}/{name}").match(pattern) for pattern in patterns)
+               for name in TEMPLATE_FILES)
+
+
+def _toml(path):
+    import tomllib
+
+    return tomllib.loads(path.read_text())
+
+
+def _package_copy(tmp_path) -> Path:
+    copy = tmp_path / "kit"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@pytest.mark.parametrize("name", TEMPLATE_FILES)
+def test_build_fingerprint_changes_with_each_template_file(tmp_path, name):
+    copy = _package_copy(tmp_path)
+    assert fingerprint(SMALL, root=copy) == fingerprint(SMALL)
+    path = copy / TEMPLATE_DIR.name / name
+    data = json.loads(path.read_text())
+    data["about"] = [*data["about"], "an edit"]  # even a change that no generated message shows
+    path.write_text(json.dumps(data))
+    assert fingerprint(SMALL, root=copy) != fingerprint(SMALL)
+
+
+def _edit(folder: Path, name: str, change) -> None:
+    path = folder / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+BAD_TEMPLATES = {
+    "unknown slot": ("phrasings.json", lambda d: d["phrasings"]["chitchat"]["plain"].append("hi {nickname}"),
+                     "unknown slot {nickname}"),
+    "unknown intent": ("bridges.json", lambda d: d["bridges"].update(refund={"plain": ["money back"]}),
+                       "unknown intent 'refund'"),
+    "unknown slice": ("phrasings.json", lambda d: d["phrasings"]["chitchat"].update(slang=["yo"]),
+                      "unknown slice 'slang'"),
+    "bridge without phrasings": ("bridges.json", lambda d: d["bridges"]["chitchat"].update(indirect=["meh"]),
+                                 "bridges.chitchat.indirect has no phrasings.chitchat.indirect"),
+    "unclosed group": ("phrasings.json", lambda d: d["phrasings"]["chitchat"]["plain"].append("[hi|hello"),
+                       "unclosed ["),
+    "empty list": ("slots.json", lambda d: d["slots"].update(title=[]), "slots.title is not a non-empty list"),
+    "priority": ("surface.json", lambda d: d["priority"].pop(), "priority is not an ordering of every intent"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TEMPLATES)
+def test_bad_template_files_are_refused_naming_the_file_and_the_entry(tmp_path, case):
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATE_DIR, folder)
+    name, change, message = BAD_TEMPLATES[case]
+    _edit(folder, name, change)
+    with pytest.raises(MangaAssistInputError) as caught:
+        load_templates(folder)
+    assert str(folder / name) in caught.value.problem and message in caught.value.problem
+    assert caught.value.fix
+
+
+def test_a_custom_template_folder_drives_the_sampler(tmp_path):
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATE_DIR, folder)
+    _edit(folder, "surface.json", lambda d: d.update(greetings=["konnichiwa bot"]))
+    sampler = Sampler(0, golden=False, templates=load_templates(folder))
+    texts = [sampler.decorate("where is my order", jp=False).lower() for _ in range(300)]
+    assert any(text.startswith("konnichiwa bot ") for text in texts)
+    assert not any(text.startswith(greeting) for text in texts for greeting in load_templates().greetings
+                   if not "konnichiwa bot".startswith(greeting))
+
+
+def test_the_built_wheel_ships_the_template_files(tmp_path):
+    source = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
+    shutil.copytree(ROOT / "reference", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [wheel] = (tmp_path / "dist").glob("mangaassist_reference-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"mangaassist_reference/{TEMPLATE_DIR.name}/{name}" for name in TEMPLATE_FILES} <= names

@@ -2,9 +2,9 @@
 and a stand-in for last month's production model (DIR/previous: the same run saved one epoch before
 the end, an earlier and weaker model, for the candidate-versus-previous gates).
 
-Reused when DIR/build.json records the same fingerprint (build spec, this package's reference
-code, torch and transformers versions); build.json is written last, so an interrupted build is
-never mistaken for a finished one.
+Reused when DIR/build.json records the same fingerprint (build spec, this package's code and
+template data files, torch and transformers versions); build.json is written last, so an interrupted
+build is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from pytest_mangaassist.errors import format_table
 from pytest_mangaassist.loading.golden import GoldenSet, load_golden_set, write_golden_set
 from pytest_mangaassist.domain import INTENTS, RARE_INTENTS
 from .corpus import generate_corpus
+from .templates import TEMPLATE_DIR, TEMPLATE_FILES
 from .training import Recipe, fine_tune
 
-# The code that decides what a build produces; a change to any of them invalidates earlier builds.
-BUILD_SOURCES = ("build.py", "convert.py", "corpus.py", "templates.py", "training.py")
+# The code and data that decide what a build produces (paths in this package); a change to any of them
+# invalidates earlier builds.
+PACKAGE_DIR = Path(__file__).parent
+BUILD_SOURCES = ("build.py", "convert.py", "corpus.py", "templates.py", "training.py",
+                 *(f"{TEMPLATE_DIR.name}/{name}" for name in TEMPLATE_FILES))
 QUALITY_TARGETS = {"accuracy": 0.92, "jp_en": 0.80, "rare_recall": 0.85}
 
 
@@ -43,17 +47,22 @@ FULL = BuildSpec()
 # Two layers leave little room in [CLS], so it takes higher rates and more epochs (golden ~0.77).
 SMALL = BuildSpec(n_layers=2, n_train=1500, n_valid=200, golden_scale=0.4,
                   recipe=Recipe(epochs=5, base_lr=3e-4, head_lr=2e-3, max_length=32))
+# The model tests/test_example_suite.py runs example_suite/ on, end to end (built once per machine): FULL's six
+# layers, recipe and seeds on the first half of FULL's training stream (generate_split draws in order, so
+# its 4,000 messages are FULL's first 4,000) and a 2,000-message validation set; half FULL's training and
+# about a third of the deep dive's sweeps, so that CI fits its time budget.
+E2E = BuildSpec(n_train=4000, n_valid=2000)
 
 
-def fingerprint(spec: BuildSpec, extra: str = "") -> str:
-    """What decides a build's output: the spec, the kit's sources, `extra` (a variant's own inputs) and
-    the torch and transformers versions."""
+def fingerprint(spec: BuildSpec, extra: str = "", root: Path = PACKAGE_DIR) -> str:
+    """What decides a build's output: the spec, the kit's sources and template files (BUILD_SOURCES,
+    read under root), `extra` (a variant's own inputs) and the torch and transformers versions."""
     import torch
     import transformers
 
     digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode() + extra.encode())
     for name in BUILD_SOURCES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+        digest.update(name.encode() + b"\0" + (Path(root) / name).read_bytes())
     digest.update(f"{torch.__version__} {transformers.__version__}".encode())
     return digest.hexdigest()[:16]
 

@@ -1,8 +1,9 @@
 """The generated MangaAssist corpus: train / valid / golden, in the golden-set format.
 
-Templates and slot values are split once: every fifth template of each (intent, slice) list and
-every fifth title/author is reserved for the golden set (vocabulary bridges always train), so golden accuracy is measured on
-phrasings and titles the model never trained on. Train and valid share the remaining pool
+Templates (the data files templates/*.json, read by templates.load_templates) and slot values are
+split once: every fifth template of each (intent, slice) list and every fifth title/author is reserved
+for the golden set (vocabulary bridges always train), so golden accuracy is measured on phrasings and
+titles the model never trained on. Train and valid share the remaining pool
 (valid is in-distribution, as in the source analysis' 5,500-example validation set).
 """
 
@@ -12,9 +13,9 @@ import random
 import re
 from collections.abc import Iterator
 
-from pytest_mangaassist.loading.golden import GoldenExample
+from pytest_mangaassist.loading.golden import GoldenExample, normalize_text
 from pytest_mangaassist.domain import INTENTS
-from .templates import BRIDGES, CLOSINGS, CONNECTORS, GREETINGS, JARGON, JP_CLOSINGS, PRIORITY, SLOTS, TEMPLATES
+from .templates import Templates, load_templates
 
 # Real class imbalance: escalation, return_request and promotion are rare.
 INTENT_SHARE = {
@@ -44,14 +45,15 @@ def _pool(items: list, golden: bool) -> list:
 class Sampler:
     """Draws messages from one side of the template/slot split, deterministically from a seed."""
 
-    def __init__(self, seed: int, golden: bool):
+    def __init__(self, seed: int, golden: bool, templates: Templates | None = None):
         self.rng = random.Random(seed)
         self.golden = golden
-        self.slots = {k: (_pool(v, golden) if k in HELD_OUT_SLOTS else v) for k, v in SLOTS.items()}
+        self.data = data = templates or load_templates()
+        self.slots = {k: (_pool(v, golden) if k in HELD_OUT_SLOTS else list(v)) for k, v in data.slots.items()}
         self.templates = {
-            intent: {slice_: _pool(items, golden) + ([] if golden else BRIDGES.get(intent, {}).get(slice_, []))
+            intent: {slice_: _pool(items, golden) + ([] if golden else list(data.bridges.get(intent, {}).get(slice_, ())))
                      for slice_, items in by_slice.items()}
-            for intent, by_slice in TEMPLATES.items()
+            for intent, by_slice in data.phrasings.items()
         }
 
     def fill(self, template: str) -> str:
@@ -63,7 +65,7 @@ class Sampler:
     def message(self, intent: str, slice_: str | None, template: str | None = None) -> GoldenExample:
         text = self.fill(template or self.rng.choice(self.templates[intent][slice_]))
         text = self.decorate(text, jp=slice_ == "jp_en")
-        if slice_ is None and any(word in text.lower() for word in JARGON):
+        if slice_ is None and any(word in text.lower() for word in self.data.jargon):
             slice_ = "manga_jargon"
         return GoldenExample(text=text, intent=intent, slice=slice_)
 
@@ -71,8 +73,8 @@ class Sampler:
         first, second = self.rng.sample([i for i in INTENTS if i != "chitchat"], 2)
         a = self.fill(self.rng.choice(self.templates[first][None])).rstrip("?.!")
         b = self.fill(self.rng.choice(self.templates[second][None]))
-        text = self.rng.choice(CONNECTORS).format(a=a, b=b[0].lower() + b[1:])
-        primary, secondary = sorted((first, second), key=PRIORITY.index)
+        text = self.rng.choice(self.data.connectors).format(a=a, b=b[0].lower() + b[1:])
+        primary, secondary = sorted((first, second), key=self.data.priority.index)
         return GoldenExample(text=self.decorate(text, jp=False), intent=primary, slice="multi_intent",
                              also=(secondary,))
 
@@ -80,9 +82,9 @@ class Sampler:
         """Surface variation real traffic has: greetings, sign-offs, case, punctuation, typos."""
         rng = self.rng
         if rng.random() < 0.12:
-            text = f"{rng.choice(GREETINGS)} {text}"
+            text = f"{rng.choice(self.data.greetings)} {text}"
         if rng.random() < 0.12:
-            text = f"{text} {rng.choice(JP_CLOSINGS if jp else CLOSINGS)}"
+            text = f"{text} {rng.choice(self.data.jp_closings if jp else self.data.closings)}"
         if rng.random() < 0.3:
             text = text.lower()
         if rng.random() < 0.25:
@@ -102,31 +104,32 @@ class Sampler:
         return " ".join(words)
 
 
-def _slice_weights(intent: str) -> dict:
-    return {s: SLICE_SHARE[s] for s in TEMPLATES[intent]}
+def _slice_weights(sampler: Sampler, intent: str) -> dict:
+    return {s: SLICE_SHARE[s] for s in sampler.templates[intent]}
 
 
 def generate_split(n: int, seed: int, exclude: set[str] = frozenset(), distinct: bool = True) -> list[GoldenExample]:
     """n messages with the corpus' intent and slice mix, none of whose texts is in exclude.
 
     Training data may repeat a text (short messages like "hi" recur in real traffic; forcing
-    distinct texts would starve the templates that have no slots); evaluation splits may not.
+    distinct texts would starve the templates that have no slots); evaluation splits may not. Texts
+    are compared as the golden-set loader compares them (normalize_text: "hi ?" stripped to "hi " is "hi").
     """
     sampler = Sampler(seed, golden=False)
     rng = sampler.rng
     intents, intent_weights = zip(*INTENT_SHARE.items())
-    seen = set(exclude)
+    seen = {normalize_text(text) for text in exclude}
     out: list[GoldenExample] = []
     while len(out) < n:
         if rng.random() < MULTI_INTENT_SHARE:
             example = sampler.multi_intent()
         else:
             intent = rng.choices(intents, intent_weights)[0]
-            slices, weights = zip(*_slice_weights(intent).items())
+            slices, weights = zip(*_slice_weights(sampler, intent).items())
             example = sampler.message(intent, rng.choices(slices, weights)[0])
-        if example.text not in seen:
+        if normalize_text(example.text) not in seen:
             if distinct:
-                seen.add(example.text)
+                seen.add(normalize_text(example.text))
             out.append(example)
     return out
 
@@ -134,7 +137,7 @@ def generate_split(n: int, seed: int, exclude: set[str] = frozenset(), distinct:
 def generate_golden(seed: int, exclude: set[str] = frozenset(), scale: float = 1.0) -> list[GoldenExample]:
     """A balanced golden set drawn only from held-out templates and titles, covering every slice."""
     sampler = Sampler(seed, golden=True)
-    seen = set(exclude)
+    seen = {normalize_text(text) for text in exclude}
     out: list[GoldenExample] = []
     for intent in INTENTS:
         for slice_, templates in sampler.templates[intent].items():
@@ -148,14 +151,15 @@ def generate_golden(seed: int, exclude: set[str] = frozenset(), scale: float = 1
 
 
 def _distinct(draw, count: int, seen: set[str], max_tries: int = 200) -> Iterator[GoldenExample]:
-    """Up to count draws with unseen texts (a small template pool may hold fewer)."""
+    """Up to count draws with unseen texts, seen holding normalize_text forms (a small template pool may
+    hold fewer)."""
     out = []
     tries = 0
     while len(out) < count and tries < count * max_tries:
         tries += 1
         example = draw()
-        if example.text not in seen:
-            seen.add(example.text)
+        if normalize_text(example.text) not in seen:
+            seen.add(normalize_text(example.text))
             out.append(example)
     return out
 

@@ -1,892 +1,146 @@
-"""Phrasing templates and slot values for the generated MangaAssist corpus (pure data).
+"""The corpus templates: data files in templates/ (JSON), read and checked on first use.
 
-TEMPLATES[intent][slice] lists phrasings; slice None is the plain traffic. Every fifth template
-of a list is held out of train/valid and used only for the golden set, so golden accuracy
-measures phrasings the model never saw. Phrasings deliberately vary in structure (questions,
-statements, fragments, text-speak), not only in slot values.
+- templates/phrasings.json: phrasings per intent and slice ("plain" = slice None, the plain traffic)
+- templates/bridges.json: training-only phrasings (vocabulary bridges, never held out)
+- templates/slots.json: the values a "{slot}" is filled with
+- templates/surface.json: multi-intent priority and connectors, greetings, sign-offs, jargon words
+
+Each file's "about" says what it holds. Importing this module reads nothing and changes nothing;
+load_templates() returns one frozen Templates value (read-only mappings of tuples), cached per folder.
+The build fingerprint covers every file in TEMPLATE_FILES (build.BUILD_SOURCES).
 """
 
-SLOTS = {
-    "title": [
-        "One Piece", "Naruto", "Berserk", "Chainsaw Man", "Jujutsu Kaisen", "Spy x Family", "Vinland Saga",
-        "Frieren", "Re:Zero", "Mushoku Tensei", "Attack on Titan", "Demon Slayer", "My Hero Academia",
-        "Tokyo Ghoul", "Blue Lock", "Haikyu", "Oshi no Ko", "Dandadan", "Kaiju No. 8", "Vagabond", "Monster",
-        "20th Century Boys", "Nana", "Fruits Basket", "Sailor Moon", "Dragon Ball", "Bleach", "Hunter x Hunter",
-        "Fullmetal Alchemist", "Death Note", "Solo Leveling", "Tokyo Revengers", "Mob Psycho 100",
-        "One Punch Man", "Yotsuba", "Slam Dunk", "Akira", "Made in Abyss", "Goodnight Punpun", "Dorohedoro",
-        "Hell's Paradise", "Fire Force", "Blue Period", "Kaguya-sama", "Horimiya", "Mashle", "Sakamoto Days",
-        "Witch Hat Atelier", "Dungeon Meshi", "The Apothecary Diaries", "Ranma 1/2", "Inuyasha", "Gantz",
-        "Parasyte", "Uzumaki", "Planetes", "Pluto", "Golden Kamuy", "Kingdom", "Bakuman",
-    ],
-    "genre": [
-        "isekai", "seinen", "shonen", "shojo", "josei", "slice of life", "mecha", "horror", "romance", "sports",
-        "iyashikei", "cyberpunk", "dark fantasy", "psychological thriller", "rom-com", "mystery", "sci-fi",
-        "historical", "cooking", "martial arts", "yuri", "BL", "survival", "post-apocalyptic",
-    ],
-    "format": [
-        "tankobon", "omnibus", "box set", "deluxe edition", "hardcover", "paperback", "light novel", "artbook",
-        "3-in-1 edition", "collector's edition", "digital edition", "special edition", "perfect edition",
-        "kanzenban", "bunkoban", "wideban",
-    ],
-    "vol": [str(n) for n in range(1, 43)],
-    "n": ["2", "3", "4", "5", "6", "10", "two", "three", "a few", "several"],
-    "days": ["3", "5", "7", "10", "12", "two weeks", "a week", "ten days", "a month"],
-    "order_id": [f"{p}{n}" for p in ("#", "MA-", "", "order ") for n in ("48213", "90211", "11870", "55302", "70764", "23149", "66018")],
-    "author": [
-        "Oda", "Kentaro Miura", "Tatsuki Fujimoto", "Gege Akutami", "Naoki Urasawa", "Junji Ito", "Inio Asano",
-        "Makoto Yukimura", "Hajime Isayama", "Takehiko Inoue", "Rumiko Takahashi", "Akira Toriyama", "CLAMP",
-    ],
-    "country": ["Canada", "Japan", "Germany", "Australia", "the UK", "Brazil", "Mexico", "France", "the Philippines", "India", "Alaska", "Hawaii"],
-    "carrier": ["UPS", "FedEx", "USPS", "DHL", "the post office", "Royal Mail"],
-    "payment": ["PayPal", "Apple Pay", "Google Pay", "my Visa", "a Mastercard", "Amex", "a gift card", "store credit", "Klarna", "a debit card", "crypto"],
-    "damage": ["a torn cover", "bent pages", "water damage", "a crushed spine", "missing pages", "a misprint", "a ripped dust jacket", "a smudged print"],
-    "feeling": ["frustrated", "fed up", "annoyed", "really upset", "tired of this", "losing my patience", "so done", "beyond annoyed"],
-    "holiday": ["Black Friday", "Cyber Monday", "the summer", "Golden Week", "the holiday", "the anniversary", "the spring", "the clearance"],
-}
+from __future__ import annotations
 
-_PLAIN = None
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
 
-TEMPLATES = {
-    "product_discovery": {
-        _PLAIN: [
-            "do you have {title} volume {vol}?",
-            "I'm looking for the {title} {format}",
-            "is {title} vol {vol} in your catalog",
-            "show me new {genre} releases",
-            "where can I find {title}?",
-            "do you carry anything by {author}?",
-            "search for {title}",
-            "what {genre} titles do you have in stock",
-            "I need volume {vol} of {title}, do you sell it",
-            "can you find me the {format} of {title}",
-            "any new manga out this week?",
-            "list all the {title} volumes you have",
-            "have you got the {title} {format} in English?",
-            "looking for {author} manga",
-            "what came out this month in {genre}?",
-            "is the latest {title} volume available yet",
-            "find {title} vol. {vol}",
-            "do you stock {genre} manga at all",
-            "I want to buy {title} volumes 1 to {vol}",
-            "where is the {genre} section on your site",
-            "got any {title}?",
-            "which {author} books do you sell",
-            "is {title} back in stock?",
-            "browse {genre} {format}s",
-            "I'd like to pick up the whole {title} series, where do I start",
-            "show me everything from {title}",
-            "help me find the {title} {format}",
-            "can you help me locate {title} volume {vol}",
-            "I want to return to {title} after volume {vol}, do you have the next ones",
-            "I'm getting back into {title}, which volumes do you have",
-            "what's new in the store",
-            "looking for a copy of {title} vol {vol} for my brother",
-        ],
-        "manga_jargon": [
-            "any {genre} {format}s in stock?",
-            "do you have the {title} kanzenban",
-            "looking for {genre} tankobon under 10 dollars",
-            "need the {title} omnibus vols 1-3",
-            "show me {genre} light novels",
-            "is there a {title} box set with all the tankobon",
-            "where are your seinen omnibus editions",
-            "got the {title} artbook?",
-        ],
-        "jp_en": [
-            "{title} no shinkan arimasu ka?",
-            "{genre} manga sagashiteimasu, any new ones?",
-            "{title} zenkan set arimasu ka",
-            "{title} vol {vol} ga hoshii desu, do you have it",
-            "atarashii {genre} manga wa doko desu ka",
-            "{author} sensei no manga arimasu ka?",
-            "{title} no {format} kaitai desu",
-            "sumimasen, {title} wa zaiko arimasu ka",
-        ],
-        "adversarial": [
-            "can you help me find {title} volume {vol}",
-            "help me look for {genre} manga please",
-            "I want to return to {title}, where's volume {vol}",
-            "is the {title} that was on sale last month still in the catalog",
-            "help, I can't find the {genre} section",
-        ],
-    },
-    "recommendation": {
-        _PLAIN: [
-            "recommend me something like {title}",
-            "what should I read after {title}?",
-            "I loved {title}, any suggestions?",
-            "can you suggest a good {genre} manga",
-            "something darker than {title}?",
-            "what's a good manga for a beginner",
-            "I want something similar to {title} but shorter",
-            "give me your top {n} {genre} picks",
-            "any recs for someone who liked {title} and {title}",
-            "what manga is like {title}",
-            "I'm bored of {genre}, what else should I try",
-            "suggest a manga my 12 year old would like",
-            "which is better to start with, {title} or {title}?",
-            "best {genre} series of all time?",
-            "I finished {title}, what next",
-            "got any hidden gems in {genre}?",
-            "what would you recommend for a long flight",
-            "something funny and light to read?",
-            "I need a gift idea for a fan of {title}",
-            "if I liked {author}'s work what else would I enjoy",
-            "anything with art as good as {title}?",
-            "what should I pick up next, I'm into {genre}",
-            "a completed series you'd recommend?",
-            "which {genre} manga has the best story",
-            "I want a manga that will make me cry",
-            "what's popular right now that I should read",
-            "help me choose my next series, I liked {title}",
-            "I want to return to {genre} after a break, what's good lately",
-            "less violent than {title} but still exciting?",
-            "what do fans of {title} usually read next",
-        ],
-        "manga_jargon": [
-            "recommend an {genre} with an OP protagonist",
-            "best seinen for someone who loved {title}?",
-            "any iyashikei manga to relax with",
-            "suggest a shojo romance that isn't too cliche",
-            "good isekai that isn't a harem?",
-            "which {genre} omnibus is worth it for a newbie",
-            "I want a josei series with adult characters, ideas?",
-            "what's a must-read {genre} one-shot",
-        ],
-        "jp_en": [
-            "osusume no {genre} manga wa?",
-            "{title} mitai na manga osusume shite kudasai",
-            "nani ka omoshiroi {genre} ga yomitai",
-            "{title} ga suki desu, what should I read next?",
-            "ninki no manga wa nan desu ka, recommend please",
-            "kowai manga ga yomitai, something like {title}",
-            "{genre} de ichiban omoshiroi no wa?",
-            "tsugi ni nani wo yomeba ii? I liked {title}",
-        ],
-        "adversarial": [
-            "help me pick something like {title}",
-            "can you help me find a manga similar to {title}",
-            "which series on sale would you recommend for a {genre} fan",
-            "I want to return to this series after volume {vol}, or should I try something else like it",
-        ],
-    },
-    "product_question": {
-        _PLAIN: [
-            "how many pages is {title} volume {vol}?",
-            "is the {title} {format} in English or Japanese",
-            "is {title} censored in the English release",
-            "what age rating does {title} have",
-            "how many volumes does {title} have in total",
-            "which volume does the {title} final arc start in",
-            "is the {format} bigger than the regular volumes?",
-            "does {title} vol {vol} come with color pages",
-            "who translated the English {title}",
-            "is {title} finished or still ongoing",
-            "what's the difference between the {format} and the normal edition",
-            "are the {title} books read right to left",
-            "is the paper quality good on the {format}",
-            "does the {title} box set include a poster",
-            "what are the dimensions of the {title} {format}",
-            "is {title} vol {vol} the first edition",
-            "does this edition have the author's notes?",
-            "is {title} appropriate for a 10 year old",
-            "what chapters are in volume {vol} of {title}",
-            "is the {title} {format} a new translation?",
-            "does the {format} have a dust jacket",
-            "is it the Viz or Kodansha version of {title}",
-            "how heavy is the {title} box set",
-            "are the {title} books new or used",
-            "what language is {title} vol {vol} printed in",
-            "does {title} have furigana",
-            "is the anime ending the same as the {title} manga",
-            "tell me about the {title} {format}",
-        ],
-        "manga_jargon": [
-            "is the {title} kanzenban flipped or unflipped",
-            "how many chapters per tankobon in {title}",
-            "is the {title} omnibus the same translation as the singles",
-            "does the {format} include the extra chapters",
-            "is {title} a light novel or a manga",
-            "are the {title} tankobon volumes oversized",
-        ],
-        "jp_en": [
-            "kono manga wa English desu ka for vol {vol}?",
-            "{title} vol {vol} wa nan peeji desu ka",
-            "{title} no {format} wa English translation desu ka",
-            "kore wa censored desu ka, {title} no English ban",
-            "{title} wa zenbu de nan kan desu ka",
-            "{title} wa kanketsu shimashita ka? finished?",
-            "kono {format} wa ookii desu ka",
-        ],
-        "adversarial": [
-            "is the {title} on sale the same edition as the regular one",
-            "does the discounted {title} box set have all {vol} volumes",
-            "can you help me understand which {title} edition has color pages",
-            "is the {format} in the sale the new translation",
-        ],
-    },
-    "order_status": {
-        _PLAIN: [
-            "where is my order {order_id}?",
-            "has my order shipped yet",
-            "can you track order {order_id}",
-            "my package still hasn't arrived",
-            "when will my {title} order arrive",
-            "what's the status of my order",
-            "I ordered {title} {days} days ago and nothing yet",
-            "tracking says delivered but I don't have it",
-            "is my preorder of {title} vol {vol} on the way",
-            "order {order_id} status please",
-            "did my order go through?",
-            "it's been {days} days, where's my stuff",
-            "can I change the address on my order {order_id}",
-            "the tracking number isn't updating",
-            "I need to cancel my order {order_id}",
-            "my order says processing for {days} days",
-            "did you ship my {title} box set",
-            "when does my preorder ship",
-            "I never got a confirmation email for my order",
-            "is order {order_id} still in the warehouse",
-            "how do I check where my package is",
-            "my order is late",
-            "can you give me the tracking link for {order_id}",
-            "my order only had part of the items, where's the rest",
-            "what happened to my order",
-            "still waiting on my manga from last week",
-            "can I add {title} vol {vol} to my existing order",
-        ],
-        "jp_en": [
-            "watashi no chuumon wa doko desu ka? order {order_id}",
-            "chuumon shita {title} mada todokanai",
-            "order {order_id} no status oshiete kudasai",
-            "itsu todokimasu ka, my order",
-            "nimotsu ga mada kimasen, {days} days desu",
-            "chuumon kyanseru shitai, order {order_id}",
-            "yoyaku shita {title} wa itsu hassou desu ka",
-        ],
-        "adversarial": [
-            "where's my order from the {holiday} sale?",
-            "I bought the {title} deal {days} days ago, has it shipped",
-            "help me track order {order_id}",
-            "my discount order {order_id} hasn't arrived",
-            "did the sale items in my order ship separately",
-        ],
-    },
-    "return_request": {
-        _PLAIN: [
-            "I want to return {title} volume {vol}",
-            "how do I return an item",
-            "can I get a refund for my order {order_id}",
-            "my {title} book arrived with {damage}",
-            "you sent me the wrong volume, I need an exchange",
-            "I'd like to send back the {format}",
-            "what's your return policy",
-            "can I return a manga I already opened",
-            "refund please, the box set was damaged",
-            "I received volume {vol} instead of volume {vol}",
-            "the {format} came with {damage}, can I swap it",
-            "how long do I have to return something",
-            "I want my money back for {title}",
-            "can I exchange {title} for a different volume",
-            "start a return for order {order_id}",
-            "got a duplicate copy, can I send one back",
-            "is there a return label I can print",
-            "the book is a misprint, I want a replacement",
-            "when will I get my refund",
-            "I returned {title} {days} days ago and haven't been refunded",
-            "can I return it for store credit?",
-            "I changed my mind about the {title} order, can I send it back",
-            "this isn't what I ordered, how do I return it",
-            "do I have to pay return shipping",
-            "can I send this volume back and get store credit?",
-            "my preorder arrived broken",
-        ],
-        "jp_en": [
-            "{title} vol {vol} henpin shitai desu",
-            "kowareta hon ga todoita, refund onegaishimasu",
-            "henkin dekimasu ka, order {order_id}",
-            "machigatta manga ga kita, exchange shitai",
-            "henpin no houhou wo oshiete kudasai",
-            "{format} ga yabureteita, kookan dekimasu ka",
-            "kore henpin shitemo ii desu ka",
-        ],
-        "adversarial": [
-            "can I return this if the sale price changes?",
-            "I bought {title} on sale, can I still get a refund",
-            "the discount box set came with {damage}, I want to return it",
-            "return policy for items bought during the {holiday} deal?",
-            "help me return volume {vol}, it was a sale item",
-            "the deal price dropped after I bought it, can I return and rebuy",
-            "I want a refund on my discounted order {order_id}",
-            "can I exchange a clearance sale item",
-            "sale return: {title} vol {vol} arrived with {damage}",
-            "discount exchange for the wrong {format}?",
-        ],
-    },
-    "shipping": {
-        _PLAIN: [
-            "do you ship to {country}?",
-            "how much is shipping",
-            "how long does delivery take to {country}",
-            "what shipping options do you have",
-            "do you offer express shipping",
-            "which carrier do you use, {carrier}?",
-            "is there free shipping over a certain amount",
-            "can I pick up in store instead of shipping",
-            "how much does it cost to ship a box set",
-            "do you ship internationally",
-            "how fast is next day delivery",
-            "will it come in a box or an envelope",
-            "do you deliver on weekends",
-            "can you ship to a PO box",
-            "what's the shipping time for preorders",
-            "are customs fees included for {country}",
-            "can I choose {carrier} for delivery",
-            "how are the books packed for shipping",
-            "is shipping cheaper if I order more volumes",
-            "standard vs express delivery, what's the difference",
-            "do you ship to APO addresses",
-            "how many days does standard shipping take",
-            "can I get it delivered by friday",
-            "what are the delivery charges for {country}",
-        ],
-        "jp_en": [
-            "nihon made shipping dekimasu ka",
-            "soryou wa ikura desu ka",
-            "haisou ni nannichi kakarimasu ka",
-            "international shipping arimasu ka, {country} made",
-            "okurimono de {country} ni okuremasu ka",
-            "{carrier} de haisou dekimasu ka",
-        ],
-        "adversarial": [
-            "does shipping cost extra on sale items",
-            "are discounted box sets shipped separately",
-            "help me understand the shipping options to {country}",
-            "do deal orders still ship express",
-        ],
-    },
-    "checkout_payment": {
-        _PLAIN: [
-            "my card keeps getting declined",
-            "can I pay with {payment}?",
-            "checkout isn't working",
-            "I got charged twice for the same order",
-            "what payment methods do you accept",
-            "the payment page just keeps loading",
-            "can I split the payment between two cards",
-            "why was my {payment} payment rejected",
-            "is it safe to enter my card details here",
-            "I can't complete my purchase",
-            "do you take {payment}",
-            "how do I use my gift card at checkout",
-            "can I pay in installments",
-            "the checkout button is greyed out",
-            "billing address won't save",
-            "there's a pending charge on my card but no order",
-            "do you charge sales tax",
-            "how do I update my payment info",
-            "I get an error when I click place order",
-            "can I pay cash on delivery",
-            "the total at checkout looks wrong",
-            "payment failed but money left my account",
-            "can I change the currency at checkout",
-            "why do I have to verify my card again",
-        ],
-        "jp_en": [
-            "kaado ga tsukaemasen at checkout",
-            "{payment} de shiharai dekimasu ka",
-            "shiharai error ga demasu",
-            "konbini barai OK desu ka",
-            "nidobarai sareta, charged twice",
-            "checkout ga dekinai desu, tasukete",
-        ],
-        "adversarial": [
-            "my discount code makes the payment fail",
-            "the sale price isn't showing at checkout, I'm charged full price",
-            "can I use a coupon and {payment} together",
-            "help me finish paying, the card form is broken",
-            "the deal bundle won't go through at checkout",
-            "I was charged twice on the {holiday} deal order",
-            "promo code accepted but my card still got charged the full amount",
-            "checkout says the discount is invalid and then the payment errors",
-        ],
-    },
-    "promotion": {
-        _PLAIN: [
-            "are there any deals right now?",
-            "when is your next sale",
-            "do you have a coupon code",
-            "is {title} on sale?",
-            "any discounts on box sets",
-            "do you have a student discount",
-            "what's in the {holiday} sale",
-            "is there a buy 2 get 1 free offer",
-            "any bundle deals for {title}",
-            "do I get points for buying manga",
-            "how do I join the loyalty program",
-            "is there a first order discount",
-            "are there promo codes for new customers",
-            "how much can I save on the {title} box set",
-            "any price drops on {genre} this week",
-            "do you do free volume promotions",
-            "when does the {holiday} sale start",
-            "is there a members-only discount",
-            "any deals if I buy the whole set?",
-            "do you price match",
-            "sign me up for sale alerts",
-            "what's the best offer on {title} right now",
-            "do you have any flash sales coming up",
-            "can I get a discount if I preorder",
-            "how many points do I have and what can I get with them",
-            "is there a referral bonus",
-        ],
-        "manga_jargon": [
-            "any deals on {genre} omnibus editions",
-            "is the {title} kanzenban discounted anywhere",
-            "sale on tankobon this weekend?",
-            "bundle price for {title} volumes 1-{vol}",
-        ],
-        "jp_en": [
-            "seeru wa itsu desu ka",
-            "waribiki kuupon arimasu ka",
-            "{title} no matome-gai discount arimasu ka",
-            "pointo wa tsukaemasu ka, loyalty points",
-            "yasuku naru hi wa itsu?",
-            "{holiday} seeru arimasu ka",
-        ],
-    },
-    "escalation": {
-        _PLAIN: [
-            "I want to talk to a human",
-            "get me a real agent",
-            "can I speak to a manager",
-            "connect me with customer service",
-            "transfer me to a person please",
-            "I need a real person, this order is wrong again",
-            "this bot is useless, let me talk to someone",
-            "is there a human I can chat with",
-            "I want to file a complaint",
-            "escalate this please",
-            "I'd like to speak with a supervisor",
-            "give me a phone number to call",
-            "stop giving me canned answers, I want a representative",
-            "can a staff member look at my account",
-            "I've been charged wrong three times, I want someone senior",
-        ],
-        "indirect": [
-            "can someone help me directly",
-            "this is the third time I'm asking about this",
-            "nobody has answered my emails for {days} days",
-            "I'm going in circles with this chat",
-            "I'm {feeling}, nothing you say fixes my problem",
-            "is there anyone who can actually do something",
-            "you keep saying the same thing and it's still broken",
-            "I've explained this {n} times already",
-            "this is ridiculous, my issue still isn't solved",
-            "I don't want more links, I want this fixed by someone",
-            "why is it so hard to get real help here",
-            "I'm {feeling} with your service, this needs to go higher up",
-            "seriously, again? this is the same problem as last week",
-            "your answers aren't helping, who else can I talk to",
-            "I've waited long enough, I need this resolved today by someone with authority",
-            "still wrong, still broken, still waiting",
-            "I'm about to cancel my account if nobody fixes this",
-            "let me talk to whoever is in charge",
-            "this is unacceptable and I want it looked at properly",
-            "I need an actual answer from your team, not the bot",
-        ],
-        "jp_en": [
-            "tantousha to hanashitai desu",
-            "mou ii, hito to hanashitai",
-            "nando mo machigatte iru, dareka tasukete",
-            "manager ni tsunaide kudasai",
-            "bot ja dame, real person onegai",
-            "{n} kai mo toiawase shita, mou {feeling}",
-        ],
-    },
-    "chitchat": {
-        _PLAIN: [
-            "hi",
-            "hello there",
-            "thanks!",
-            "thank you so much",
-            "good morning",
-            "how are you?",
-            "who are you",
-            "are you a bot?",
-            "you're pretty cool",
-            "what's your name",
-            "lol ok",
-            "have a nice day",
-            "bye",
-            "what's your favorite anime",
-            "tell me a joke",
-            "that's all, thanks",
-            "nice, appreciate it",
-            "ok cool",
-            "good night",
-            "do you like manga?",
-            "haha that's funny",
-            "what can you do?",
-            "you're awesome",
-            "hey what's up",
-            "hmm ok",
-            "just browsing, don't mind me",
-        ],
-        "jp_en": [
-            "konnichiwa!",
-            "arigatou gozaimasu",
-            "ohayou, genki?",
-            "sugoi bot desu ne",
-            "oyasumi nasai",
-            "yoroshiku onegaishimasu",
-            "mata ne, bye",
-        ],
-        "adversarial": [
-            "thanks for the help!",
-            "you've been a big help, bye",
-            "haha no deal, just saying hi",
-            "thanks, that was helpful",
-        ],
-    },
-}
+from pytest_mangaassist.domain import INTENTS, SLICES
+from pytest_mangaassist.errors import MangaAssistInputError
 
-# Multi-intent messages route to the more urgent intent of the two (an escalation beats a return,
-# a return beats a recommendation): the rule a router needs, stated once.
-PRIORITY = (
-    "escalation",
-    "return_request",
-    "order_status",
-    "checkout_payment",
-    "shipping",
-    "promotion",
-    "product_question",
-    "recommendation",
-    "product_discovery",
-    "chitchat",
-)
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_FILES = ("phrasings.json", "bridges.json", "slots.json", "surface.json")
+PLAIN = "plain"  # the data files' key for slice None (JSON keys are strings)
+SURFACE_KEYS = ("priority", "connectors", "greetings", "closings", "jp_closings", "jargon")
 
-CONNECTORS = ["{a} and {b}", "{a}. also {b}", "{a}, plus {b}", "two things: {a}, and {b}", "{a}. oh and {b}", "{a}; {b}"]
+BySlice = Mapping[str | None, tuple[str, ...]]
 
-GREETINGS = ["hi", "hello", "hey", "hi there,", "good morning,", "excuse me,", "quick question:", "um", "so", "hey,", "yo", "hello!"]
-CLOSINGS = ["thanks", "thank you!", "pls", "asap", "thx", ":)", "please", "thanks in advance", "cheers", "?"]
 
-JP_CLOSINGS = ["onegaishimasu", "arigatou", "sumimasen", "yoroshiku", "kudasai"]
+@dataclass(frozen=True)
+class Templates:
+    phrasings: Mapping[str, BySlice]  # intent -> slice -> phrasings, in file order (the held-out split uses it)
+    bridges: Mapping[str, BySlice]    # intent -> slice -> training-only phrasings
+    slots: Mapping[str, tuple[str, ...]]
+    priority: tuple[str, ...]         # most urgent intent first: a multi-intent message's label
+    connectors: tuple[str, ...]
+    greetings: tuple[str, ...]
+    closings: tuple[str, ...]
+    jp_closings: tuple[str, ...]
+    jargon: tuple[str, ...]
 
-# Words whose presence makes a message belong to the manga-jargon slice.
-JARGON = ("isekai", "seinen", "shonen", "shojo", "josei", "iyashikei", "tankobon", "omnibus", "kanzenban",
-          "bunkoban", "wideban", "light novel", "one-shot", "artbook")
 
-# Combinatorial phrasings: "[a|b|c]" picks one alternative per message (an empty one drops the
-# part), so one line stands for dozens of sentence shapes. Appended to TEMPLATES below, after the
-# plain lists, so the held-out split of the lines above stays as it was.
-COMBINATORIAL = {
-    "product_discovery": {
-        None: [
-            "[do you|does your store|do y'all] [have|carry|sell|stock] [{title}|the {title} {format}|{title} vol {vol}|any {author} titles][?|| at the moment?| in english?]",
-            "[I'm|im|I am] [looking for|trying to find|hunting for|searching for] [{title}|volume {vol} of {title}|the {format} of {title}|{genre} manga][| for my collection| for a friend| to complete my set]",
-            "[where can I|how do I|can I] [find|get|buy|order] [{title}|{title} volume {vol}|the {title} {format}] [on your site|here|from you|]",
-            "[show me|list|pull up|give me a list of] [the newest|this month's|all|the latest] [{genre}|manga|{format}] [releases|titles|books|arrivals]",
-            "[is|are] [{title} vol {vol}|the {title} {format}|the new {title} volumes] [available|in stock|back in stock|out yet][| to buy][?|]",
-            "[need|want|gimme|looking 4] [{title}|{title} {vol}|{title} vol. {vol}][| asap|, you got it?]",
-            "[which|what] [volumes|editions|books] of {title} [do you have|can I order|are available][?|]",
-            "[I'd like to|I want to|I wanna|planning to] [buy|order|pick up|grab] [{title}|the {title} {format}|{title} volumes 1 through {vol}|the whole {title} run]",
-        ],
-        "manga_jargon": [
-            "[do you have|got|any] [{genre} |]{format}s [of {title}|in stock|for sale][?|]",
-            "[looking for|need] [the|a] [{title}|{genre}] [tankobon|omnibus|kanzenban|bunkoban|light novel|box set][| volumes]",
-        ],
-        "jp_en": [
-            "[sumimasen|ano|chotto], {title} no [shinkan|saishin kan|atarashii kan|{format}] [arimasu ka|aru?|wa doko desu ka][| in english]",
-            "{title} [vol {vol}|zenkan|no {format}] [kaitai desu|hoshii desu|sagashiteimasu][, do you have it?|, is it in stock?|]",
-            "[{genre} manga|{author} no manga|{title}] [wa arimasu ka|aru?|doko de kaemasu ka]",
-        ],
-        "adversarial": [
-            "[can you|could you|pls] help me [find|locate|look for|track down] [{title}|{title} vol {vol}|the {title} {format}|some {genre} manga]",
-            "I want to return to [{title}|this series|{title} after a break], [do you have|do you sell|where's] [volume {vol}|the next volume|the latest volumes]",
-        ],
-    },
-    "recommendation": {
-        None: [
-            "[can you|could you|please|pls] [recommend|suggest] [something|a manga|a series|a few titles] [like|similar to|in the vein of] {title}",
-            "[I loved|I really liked|I just finished|big fan of] {title}[,|.|] [what should I read next|what else would I like|any suggestions|got recs|what's similar][?|]",
-            "[what's|what is|which is] [a good|the best|your favorite|a great] {genre} [manga|series|title] [for beginners|to start with|right now|of the year|]",
-            "[something|anything|a series] [darker|lighter|funnier|sadder|shorter|more mature|more wholesome] than {title}[?|]",
-            "[I'm in the mood for|I want to read|I'm craving|looking for suggestions for] [something|a story] [sad|funny|scary|romantic|epic|chill|mind-bending][, any ideas?|, what do you suggest?|]",
-            "[what would you recommend|what do you suggest|any picks] [for|to] [a fan of {title}|someone new to manga|a teenager|my partner who likes {genre}][?|]",
-            "[give me|tell me] [your top|some|{n}] [{genre}|manga|underrated] [recommendations|recs|picks|suggestions]",
-        ],
-        "manga_jargon": [
-            "[recommend|suggest] [a|an|some] [{genre}] [series|manga|light novel] [like {title}|that's actually good|with a strong plot]",
-            "[best|top|favorite] [isekai|seinen|shojo|josei|shonen] [for someone who liked|if I enjoyed] {title}[?|]",
-        ],
-        "jp_en": [
-            "{title} [mitai na|to nita|ni niteru] [manga|sakuhin] [osusume shite|oshiete][ kudasai|]",
-            "[osusume|nani ka omoshiroi|ninki no] [{genre} manga|manga|sakuhin] [wa?|arimasu ka?|oshiete], [recommend please|any ideas|I like {title}]",
-            "[tsugi ni|kondo] [nani wo yomeba ii|nani yomu], [I finished {title}|suggest something]",
-        ],
-        "adversarial": [
-            "[can you|could you|pls] help me [pick|choose|decide on] [my next series|a manga to read|something like {title}]",
-            "which [sale|discounted] [series|manga] would you [recommend|suggest] for a {genre} fan",
-        ],
-    },
-    "product_question": {
-        None: [
-            "[how many|how many total] [pages|chapters|volumes] [is|does|are in] [{title}|{title} vol {vol}|the {title} {format}][ have|][?|]",
-            "[is|are] [{title}|the {title} {format}|{title} vol {vol}] [censored|uncensored|in color|ongoing|complete|finished|translated from Japanese|in English][?|]",
-            "[what's|what is|tell me] the [age rating|page count|size|translation|publisher|print quality|release date] [of|for] [{title}|the {title} {format}|{title} volume {vol}]",
-            "[does|will] [the {title} {format}|{title} vol {vol}|this edition] [include|come with|have] [color pages|a slipcover|extras|bonus chapters|a poster|translator notes][?|]",
-            "[what's|is there a] difference between the {format} and the [regular|standard|single] [volumes|edition][?|]",
-            "[which|what] [volume|chapter] [does|did] {title} [start the final arc|end|switch artists|get adapted up to][ in|][?|]",
-        ],
-        "manga_jargon": [
-            "[is|are] the {title} [tankobon|omnibus|kanzenban|light novel] [volumes|editions|] [oversized|flipped|unflipped|the same translation][?|]",
-        ],
-        "jp_en": [
-            "{title} [vol {vol}|no {format}] wa [nan peeji|eigo|nihongo|kanketsu|censored] desu ka[?|]",
-            "kono [manga|hon|{format}] wa [English|nihongo] [desu ka|ban desu ka][ for vol {vol}|]",
-            "{title} wa [zenbu de nan kan|mada tsuzuite iru|owatta] [desu ka|no?]",
-        ],
-        "adversarial": [
-            "[is|does] the [discounted|sale|deal] [{title} {format}|{title} box set] [the same edition|include all volumes|have color pages][?|]",
-            "[can you|pls] help me [understand|figure out|compare] [the {title} editions|what's in the {format}]",
-        ],
-    },
-    "order_status": {
-        None: [
-            "[where is|where's|whats the status of|any update on|what happened to] [my order|my package|order {order_id}|my {title} order|my delivery][?|]",
-            "[I ordered|I bought|I preordered] [{title}|a box set|some manga] [{days} days ago|last week|on monday] and [it hasn't arrived|nothing yet|still no tracking|it's still not here]",
-            "[has|did] [my order|order {order_id}|my package|my {title} preorder] [shipped|ship|go out|leave the warehouse][ yet|][?|]",
-            "[the tracking|my tracking number|the tracking page] [hasn't updated|says delivered but I got nothing|is stuck|shows an error][| for {days} days]",
-            "[can I|how do I|I want to] [cancel|change the address on|add an item to] [my order|order {order_id}|the order I just placed]",
-            "[when will|when does] [my order|my package|order {order_id}|my preorder] [arrive|get here|ship|be delivered][?|]",
-        ],
-        "jp_en": [
-            "[watashi no|boku no] [chuumon|nimotsu|order] wa [doko|ima doko|dou natte imasu ka][? order {order_id}|?|]",
-            "[chuumon shita|katta] {title} ga [mada todokanai|mada kimasen|todokimasen][, it's been {days} days|]",
-            "order {order_id} [no status|no jouhou|wa itsu todoku] [oshiete kudasai|?|onegaishimasu]",
-        ],
-        "adversarial": [
-            "[where's|where is|any update on] my [{holiday} sale|deal|discounted|clearance] order[?|]",
-            "[can you|pls] help me [track|find|check on] [my order|order {order_id}|my package]",
-        ],
-    },
-    "return_request": {
-        None: [
-            "[I want to|I'd like to|I need to|can I|how do I] [return|send back|get a refund for|exchange] [{title} vol {vol}|my order|the {title} {format}|this book|order {order_id}][| please]",
-            "[my|the] [{title} volume|{format}|book|box set] [arrived|came|showed up] with {damage}[, I want a replacement|, can I get a refund|, what now|]",
-            "[you sent|I received|I got] [the wrong volume|the wrong edition|volume {vol} instead of the one I ordered|a different book][, how do I exchange it|, please fix|]",
-            "[what's|what is|explain] your [return|refund|exchange] policy[?|]",
-            "[when will I get|still waiting on|where is] my refund[ for order {order_id}|][?|]",
-            "[I changed my mind|I don't want it anymore|it was a duplicate gift], can I [return|send back] [it|the {title} set|the {format}][?|]",
-            "[refund|return|exchange] [please|pls|needed] [for|on] [order {order_id}|{title} vol {vol}|my last order]",
-        ],
-        "jp_en": [
-            "{title} [vol {vol}|no {format}|] [henpin shitai|henpin dekimasu ka|kookan shitai] [desu|]",
-            "[kowareta|yabureta|machigatta] [hon|manga|{format}] ga [todoita|kita], [refund|henkin|kookan] onegaishimasu",
-            "[henkin|henpin] no [houhou|tetsuzuki] [wo oshiete|wa?]",
-        ],
-        "adversarial": [
-            "[can I|is it possible to] [return|refund|exchange] [something|this] I [bought on sale|got with a discount|bought during the {holiday} deal][?|]",
-            "[the|my] [sale|discounted|deal] [{title} set|item|{format}] [arrived with {damage}|was the wrong volume], [I want to return it|refund please|how do I send it back]",
-            "[sale|discount|deal] [return|refund|exchange][:|-] [{title} vol {vol}|the {format}] [is damaged|was wrong|has {damage}]",
-        ],
-    },
-    "shipping": {
-        None: [
-            "[do you|can you|will you] [ship|deliver|send orders] to {country}[?|]",
-            "[how much|what] [is|does] [shipping|delivery|postage] [cost|to {country}|for a box set|for one volume][?|]",
-            "[how long|how many days] [does|will] [shipping|delivery|standard shipping|express shipping] [take|usually take][ to {country}|][?|]",
-            "[what|which] [shipping options|carriers|delivery methods] [do you have|do you offer|can I pick][?|]",
-            "[is there|do you have] [free shipping|express delivery|same-day delivery|in-store pickup][ over $50| for {country}|][?|]",
-            "[can|could] [I|you] [use {carrier}|ship to a PO box|deliver on saturday|ship it in a box][?|]",
-            "[are|will] [customs|import fees|duties] [included|charged][ for {country}|][?|]",
-        ],
-        "jp_en": [
-            "{country} [made|ni] [haisou|shipping|okuru koto] [dekimasu ka|kanou desu ka]",
-            "[soryou|shipping|haisouryou] wa [ikura|dono kurai][ desu ka|][ to {country}|]",
-            "[haisou|todoku made] [nannichi|dono kurai] [kakarimasu ka|desu ka]",
-        ],
-        "adversarial": [
-            "[does|do] [sale|discounted|deal] [items|orders|box sets] [ship free|ship express|cost extra to ship][?|]",
-            "[can you|pls] help me [understand|compare|choose] [the shipping options|delivery speeds][ to {country}|]",
-        ],
-    },
-    "checkout_payment": {
-        None: [
-            "[my card|my {payment}|the payment] [keeps getting declined|was rejected|isn't going through|failed][| at checkout| again]",
-            "[can I|do you let me|is it possible to] [pay|check out] with {payment}[?|]",
-            "[checkout|the payment page|the place order button] [isn't working|keeps loading|is broken|throws an error]",
-            "[I was|I got|you] [charged twice|double charged|charged the wrong amount][ for my order| on my card|]",
-            "[how do I|can I] [use a gift card|split payment|pay in installments|update my card|change billing address][ at checkout|][?|]",
-            "[which|what] payment methods [do you accept|can I use|are available][?|]",
-        ],
-        "jp_en": [
-            "[kaado|{payment}|shiharai] [ga tsukaemasen|de error|dekinai] [at checkout|desu|]",
-            "{payment} de [shiharai|harau koto] [dekimasu ka|OK desu ka]",
-            "[nidobarai|kakin error|checkout error] [sareta|ga demasu], [help|tasukete|dou sureba ii]",
-        ],
-        "adversarial": [
-            "[the|my] [discount|promo|coupon] code [breaks|crashes|errors out] [the payment|checkout|at payment]",
-            "[the sale price|the deal price|my discount] [isn't applied|disappeared|doesn't show] at checkout and I [was charged full price|can't pay]",
-            "[can you|pls] help me [finish checking out|complete the payment|get past the payment page]",
-        ],
-    },
-    "promotion": {
-        None: [
-            "[are there|do you have|any] [deals|discounts|sales|promotions|coupons|promo codes][ right now| this week| on {title}| on {genre}| for new customers|][?|]",
-            "[when is|when's|is there] [your next|a|the {holiday}] [sale|promotion|discount event][ coming up|][?|]",
-            "[is|are] [{title}|the {title} box set|{genre} manga|box sets] [on sale|discounted|cheaper right now][?|]",
-            "[how do|do] [loyalty points|reward points|my points|referral credits] [work|give me a discount|expire][?|]",
-            "[do you do|is there] [a student discount|bundle pricing|buy 2 get 1|a preorder discount|price matching][?|]",
-            "[what's|what is] the best [deal|offer|price|discount] [on|for] [{title}|the {title} {format}|box sets][ right now|][?|]",
-        ],
-        "manga_jargon": [
-            "[any|is there a] [deal|discount|sale] on [{genre}|] [omnibus|tankobon|kanzenban|light novel|box set] [editions|volumes|bundles|][?|]",
-        ],
-        "jp_en": [
-            "[seeru|waribiki|kyanpeen|sale] wa [itsu|arimasu ka|aru?][ desu ka|]",
-            "[{title}|box set|matome-gai] no [waribiki|discount|sale] [arimasu ka|aru?]",
-            "[kuupon|pointo|coupon code] [arimasu ka|tsukaemasu ka|kudasai]",
-        ],
-    },
-    "escalation": {
-        None: [
-            "[I want to|I need to|let me|can I] [talk to|speak with|chat with] [a human|a real person|an agent|a manager|a supervisor|someone real][ now| please|]",
-            "[get me|connect me to|transfer me to] [a human|an agent|a real person|customer service|your manager][ right now|, please|]",
-            "[this bot|this chat|the assistant] [is useless|isn't helping|doesn't understand me], [I want a human|get me an agent|let me talk to a person]",
-            "[I want to|I'd like to] [file|make|lodge] a [complaint|formal complaint]",
-        ],
-        "indirect": [
-            "[this is the|it's the] [third|fourth|fifth] time I'm [asking|writing|contacting you] about [this|the same problem|my order][.|, and nothing changes|]",
-            "[I'm|I am] {feeling}[.|,] [nothing|none of this] [is working|fixes anything|has helped][, I need real help|, who can actually fix it|]",
-            "[nobody|no one] [has answered|replied to|responded to] my [emails|messages|tickets] [in {days} days|for {days} days|all week]",
-            "[can someone|could somebody|is there someone who can] [help me directly|actually fix this|look at my case][?|]",
-            "[you keep|you just keep] [sending me links|giving the same answer|repeating yourself] and [it's still broken|nothing is fixed|I'm still stuck]",
-            "[still|again|seriously,] [wrong|broken|not fixed][.|,] [same as last time|I've had enough|this is unacceptable]",
-            "[I want this escalated|this needs to go higher up|I need someone with authority on this][ today|, now|]",
-        ],
-        "jp_en": [
-            "[tantousha|sekininsha|manager] [to hanashitai|ni tsunaide][ desu| kudasai|]",
-            "[mou ii|mou genkai|nando mo], [hito to|dareka to] [hanashitai|chokusetsu hanashitai]",
-            "[bot ja dame|kono chat wa dame], [real person|hito] [onegai|onegaishimasu|ni kaete]",
-            "[dareka|sutaffu|tantou no hito] ni [kawatte|tsunaide] [kudasai|hoshii][, this is not working|]",
-            "[mou|hontou ni] {feeling} desu, [manager|sekininsha] [wo dashite|to hanashitai]",
-        ],
-    },
-    "chitchat": {
-        None: [
-            "[hi|hello|hey|heya|howdy|good afternoon|good evening][!|.|]",
-            "[thanks|thank you|ty|much appreciated|thanks a bunch][!| so much|, that's all|]",
-            "[are you|is this] [a bot|an AI|a real person|automated][?|]",
-            "[what's|whats] your [name|favorite manga|favorite anime|favorite color][?|]",
-            "[lol|haha|hehe|nice|cool|ok|okay][| thanks| got it]",
-            "[bye|see you|goodbye|take care|have a good one][!|]",
-        ],
-        "jp_en": [
-            "[konnichiwa|konbanwa|ohayou|ohayou gozaimasu|yaho][!|]",
-            "[arigatou|domo arigatou|sankyuu][ gozaimasu|][!|]",
-            "[mata ne|jaa ne|sayonara|oyasumi][!|, bye]",
-        ],
-        "adversarial": [
-            "[thanks|thank you] for [the help|helping|all your help][!|, bye|, have a good day]",
-        ],
-    },
-}
+@cache
+def load_templates(folder: Path = TEMPLATE_DIR) -> Templates:
+    """Read and check the template files in folder (the package's own by default)."""
+    folder = Path(folder)
+    data = {name: _read(folder / name) for name in TEMPLATE_FILES}
+    surface = data["surface.json"]
+    missing = [key for key in SURFACE_KEYS if key not in surface]
+    if missing:
+        raise _bad(folder / "surface.json", f"has no {', '.join(missing)}", f"add the lists {', '.join(missing)}")
+    templates = Templates(
+        phrasings=_by_intent(folder / "phrasings.json", data["phrasings.json"], "phrasings"),
+        bridges=_by_intent(folder / "bridges.json", data["bridges.json"], "bridges"),
+        slots=MappingProxyType({name: _strings(folder / "slots.json", f"slots.{name}", values)
+                                for name, values in _object(folder / "slots.json", data["slots.json"], "slots").items()}),
+        **{key: _strings(folder / "surface.json", key, surface[key]) for key in SURFACE_KEYS},
+    )
+    _check(folder, templates)
+    return templates
 
-# Vocabulary bridges, training-only (never held out): every romanized-Japanese key word and rarer
-# English cue also appears in training lines, so a held-out template tests new phrasing, not unseen words.
-BRIDGES = {
-    "product_discovery": {
-        "jp_en": [
-            "[atarashii|saishin no] [{genre}|{title}] [manga|hon] wa [doko desu ka|arimasu ka|doko ni aru]",
-            "{title} wa [zaiko|zaiko ari] [desu ka|arimasu ka][, want to buy|]",
-            "{title} [no shinkan|no saishin kan|vol {vol}] [doko|doko de kaeru|arimasu ka]",
-        ],
-    },
-    "recommendation": {
-        "jp_en": [
-            "[ninki no|osusume no|omoshiroi] [manga|{genre}] [arimasu ka|oshiete|wa nan desu ka], [recommend please|any recs]",
-            "[omoshiroi|kowai|kanashii] manga [yomitai|osusume shite], [like {title}|please]",
-            # issue #4 fuzzing: romaji verbs inside English requests ("can you osusume a new isekai")
-            "[can you|could you|pls] osusume [a|some|a new|a good] [{genre}|manga|series][ like {title}|][?|]",
-        ],
-    },
-    "product_question": {
-        # issue #4 audit: "sale" / "discount" in a product question made it a promotion
-        "adversarial": [
-            "is the [sale|discounted|clearance|deal] [{format}|edition of {title}] the same as the [regular|full price] one[?|]",
-            "does the [sale|discount|deal] [{format}|box set] [include|come with] the [extras|bonus art|dust jacket][?|]",
-        ],
-        "jp_en": [
-            "{title} wa [zenbu de nan kan|nan kan made|owatta|mada tsuzuite iru|kanketsu shita] [desu ka|no|?]",
-            "{title} [no {format}|vol {vol}] wa [nan peeji|eigo|owatta|zenbu de nan kan] [desu ka|no]",
-            "[kono|sono] {format} wa [mada tsuzuite iru|kanketsu|owatta] [no?|desu ka]",
-        ],
-    },
-    "order_status": {
-        # issue #4 audit: "person" / "agent" in an order question made it an escalation
-        "adversarial": [
-            "the [delivery person|courier|driver|delivery agent] [left|dropped] my [package|order|parcel] [at the wrong door|with a neighbour|outside][, where is it now|, can you check|]",
-            "[the {carrier} agent|a person from {carrier}|the driver] said [my order|order {order_id}] [was delayed|is on its way|was sent back], [where is it|when will it arrive][?|]",
-        ],
-        "jp_en": [
-            "[nimotsu|chuumon|order {order_id}] ga [mada kimasen|todokanai|okurete iru][, doko desu ka|]",
-            "[hassou|haisou jokyou] wa [dou natte imasu ka|itsu desu ka][ order {order_id}|]",
-        ],
-    },
-    "return_request": {
-        "jp_en": [
-            "[henkin|henpin|kookan] no [tetsuzuki|houhou|yarikata] [wo oshiete|wa?|oshiete kudasai]",
-            "[henkin|henpin] [shitai|dekimasu ka|onegaishimasu][, {title} vol {vol}|, order {order_id}|]",
-            "[henpin|kookan] no [houhou|tetsuzuki] [ga wakaranai|wa doko], [refund please|help]",
-        ],
-    },
-    "shipping": {
-        None: [
-            "[do you|can you] send [orders|packages|books] to {country}[?|]",
-            "[what's|what is] the [shipping|delivery] time [for preorders|for box sets|to {country}|on standard][?|]",
-        ],
-    },
-    "checkout_payment": {
-        None: [
-            "[is|can I use] [Afterpay|Venmo|Zip|Klarna|{payment}] [available|accepted|at checkout][?|]",
-        ],
-    },
-    "promotion": {
-        None: [
-            "[how many|how much] [points|reward points|credits] do I have[ and what can I get|, can I use them|][?|]",
-            "[how do|do] [referral credits|referral bonuses|points|rewards] work[?|]",
-            "[any|are there] [price drops|markdowns|reductions] on [{genre}|{title}|box sets][ this week|][?|]",
-        ],
-        "jp_en": [
-            "[yasuku naru|seeru no|waribiki no] hi wa [itsu|itsu desu ka][?|]",
-            "[itsu|kondo] [yasuku naru|seeru ga aru|waribiki ga aru] [no|desu ka][?|]",
-            "[pointo|kuupon|waribiki] wa [tsukaemasu ka|arimasu ka|doko]",
-        ],
-    },
-    "escalation": {
-        "jp_en": [
-            "[dareka|sutaffu|tantou no hito|hito] ni [kawatte|tsunaide|tsunagete] [kudasai|hoshii|onegai]",
-            "[bot|kono bot|chat] [ja dame|wa dame|wa tsukaenai], [hito|real person|sutaffu] [onegai|to hanashitai]",
-            "[mou|hontou ni] [ikari|{feeling}] desu, [manager|sekininsha|tantousha] [wo dashite|to hanashitai|onegai]",
-        ],
-        None: [
-            "[I've been|I was] [charged wrong|billed incorrectly|overcharged] [again|three times|twice now], "
-            "[I want someone senior|get me a manager|escalate this]",
-            "[please|pls|can you] escalate [this|my case|this issue|my complaint][ please| now|]",
-            "[escalate|escalation] [please|needed|now][, I'm {feeling}|]",
-        ],
-    },
-    "chitchat": {
-        None: [
-            "[do you|have you ever] [like|read|watch] [manga|anime|{title}][?| lol| haha]",
-            "[what's|whats|tell me] your [favorite|favourite] [manga|anime|series|character][?|]",
-            "[manga is life|I just love manga|{title} is so good|{title} made me cry lol][!| haha|]",
-        ],
-    },
-}
 
-for _intent, _by_slice in COMBINATORIAL.items():
-    for _slice, _lines in _by_slice.items():
-        TEMPLATES[_intent].setdefault(_slice, []).extend(_lines)
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _bad(path, "is missing", f"restore it (the kit reads {', '.join(TEMPLATE_FILES)})") from None
+    except json.JSONDecodeError as exc:
+        raise _bad(path, f"is not valid JSON ({exc})", "fix the JSON syntax at that line") from None
+
+
+def _bad(path: Path, problem: str, fix: str) -> MangaAssistInputError:
+    return MangaAssistInputError(f"template file {path} {problem}", fix)
+
+
+def _object(path: Path, data: dict, key: str) -> dict:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise _bad(path, f"has no object {key!r}", f"put the content under the key {key!r}")
+    return value
+
+
+def _strings(path: Path, where: str, values) -> tuple[str, ...]:
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise _bad(path, f"{where} is not a non-empty list of strings", f"make {where} a list of strings")
+    return tuple(values)
+
+
+def _by_intent(path: Path, data: dict, key: str) -> Mapping[str, BySlice]:
+    result = {}
+    for intent, by_slice in _object(path, data, key).items():
+        if intent not in INTENTS:
+            raise _bad(path, f"names an unknown intent {intent!r}", f"use one of {', '.join(INTENTS)}")
+        if not isinstance(by_slice, dict):
+            raise _bad(path, f"{key}.{intent} is not an object of slices", f"write {key}.{intent} as {{slice: [...]}}")
+        slices = {}
+        for name, lines in by_slice.items():
+            if name != PLAIN and name not in SLICES:
+                raise _bad(path, f"{key}.{intent} names an unknown slice {name!r}",
+                           f"use {PLAIN!r} or one of {', '.join(SLICES)}")
+            slices[None if name == PLAIN else name] = _strings(path, f"{key}.{intent}.{name}", lines)
+        result[intent] = MappingProxyType(slices)
+    return MappingProxyType(result)
+
+
+def _check(folder: Path, templates: Templates) -> None:
+    """What the corpus generator relies on, checked once, with the file and entry named."""
+    if set(templates.phrasings) != set(INTENTS):
+        missing = sorted(set(INTENTS) - set(templates.phrasings))
+        raise _bad(folder / "phrasings.json", f"has no phrasings for {', '.join(missing)}",
+                   "add phrasings for every intent of pytest_mangaassist.domain.INTENTS")
+    for intent, by_slice in templates.phrasings.items():
+        if None not in by_slice:  # multi-intent messages join two plain phrasings
+            raise _bad(folder / "phrasings.json", f"has no {PLAIN!r} phrasings for {intent}",
+                       f"add phrasings.{intent}.{PLAIN}")
+    for intent, by_slice in templates.bridges.items():
+        for slice_ in by_slice:
+            if slice_ not in templates.phrasings[intent]:
+                name = PLAIN if slice_ is None else slice_
+                raise _bad(folder / "bridges.json", f"bridges.{intent}.{name} has no phrasings.{intent}.{name}",
+                           "a bridge joins the training lines of a slice that has phrasings: add them or drop it")
+    if sorted(templates.priority) != sorted(INTENTS):
+        raise _bad(folder / "surface.json", "priority is not an ordering of every intent",
+                   f"list each of {', '.join(INTENTS)} once, most urgent first")
+    for file, group in (("phrasings.json", templates.phrasings), ("bridges.json", templates.bridges)):
+        for intent, by_slice in group.items():
+            for lines in by_slice.values():
+                for line in lines:
+                    _check_line(folder / file, line, templates.slots)
+
+
+def _check_line(path: Path, line: str, slots: Mapping[str, tuple[str, ...]]) -> None:
+    unknown = sorted(set(re.findall(r"\{(\w+)\}", line)) - set(slots))
+    if unknown:
+        raise _bad(path, f"uses unknown slot {{{unknown[0]}}} in {line!r}", f"use one of {', '.join(slots)}")
+    depth = 0
+    for char in line:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth not in (0, 1):
+            raise _bad(path, f"has unbalanced or nested [...] in {line!r}", "close each [a|b] group once, unnested")
+    if depth:
+        raise _bad(path, f"has an unclosed [ in {line!r}", "close each [a|b] group")
