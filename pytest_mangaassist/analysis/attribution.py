@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache.store import cached_on_model, content_key
 from ..errors import MangaAssistInputError
 
-ATTRIBUTION_FORMAT = "ig-1"  # bump when what is stored or how it is computed changes
+ATTRIBUTION_FORMAT = "ig-1"  # bump when how attributions are computed changes (part of the cache key)
 BASELINES = {"pad": "pad_token", "mask": "mask_token", "unk": "unk_token"}
 DEFAULT_STEPS = 16
 MAX_STEPS = 256
@@ -172,7 +171,7 @@ def frozen_weights(hf_model):
 def compute_attributions(model, texts: list[str], targets: list[str] | str, baseline: str = "pad",
                          n_steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
                          batch_examples: int = BATCH_EXAMPLES, sort_by_length: bool = True) -> list[Attribution]:
-    """IG for each (text, target intent), uncached; see integrated_gradients for the cached form."""
+    """IG for each (text, target intent), in one or more captum calls; see integrated_gradients."""
     import torch
 
     targets = [targets] * len(texts) if isinstance(targets, str) else list(targets)
@@ -208,7 +207,8 @@ def integrated_gradients(model, texts: list[str], targets: list[str] | str, base
                          n_steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS) -> list[Attribution]:
     """Word-level IG of each text for its target intent (one intent for all, or one per text).
 
-    Cached on the model (memory and disk, .npz) by content hash, texts, targets and settings.
+    Pure (computed on every call); pytest_mangaassist.cache.analyses.integrated_gradients is the
+    cached form (memory and disk), with the same signature.
     """
     texts = list(texts)
     targets = [targets] * len(texts) if isinstance(targets, str) else list(targets)
@@ -220,23 +220,7 @@ def integrated_gradients(model, texts: list[str], targets: list[str] | str, base
     if unknown:
         raise MangaAssistInputError(f"Unknown intent(s) {unknown} for the model {model.source}.",
                                     f"Use labels of its id2label: {', '.join(model.labels)}.")
-
-    def compute() -> dict:
-        found = compute_attributions(model, texts, targets, baseline, n_steps, max_steps)
-        return {"scores": np.concatenate([a.scores for a in found]) if found else np.zeros(0),
-                "counts": np.array([len(a.scores) for a in found]),
-                "figures": np.array([[a.delta, a.gap, a.n_steps, a.probability] for a in found])}
-
-    key = (ATTRIBUTION_FORMAT, content_key(*texts), content_key(*targets), baseline, str(n_steps), str(max_steps))
-    arrays = cached_on_model(model, "attribution", key, compute)
-    bounds = np.concatenate([[0], np.cumsum(arrays["counts"])])
-    out = []
-    for i, (text, target) in enumerate(zip(texts, targets)):
-        delta, gap, steps, prob = arrays["figures"][i]
-        words = tuple(text[s:e] for s, e in split_words(text))
-        out.append(Attribution(text, target, words, arrays["scores"][bounds[i]:bounds[i + 1]], float(delta),
-                               float(gap), int(steps), float(prob)))
-    return out
+    return compute_attributions(model, texts, targets, baseline, n_steps, max_steps)
 
 
 @dataclass(frozen=True)
@@ -281,7 +265,8 @@ def dominant_word_types(attributions: list[Attribution], min_examples: int = 3) 
     return sorted(rows, key=lambda r: (-r[1], r[0]))
 
 
-def batch_invariance(model, texts: list[str], target: str, baseline: str = "pad", n_steps: int = DEFAULT_STEPS) -> float:
+def attribution_batch_invariance(model, texts: list[str], target: str, baseline: str = "pad",
+                                 n_steps: int = DEFAULT_STEPS) -> float:
     """Largest difference of a word score between attributing each text alone and all texts in one
     padded batch of mixed lengths, relative to the largest |score| (captum and padding must not
     change the figures)."""
@@ -292,3 +277,4 @@ def batch_invariance(model, texts: list[str], target: str, baseline: str = "pad"
     alone = compute_attributions(model, texts, targets, baseline, n_steps, n_steps, batch_examples=1)
     scale = max(max(np.abs(a.scores).max(initial=0.0) for a in alone), 1e-12)
     return max(float(np.abs(a.scores - b.scores).max(initial=0.0)) for a, b in zip(together, alone)) / scale
+

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache.store import cached_on_model, content_key
 from ..errors import format_table
 from .attribution import frozen_weights, baseline_token_id
 from .layers import layer_name
 
-CONDUCTANCE_FORMAT = "conductance-1"
+CONDUCTANCE_FORMAT = "conductance-1"  # bump when the computation changes (part of the cache key)
 CONDUCTANCE_STEPS = 64  # conductance converges to first order only: 32 steps left 15% completeness error
 
 
@@ -70,24 +69,19 @@ def _conductance_batch(model, texts: list[str], target: int, baseline_id: int, n
 
 def layer_conductance(model, texts: list[str], intent: str, baseline: str = "pad",
                       n_steps: int = CONDUCTANCE_STEPS, batch_texts: int = 16) -> LayerConductance:
-    """Per-layer conductance of intent's logit over texts; cached on the model like the sweep."""
+    """Per-layer conductance of intent's logit over texts. Pure (computed on every call);
+    pytest_mangaassist.cache.analyses.layer_conductance is the cached form, with the same signature."""
     import torch
 
     texts = list(texts)
-
-    def compute() -> dict:
-        target, baseline_id = model.label2id[intent], baseline_token_id(model.tokenizer, baseline)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        mass = np.zeros(model.num_layers)
-        totals, gaps = np.zeros((len(texts), model.num_layers)), np.zeros(len(texts))
-        with torch.enable_grad(), frozen_weights(model.hf_model):
-            for start in range(0, len(texts), batch_texts):
-                idx = order[start:start + batch_texts]
-                m, t, g = _conductance_batch(model, [texts[i] for i in idx], target, baseline_id, n_steps)
-                mass += m
-                totals[idx], gaps[idx] = t, g
-        return {"mass": mass, "totals": totals, "gaps": gaps}
-
-    key = (CONDUCTANCE_FORMAT, content_key(*texts), intent, baseline, str(n_steps))
-    arrays = cached_on_model(model, "conductance", key, compute)
-    return LayerConductance(arrays["mass"], arrays["totals"], arrays["gaps"])
+    target, baseline_id = model.label2id[intent], baseline_token_id(model.tokenizer, baseline)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    mass = np.zeros(model.num_layers)
+    totals, gaps = np.zeros((len(texts), model.num_layers)), np.zeros(len(texts))
+    with torch.enable_grad(), frozen_weights(model.hf_model):
+        for start in range(0, len(texts), batch_texts):
+            idx = order[start:start + batch_texts]
+            m, t, g = _conductance_batch(model, [texts[i] for i in idx], target, baseline_id, n_steps)
+            mass += m
+            totals[idx], gaps[idx] = t, g
+    return LayerConductance(mass, totals, gaps)

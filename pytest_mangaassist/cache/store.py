@@ -1,25 +1,70 @@
-"""On-disk cache of arrays, keyed by content hashes; shared by pytest runs and xdist workers.
+"""The on-disk cache (.pytest_cache/d/mangaassist/): shared by pytest runs and xdist workers, and
+treated as untrusted input.
 
-Entries are .npz files (numpy arrays only, loaded with allow_pickle=False: never pickles),
-written to a temporary name and renamed into place, so a reader never sees half a file; a file
-lock per entry makes concurrent xdist workers wait for the one computing it instead of repeating it.
+CI restores this folder across branches, so anything in it may have been altered or planted.
+What the cache trusts and what it does not:
+
+- Every entry is authenticated when it is written: HMAC-SHA256 over the entry's name (which is its
+  key: analysis, model content hash, arguments, library versions, format) and its bytes. The MAC key
+  is MANGAASSIST_CACHE_KEY when that environment variable is set (set it from a CI secret), else a
+  random key generated once and kept in the cache folder itself (KEY_FILE).
+- An entry whose MAC does not verify (altered, truncated, planted, renamed from another key, signed
+  with another key) is a miss: it is recomputed and replaced, with a CacheWarning naming it. So is an
+  entry that cannot be read or decoded. A verdict never comes from an unverified entry.
+- With the key kept in the cache folder, the MAC catches entries altered or planted after they were
+  written and entries renamed to another key; it does NOT stop a forger who can read the cache folder
+  (and so the key) and write an entry signed with it. To stop that one, set MANGAASSIST_CACHE_KEY
+  from a secret the cache's writers cannot read, or turn the disk cache off (--mangaassist-no-cache).
+- Entries hold numpy arrays only and are read with allow_pickle=False: reading never runs pickles.
+- Exports and compiled artifacts (ONNX, TorchScript) are verified the same way before they are
+  loaded (cache/artifacts.py).
+- Keys include the versions of the libraries that compute the figures (LIBRARIES), the plugin's own
+  version and CACHE_FORMAT, so an upgrade never serves figures of the old versions.
+
+Writes go to a temporary file that is renamed into place, so a reader never sees half a file; a
+file lock per entry makes concurrent xdist workers wait for the one computing it. Temporary files
+left by killed writers are removed once they are ORPHAN_AGE_S old.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import hmac
+import io
 import os
+import secrets
+import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+CACHE_FORMAT = "cache-2"  # bump when the entry format or the key recipe changes
+KEY_ENV = "MANGAASSIST_CACHE_KEY"
+KEY_FILE = ".mangaassist-cache-key"
+ENTRY_SUFFIX = ".entry"
+MAGIC = b"MACACHE2"  # 8 bytes, then an 8-byte key id, a 32-byte HMAC-SHA256, the npz payload
+HEADER = len(MAGIC) + 8 + 32
+TMP_MARK = ".tmp-"  # temporary files are ".<entry name>.tmp-<random>[suffix]"
+ORPHAN_AGE_S = 10 * 60
+# distributions whose versions change the figures (or the exports); missing ones count as "absent"
+LIBRARIES = ("torch", "transformers", "captum", "onnxruntime", "onnx", "onnxscript", "numpy", "scipy",
+             "scikit-learn", "torch-neuronx", "pytest-mangaassist")
 
+
+class CacheWarning(UserWarning):
+    """A cache entry was ignored (altered, planted, unreadable) and recomputed."""
+
+
+# -- keys ---------------------------------------------------------------------------------------
 def content_key(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part.encode())
+        digest.update(part.encode("utf-8", "surrogatepass"))  # a lone surrogate must not crash the key
         digest.update(b"\0")
     return digest.hexdigest()[:24]
 
@@ -28,56 +73,250 @@ def texts_hash(texts: list[str]) -> str:
     return content_key(*texts)
 
 
-def load_arrays(cache_dir: Path | None, name: str) -> dict[str, np.ndarray] | None:
-    if cache_dir is None:
-        return None
-    path = Path(cache_dir) / f"{name}.npz"
+@functools.lru_cache(maxsize=None)
+def library_versions() -> tuple[tuple[str, str], ...]:
+    """(distribution, version) of every library in LIBRARIES, read from package metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in LIBRARIES:
+        try:
+            found.append((name, version(name)))
+        except PackageNotFoundError:
+            found.append((name, "absent"))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def environment_key() -> str:
+    """The part of every key that changes with the format, Python and library versions."""
+    python = f"python={sys.version_info.major}.{sys.version_info.minor}"
+    return content_key(CACHE_FORMAT, python, *(f"{name}={v}" for name, v in library_versions()))
+
+
+# -- the MAC key --------------------------------------------------------------------------------
+def signing_key(cache_dir: Path) -> bytes:
+    """MANGAASSIST_CACHE_KEY when set (any string), else the random key kept in cache_dir/KEY_FILE."""
+    secret = os.environ.get(KEY_ENV, "")
+    if secret:
+        return hashlib.sha256(b"mangaassist-cache-key\0" + secret.encode("utf-8", "surrogatepass")).digest()
+    return _folder_key(Path(cache_dir))
+
+
+def _read_key_file(path: Path) -> bytes | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError):  # absent, or unreadable: recompute
+        text = path.read_text().strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+    return key if len(key) == 32 else None
 
 
-def save_arrays(cache_dir: Path | None, name: str, arrays: dict[str, np.ndarray]) -> None:
-    if cache_dir is None:
-        return
+def _folder_key(cache_dir: Path) -> bytes:
+    path = cache_dir / KEY_FILE
+    key = _read_key_file(path)
+    if key is not None:
+        return key
+    from filelock import FileLock
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_dir / f".{KEY_FILE}.lock")):  # xdist workers agree on one key
+        key = _read_key_file(path)
+        if key is None:  # absent (or unreadable: then every entry signed with it is recomputed)
+            key = secrets.token_bytes(32)
+            atomic_write(path, key.hex().encode() + b"\n", mode=0o600)
+    return key
+
+
+def key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"mangaassist-key-id\0" + key).digest()[:8]
+
+
+def mac(key: bytes, domain: str, name: str, data) -> bytes:
+    """HMAC-SHA256 over (domain, name, data): an entry renamed to another key does not verify."""
+    tag = hmac.new(key, digestmod=hashlib.sha256)
+    tag.update(f"{domain}\0{name}\0".encode("utf-8", "surrogatepass"))
+    tag.update(data)
+    return tag.digest()
+
+
+# -- files --------------------------------------------------------------------------------------
+_swept: set[Path] = set()
+
+
+def remove_orphans(cache_dir: Path, max_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Delete temporary files of killed writers (older than max_age_s); once per folder and process
+    unless called directly. Returns what was removed."""
+    removed = []
+    now = time.time()
+    try:
+        candidates = list(Path(cache_dir).glob(f".*{TMP_MARK}*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            if path.is_file() and now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # another process removed or renamed it first
+            pass
+    return removed
+
+
+def _prepare(cache_dir: Path) -> Path:
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{name}.", suffix=".npz")
+    if cache_dir not in _swept:
+        _swept.add(cache_dir)
+        remove_orphans(cache_dir)
+    return cache_dir
+
+
+def temporary_path(target: Path, suffix: str = "") -> Path:
+    """A new, empty temporary file beside target, named so that remove_orphans recognises it."""
+    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TMP_MARK}", suffix=suffix)
+    os.close(handle)
+    return Path(tmp)
+
+
+def atomic_write(target: Path, data: bytes, mode: int | None = None) -> None:
+    tmp = temporary_path(target)
     try:
-        with os.fdopen(handle, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, cache_dir / f"{name}.npz")
+        if mode is not None:
+            os.chmod(tmp, mode)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def _lock(cache_dir: Path | None, name: str):
+def lock(cache_dir: Path | None, name: str):
     """A file lock per cache entry, so concurrent xdist workers compute an entry once."""
     if cache_dir is None:
         return contextlib.nullcontext()
     from filelock import FileLock
 
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return FileLock(str(Path(cache_dir) / f".{name}.lock"))
+    return FileLock(str(_prepare(cache_dir) / f".{name}.lock"))
+
+
+def warn_ignored(path: Path, problem: str) -> None:
+    warnings.warn(CacheWarning(f"pytest-mangaassist: cache entry {path} {problem}; it was ignored, "
+                               f"recomputed and replaced."), stacklevel=3)
+
+
+# -- entries ------------------------------------------------------------------------------------
+MISSING = "missing"
+UNSIGNED = "carries no signature of this plugin (planted, or written by another version)"
+OTHER_KEY = (f"was signed with another cache key ({KEY_ENV} changed, or the key file {KEY_FILE} "
+             "was replaced)")
+ALTERED = "failed verification (altered, truncated, renamed or planted after it was written)"
+
+
+def entry_path(cache_dir: Path, name: str) -> Path:
+    return Path(cache_dir) / f"{name}{ENTRY_SUFFIX}"
+
+
+def _verified_payload(cache_dir: Path, name: str) -> tuple[bytes | None, str | None]:
+    """(payload, None) for an entry that verifies, else (None, why not)."""
+    path = entry_path(cache_dir, name)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None, MISSING
+    except OSError as exc:
+        return None, f"could not be read ({type(exc).__name__}: {exc})"
+    if not blob.startswith(MAGIC):
+        return None, UNSIGNED
+    key = signing_key(cache_dir)
+    stored_id, tag, payload = blob[len(MAGIC):len(MAGIC) + 8], blob[len(MAGIC) + 8:HEADER], blob[HEADER:]
+    if stored_id != key_id(key):
+        return None, OTHER_KEY
+    if not hmac.compare_digest(tag, mac(key, "entry", name, payload)):
+        return None, ALTERED
+    return payload, None
+
+
+def _decode_payload(payload: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def read_entry(cache_dir: Path, name: str, decode=None):
+    """(value, None) for a verified, decodable entry; (None, why not) otherwise. decode(arrays) -> value."""
+    payload, problem = _verified_payload(cache_dir, name)
+    if problem is not None:
+        return None, problem
+    try:
+        arrays = _decode_payload(payload)
+        return (arrays if decode is None else decode(arrays)), None
+    except Exception as exc:  # verified but not what this version reads: a miss like any other
+        return None, f"could not be decoded ({type(exc).__name__}: {exc})"
+
+
+def write_entry(cache_dir: Path, name: str, arrays: dict[str, np.ndarray]) -> Path:
+    for key, array in arrays.items():
+        if np.asarray(array).dtype.hasobject:
+            raise TypeError(f"cache entry {name}: {key!r} is an object array; the cache stores plain arrays only")
+    cache_dir = _prepare(cache_dir)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    payload = buffer.getvalue()
+    key = signing_key(cache_dir)
+    path = entry_path(cache_dir, name)
+    atomic_write(path, MAGIC + key_id(key) + mac(key, "entry", name, payload) + payload)
+    return path
+
+
+def load_arrays(cache_dir: Path | None, name: str) -> dict[str, np.ndarray] | None:
+    """The verified arrays of an entry, or None (absent, unverified or unreadable)."""
+    if cache_dir is None:
+        return None
+    arrays, _ = read_entry(_prepare(cache_dir), name)
+    return arrays
+
+
+def save_arrays(cache_dir: Path | None, name: str, arrays: dict[str, np.ndarray]) -> None:
+    if cache_dir is not None:
+        write_entry(cache_dir, name, arrays)
+
+
+def load_or_compute(cache_dir: Path | None, name: str, compute, encode=None, decode=None):
+    """compute() once per disk cache: a verified entry is decoded and returned; anything else (absent,
+    unverified, unreadable, undecodable) is recomputed and replaced, with a CacheWarning unless it was
+    simply absent. encode(value) -> arrays and decode(arrays) -> value (default: value is the arrays).
+    A computed value is returned as decode(encode(value)), so cold and warm runs return the same thing."""
+    if cache_dir is None:
+        return compute()
+    cache_dir = _prepare(cache_dir)
+    value, problem = read_entry(cache_dir, name, decode)
+    if problem is None:
+        return value
+    with lock(cache_dir, name):  # an xdist worker waits for the one computing it, then reads its entry
+        value, problem = read_entry(cache_dir, name, decode)
+        if problem is None:
+            return value
+        if problem != MISSING:
+            warn_ignored(entry_path(cache_dir, name), problem)
+        computed = compute()
+        arrays = computed if encode is None else encode(computed)
+        try:
+            write_entry(cache_dir, name, arrays)
+        except OSError as exc:  # a read-only or full cache folder costs the reuse, not the run
+            warnings.warn(CacheWarning(f"pytest-mangaassist: cache entry {entry_path(cache_dir, name)} could not be "
+                                       f"written ({type(exc).__name__}: {exc}); the result is used uncached."))
+    return arrays if decode is None else decode(arrays)
+
+
+def model_key(model, kind: str, *parts: str) -> str:
+    """The key of an analysis of model: kind, library versions, the model's content hash and tokenizer
+    length, and parts (argument fingerprints, the analysis' format version...)."""
+    return content_key(kind, environment_key(), model.content_hash, str(model.max_length), *parts)
 
 
 def cached_on_model(model, kind: str, parts: tuple[str, ...], compute) -> dict[str, np.ndarray]:
-    """compute() -> arrays, once per model instance and once per disk cache, keyed by the model's
-    content hash, its tokenizer length and parts (data hash, seed, format version...)."""
-    key = content_key(kind, model.content_hash, str(model.max_length), *parts)
-
-    def load_or_compute() -> dict[str, np.ndarray]:
-        name = f"{kind}-{key}"
-        arrays = load_arrays(model.cache_dir, name)
-        if arrays is None:
-            with _lock(model.cache_dir, name):  # an xdist worker waits for the one computing it
-                arrays = load_arrays(model.cache_dir, name)
-                if arrays is None:
-                    arrays = compute()
-                    save_arrays(model.cache_dir, name, arrays)
-        return arrays
-
-    return model.memo((kind, key), load_or_compute)
+    """compute() -> arrays, once per model instance (memory) and once per disk cache (model.cache_dir;
+    None: memory only), keyed by model_key(model, kind, *parts)."""
+    key = model_key(model, kind, *parts)
+    return model.memo((kind, key), lambda: load_or_compute(model.cache_dir, f"{kind}-{key}", compute))

@@ -2,8 +2,8 @@
 
 Both carry the model's label map and content hash (ONNX: metadata_props; TorchScript: an extra
 file), so a later check can tell which model an artifact came from and in which label order.
-Exports made for a test session are cached by the model's content hash under a file lock, so a
-suite (and every xdist worker) exports once.
+Exports made for a test session are cached (and verified before they are loaded) by
+pytest_mangaassist.cache.artifacts; this module only builds them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,10 @@ ONNX_OPSET = 18
 LABELS_KEY = "id2label"  # metadata key: JSON list of labels, index = logit row
 HASH_KEY = "mangaassist_content_hash"
 SERVING_META = "mangaassist.json"  # extra file inside a TorchScript artifact
-EXPORT_FORMAT = "export-1"  # bump when what an export contains changes
+EXPORT_FORMAT = "export-1"  # bump when what an export contains changes (part of the cached file's name)
+NEURON_FIX = ("Uninstall it (pip uninstall torch-neuronx) and, on an Inferentia / Trainium host, install the real "
+              "package from the AWS Neuron repository: pip install torch-neuronx "
+              "--extra-index-url=https://pip.repos.neuron.amazonaws.com")
 # Example input for tracing: batch 2 and several tokens, since torch.export specialises dimensions of size 0/1.
 EXAMPLE_TEXTS = ("where is my order? it was due last week", "hi")
 
@@ -88,12 +90,6 @@ def write_onnx_metadata(path: Path, labels, content_hash: str) -> None:
     onnx.save(proto, str(path))
 
 
-def cached_onnx_export(model, cache_dir: str | Path) -> Path:
-    """The model's ONNX export in cache_dir, made once per content hash (locked against xdist workers)."""
-    target = Path(cache_dir) / f"onnx-{model.content_hash}-{EXPORT_FORMAT}.onnx"
-    return _once(target, lambda tmp: export_onnx(model, tmp))
-
-
 def compile_serving_artifact(model, path: str | Path) -> Path:
     """Compile the serving artifact: torch_neuronx.trace where torch-neuronx is installed (an Inferentia
     / Trainium host), else torch.jit.trace. Both produce a TorchScript module saved with the label map."""
@@ -101,11 +97,11 @@ def compile_serving_artifact(model, path: str | Path) -> Path:
 
     module, inputs = logits_module(model), example_inputs(model)
     meta = {"labels": list(model.labels), "content_hash": model.content_hash}
+    neuronx = torch_neuronx()  # before warnings are silenced: a placeholder package is worth a warning
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # torch.jit.trace is deprecated in favour of torch.export, but TorchScript is what Neuron
         # compilation emits and what the serving stack loads, so it is the format under test
         warnings.simplefilter("ignore")
-        neuronx = _torch_neuronx()
         if neuronx is not None:  # Neuron compiles one input shape: batch 1 padded to the model's max length
             batch = model.tokenizer([EXAMPLE_TEXTS[0]], padding="max_length", max_length=model.max_length,
                                     truncation=True, return_tensors="pt")
@@ -121,32 +117,57 @@ def compile_serving_artifact(model, path: str | Path) -> Path:
     return path
 
 
-def cached_serving_artifact(model, cache_dir: str | Path) -> Path:
-    compiler = "neuronx" if _torch_neuronx() is not None else "jit"
-    target = Path(cache_dir) / f"serving-{model.content_hash}-{compiler}-{EXPORT_FORMAT}.pt"
-    return _once(target, lambda tmp: compile_serving_artifact(model, tmp))
+class NeuronPlaceholderWarning(UserWarning):
+    """torch-neuronx is installed, but it is PyPI's placeholder package, not the Neuron SDK's."""
 
 
-def _torch_neuronx():
+_neuron_warned = False
+
+
+def torch_neuronx():
+    """The torch_neuronx module where the Neuron SDK is installed, else None.
+
+    PyPI's `torch-neuronx` is a placeholder whose import raises ImportError("WRONG PACKAGE ..."): then
+    the serving artifact is compiled with torch.jit.trace, as without it, and a NeuronPlaceholderWarning
+    says so once per process (likewise for a torch-neuronx that is installed but does not import).
+    """
+    global _neuron_warned
     try:
-        import torch_neuronx
-    except ImportError:
+        import torch_neuronx as module
+    except ImportError as exc:
+        problem = _neuron_problem(exc)
+        if problem and not _neuron_warned:
+            _neuron_warned = True
+            warnings.warn(NeuronPlaceholderWarning(
+                f"pytest-mangaassist: {problem} (importing it raised ImportError: {str(exc).strip()[:300]}); the "
+                f"serving artifact is compiled with torch.jit.trace instead of torch_neuronx.trace. "
+                f"Fix: {NEURON_FIX}"), stacklevel=2)
         return None
-    return torch_neuronx
+    return module
 
 
-def _once(target: Path, make) -> Path:
-    """make(tmp_path) once: under a lock, written to a temporary name and renamed into place."""
-    from filelock import FileLock
+def _neuron_problem(exc: ImportError) -> str | None:
+    """Why an installed torch-neuronx does not import; None when it is simply not installed."""
+    if "WRONG PACKAGE" in str(exc).upper():
+        return "the installed torch-neuronx is PyPI's placeholder package, not the AWS Neuron SDK's"
+    from importlib.metadata import PackageNotFoundError, version
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not target.is_file():
-            tmp = target.with_name(f".{target.stem}.{os.getpid()}{target.suffix}")
-            try:
-                make(tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-    return target
+    try:
+        installed = version("torch-neuronx")
+    except PackageNotFoundError:
+        return None
+    return f"torch-neuronx {installed} is installed but does not import"
+
+
+# transitional: plugin.py still imports these from here; they moved to the cache layer, which a loading
+# module must not import. Remove once plugin.py imports them from pytest_mangaassist.cache.artifacts.
+def cached_onnx_export(model, cache_dir: str | Path) -> Path:
+    from ..cache.artifacts import cached_onnx_export as cached
+
+    return cached(model, cache_dir)
+
+
+def cached_serving_artifact(model, cache_dir: str | Path) -> Path:
+    from ..cache.artifacts import cached_serving_artifact as cached
+
+    return cached(model, cache_dir)

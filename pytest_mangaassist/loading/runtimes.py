@@ -8,6 +8,7 @@ model raise MangaAssistInputError with the fix.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -16,7 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MangaAssistInputError
-from .export import HASH_KEY, LABELS_KEY, SERVING_META
+from .export import HASH_KEY, LABELS_KEY, SERVING_META, torch_neuronx
+
+
+MAX_CAUSE = 4000  # characters of a library's error message shown (they are rarely longer)
+
+
+def cause(exc: BaseException) -> str:
+    """'Type: the whole message' of a library's exception (torch and onnx put the cause after a line
+    break, or spread it over several lines; the first line alone can be empty)."""
+    message = "\n".join(line.rstrip() for line in str(exc).strip().splitlines() if line.strip())
+    if len(message) > MAX_CAUSE:
+        message = message[:MAX_CAUSE] + f" ... ({len(message) - MAX_CAUSE} more characters)"
+    return f"{type(exc).__name__}: {message or repr(exc)}"
 
 
 class TorchRuntime:
@@ -61,24 +74,25 @@ class OnnxModel:
     optimization: str = "all"  # onnxruntime graph optimisation level: off, basic, extended, all (its default)
     kind: str = "onnxruntime"
     _session: object = field(default=None, repr=False)
+    _data: bytes | None = field(default=None, repr=False)  # the verified bytes the session is built from, if given
 
     @classmethod
-    def load(cls, path: str | Path, exported_here: bool = False) -> OnnxModel:
+    def load(cls, path: str | Path, exported_here: bool = False, data: bytes | None = None) -> OnnxModel:
+        """The ONNX model at path; with data (the file's bytes, as the cache verified them), from those bytes."""
         import onnx
 
         path = Path(path)
         try:
-            proto = onnx.load(str(path))
+            proto = onnx.load_model_from_string(data) if data is not None else onnx.load(str(path))
             onnx.checker.check_model(proto)
         except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError... for one cause
             raise MangaAssistInputError(
-                f"The ONNX file {path} could not be read as a valid ONNX model: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                f"The ONNX file {path} could not be read as a valid ONNX model: {cause(exc)}",
                 "Re-export the model (torch.onnx.export, or pytest_mangaassist.loading.export.export_onnx), or leave "
                 "--onnx-path out and the plugin exports the model under test itself.") from None
         meta = {p.key: p.value for p in proto.metadata_props}
         labels = _labels_from(meta.get(LABELS_KEY), f"the metadata of {path}")
-        return cls(path, proto, labels, meta.get(HASH_KEY), exported_here)
+        return cls(path, proto, labels, meta.get(HASH_KEY), exported_here, _data=data)
 
     @property
     def source(self) -> str:
@@ -102,10 +116,11 @@ class OnnxModel:
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
             try:
-                self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+                source = self._data if self._data is not None else str(self.path)
+                self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime wraps every load failure in its own exception types
                 raise MangaAssistInputError(
-                    f"onnxruntime cannot load {self.path}: {type(exc).__name__}: {exc}",
+                    f"onnxruntime cannot load {self.path}: {cause(exc)}",
                     "Export with an opset onnxruntime supports (the plugin exports opset 18), or leave "
                     "--onnx-path out.") from None
         return self._session
@@ -137,11 +152,11 @@ class OnnxModel:
 
     def with_threads(self, threads: int) -> OnnxModel:
         return OnnxModel(self.path, self.proto, self.labels, self.content_hash, self.exported_here, threads,
-                         self.optimization)
+                         self.optimization, _data=self._data)
 
     def with_optimization(self, level: str) -> OnnxModel:
         return OnnxModel(self.path, self.proto, self.labels, self.content_hash, self.exported_here, self.threads,
-                         level)
+                         level, _data=self._data)
 
 
 @dataclass
@@ -159,20 +174,22 @@ class ServingArtifact:
     kind: str = "serving"
 
     @classmethod
-    def load(cls, path: str | Path, compiled_here: bool = False) -> ServingArtifact:
+    def load(cls, path: str | Path, compiled_here: bool = False, data: bytes | None = None) -> ServingArtifact:
+        """The TorchScript module at path; with data (the file's bytes, as the cache verified them), from
+        those bytes, so what runs is exactly what was verified."""
         import torch
 
-        _import_torch_neuronx()  # registers the Neuron ops a neuron-compiled module refers to
+        torch_neuronx()  # registers the Neuron ops a neuron-compiled module refers to
         path = Path(path)
         extra = {SERVING_META: ""}
         try:
             with warnings.catch_warnings():  # deprecated in favour of torch.export; still what Neuron emits
                 warnings.simplefilter("ignore", DeprecationWarning)
-                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+                source = io.BytesIO(data) if data is not None else str(path)
+                module = torch.jit.load(source, map_location="cpu", _extra_files=extra)
         except Exception as exc:  # torch raises RuntimeError / zip errors for one cause: not TorchScript
             raise MangaAssistInputError(
-                f"The serving artifact {path} could not be loaded as a TorchScript module: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                f"The serving artifact {path} could not be loaded as a TorchScript module: {cause(exc)}",
                 "Pass --serving-artifact the file written by torch.jit.save (torch_neuronx.trace output is saved "
                 "that way), or leave it out and the plugin compiles the model under test with torch.jit.trace.") from None
         meta = json.loads(extra[SERVING_META] or "{}")
@@ -223,13 +240,6 @@ def _pad_to(input_ids: np.ndarray, attention_mask: np.ndarray, shape: tuple[int,
     mask = np.zeros(shape, dtype=np.int64)
     ids[:rows, :length], mask[:rows, :length] = input_ids, attention_mask
     return ids, mask
-
-
-def _import_torch_neuronx() -> None:
-    try:
-        import torch_neuronx  # noqa: F401
-    except ImportError:
-        pass
 
 
 def _labels_from(raw: str | None, where: str) -> tuple[str, ...] | None:
