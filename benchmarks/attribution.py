@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="use every n-th golden message (a quicker run)")
     args = parser.parse_args()
 
-    from pytest_mangaassist import IntentModel, integrated_gradients, load_golden_set
+    from pytest_mangaassist import IntentModel, load_golden_set
+    from pytest_mangaassist.cache.analyses import integrated_gradients  # the cached form (memory and disk)
 
     golden = load_golden_set(args.golden)
     texts, intents = golden.texts[::args.every], golden.intents[::args.every]

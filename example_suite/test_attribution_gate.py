@@ -18,6 +18,7 @@ from hypothesis import given
 from pytest_mangaassist import (assert_attention_shift, assert_no_lexical_shortcut, assert_prediction_invariant,
                                 assert_routes, assert_token_senses_separate, load_golden_set, route)
 from pytest_mangaassist.analysis.counterfactuals import remove_words
+from pytest_mangaassist.domain import MANGAASSIST_ROUTING
 from pytest_mangaassist.strategies import MODEL_SETTINGS, code_switched, indirect_frustration, trigger_insertions
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: attribution and counterfactuals
@@ -53,8 +54,8 @@ def sale_in_return_and_checkout(golden_set):
 
 def test_promotion_does_not_fire_on_sale_words_in_return_and_checkout(intent_model, sale_in_return_and_checkout,
                                                                        mangaassist_record):
-    audit = assert_no_lexical_shortcut(intent_model, sale_in_return_and_checkout, "promotion", PROMOTION_WORDS,
-                                       max_share=MAX_SHARE, min_effect=MIN_EFFECT, baselines=("pad", "mask", "unk"),
+    audit = assert_no_lexical_shortcut(intent_model, sale_in_return_and_checkout, intent="promotion",
+                                       family=PROMOTION_WORDS, max_share=MAX_SHARE, min_effect=MIN_EFFECT, baselines=("pad", "mask", "unk"),
                                        max_steps=MAX_STEPS)
     mangaassist_record(f"promotion attribution on deal/discount/sale ({len(audit.before)} return/checkout messages, "
                        f"removing them lowers p(promotion) by {audit.effect:.3f})",
@@ -68,7 +69,7 @@ def escalations(golden_set):
 
 
 def test_escalation_does_not_hang_on_human_or_agent(intent_model, escalations, mangaassist_record):
-    audit = assert_no_lexical_shortcut(intent_model, escalations, "escalation", ESCALATION_WORDS,
+    audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", family=ESCALATION_WORDS,
                                        max_share=MAX_SHARE, min_effect=MIN_EFFECT, max_steps=MAX_STEPS)
     mangaassist_record(f"escalation attribution on human/agent/person ({len(audit.before)} escalations that use "
                        f"them, removing them lowers p(escalation) by {audit.effect:.3f})",
@@ -76,7 +77,7 @@ def test_escalation_does_not_hang_on_human_or_agent(intent_model, escalations, m
 
 
 def test_no_single_word_dominates_escalation(intent_model, escalations, mangaassist_record):
-    audit = assert_no_lexical_shortcut(intent_model, escalations, "escalation", max_share=MAX_SHARE,
+    audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", max_share=MAX_SHARE,
                                        min_effect=MIN_EFFECT, max_steps=MAX_STEPS)
     mangaassist_record(f"escalation's most attributed word type: {audit.family[0]!r} (share {audit.share:.3f}, "
                        f"removal effect {audit.effect:.3f})", audit.worst_table(4))
@@ -100,14 +101,14 @@ def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words
                                        "escalation (0.72), 'is the Pluto omnibus about humans or robots' -> escalation")
 def test_trigger_words_elsewhere_do_not_route_to_escalation(intent_model):
     elsewhere = [ex.text for ex in CONTEXTS if ex.intent != "escalation" and uses_escalation_words(ex.text)]
-    escalated = [r for r in route(intent_model, elsewhere) if r.route == "escalation"]
+    escalated = [r for r in route(intent_model, elsewhere, MANGAASSIST_ROUTING) if r.route == "escalation"]
     assert not escalated, "routed to escalation on human/agent/person alone:\n" + "\n".join(
         f"  {r.confidence:.3f}  {r.text}" for r in escalated)
 
 
 def test_return_has_two_senses_in_the_top_layers(intent_model, mangaassist_record):
     # reference model: separation 0.17-0.23 from layer 4 up; the pre-trained encoder: 0.09-0.12
-    result = assert_token_senses_separate(intent_model, "return", RETURN_AN_ORDER, RETURN_TO_A_SERIES,
+    result = assert_token_senses_separate(intent_model, RETURN_AN_ORDER, contrast=RETURN_TO_A_SERIES, word="return",
                                           from_layer=4, min_separation=0.13)
     mangaassist_record("'return': order vs series contexts, cosine distance per layer", result.table(4))
 
@@ -117,20 +118,20 @@ def test_fine_tuning_moved_attention_onto_manga_words(intent_model, pretrained_m
     words = ["isekai", "seinen", "shonen", "shojo", "josei", "tankobon", "omnibus", "kanzenban", "volume", "vol"]
     # reference model: the best head of layer 5 puts +0.025 more attention (mean over queries) on these
     # words than the pre-trained encoder; far from the source analysis' +0.38, so a floor, not a target
-    assert_attention_shift(intent_model, pretrained_model, jargon, words, layer=5, min_shift=0.01)
+    assert_attention_shift(intent_model, jargon, against=pretrained_model, words=words, layer=5, min_shift=0.01)
 
 
 @pytest.mark.parametrize("text", ["any deals on the One Piece box set this week?",
                                   "is there a discount code for first orders?"])
 def test_clear_promotions_auto_route(intent_model, text):
-    assert_routes(intent_model, text, "promotion")
+    assert_routes(intent_model, text, expected="promotion")
 
 
 def test_sale_inside_a_return_or_checkout_is_not_routed_to_promotion(intent_model, golden_set):
     examples = [ex for ex in list(golden_set.only_slice("adversarial")) + list(CONTEXTS)
                 if ex.intent in ("return_request", "checkout_payment") and _with_words([ex], PROMOTION_WORDS)]
     for intent in ("return_request", "checkout_payment"):
-        assert_routes(intent_model, [ex.text for ex in examples if ex.intent == intent], intent)
+        assert_routes(intent_model, [ex.text for ex in examples if ex.intent == intent], expected=intent)
 
 
 RETURNS_AND_CHECKOUT = ["can I return volume 3 of Berserk", "how do I send back a damaged box set",
@@ -155,4 +156,4 @@ def test_fuzz_code_switching_keeps_the_intent(intent_model, pair):
 @MODEL_SETTINGS
 @given(text=indirect_frustration())
 def test_fuzz_indirect_frustration_routes_to_escalation(intent_model, text):
-    assert_routes(intent_model, text, "escalation")
+    assert_routes(intent_model, text, expected="escalation")

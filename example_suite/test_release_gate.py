@@ -13,7 +13,7 @@ from pytest_mangaassist import (assert_latency_p95, assert_onnx_parity, assert_o
 
 pytestmark = pytest.mark.gate("release")  # tier: every release candidate
 
-P95_BUDGET_MS = 15.0  # the chatbot's routing budget at batch 1
+MAX_P95_MS = 15.0  # the chatbot's routing budget at batch 1
 # Timed at 32 tokens: longer than every message of the golden set (median 13, P95 19, longest 26 with
 # [CLS]/[SEP]), so the budget holds for real traffic; longer prompts cost proportionally more.
 SERVING_SEQ_LEN = 32
@@ -21,21 +21,22 @@ PARITY_MAX_LENGTH = 128  # the longest input the router accepts (the tokenizer t
 
 
 def test_onnx_graph_keeps_the_serving_contract(onnx_model, intent_model, mangaassist_record):
-    structure = assert_onnx_structure(onnx_model, intent_model)
+    structure = assert_onnx_structure(intent_model, artifact=onnx_model)
     mangaassist_record(f"ONNX structure ({onnx_model.source})", structure.table())
 
 
 def test_onnx_runtime_routes_like_pytorch(onnx_model, intent_model, golden_set, mangaassist_record):
-    parity = assert_onnx_parity(onnx_model, intent_model, golden_set, atol=1e-3, max_length=PARITY_MAX_LENGTH)
+    parity = assert_onnx_parity(intent_model, golden_set, artifact=onnx_model, max_logit_diff=1e-3,
+                                max_length=PARITY_MAX_LENGTH)
     mangaassist_record("parity PyTorch vs ONNX Runtime", parity.summary())
 
 
 def test_serving_artifact_routes_like_pytorch(serving_artifact, intent_model, golden_set, mangaassist_record):
-    parity = assert_serving_parity(serving_artifact, intent_model, golden_set, atol=1e-3,
+    parity = assert_serving_parity(intent_model, golden_set, artifact=serving_artifact, max_logit_diff=1e-3,
                                    max_length=PARITY_MAX_LENGTH)
     mangaassist_record(f"parity PyTorch vs serving artifact ({serving_artifact.compiler})", parity.summary())
 
 
 def test_p95_latency_on_onnx_runtime_at_batch_1(onnx_model, mangaassist_record):
-    latency = assert_latency_p95(onnx_model, P95_BUDGET_MS, batch_size=1, seq_len=SERVING_SEQ_LEN, threads=1)
+    latency = assert_latency_p95(onnx_model, max_p95_ms=MAX_P95_MS, batch_size=1, seq_len=SERVING_SEQ_LEN, threads=1)
     mangaassist_record("latency on ONNX Runtime", latency.table())

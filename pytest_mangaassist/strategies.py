@@ -16,6 +16,8 @@ switched fragment), which the lists below order from plain to elaborate.
 MODEL_SETTINGS: no deadline (a model call is not a unit-test-sized function), derandomized (the
 same examples on every run and machine, so a gate run is reproducible), the too_slow and
 function-scoped-fixture health checks off, and few examples (every example is a forward pass).
+The vocabularies the strategies draw from (jargon, code switches, trigger phrases, frustration
+phrases) are MangaAssist's, in pytest_mangaassist.domain.
 """
 
 from __future__ import annotations
@@ -26,36 +28,12 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from .domain import (CODE_SWITCHES, FRUSTRATION_ASKS, FRUSTRATION_ENDINGS, FRUSTRATION_OPENERS, JARGON_KINDS,
+                     PROMOTION_TRIGGERS, TRIGGER_PHRASES)
+from .errors import MangaAssistInputError
+
 MODEL_SETTINGS = settings(deadline=None, derandomize=True, max_examples=25, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-# Manga jargon, by kind: a swap stays within a kind (a genre for a genre, a format for a format).
-JARGON_KINDS = {
-    "genre": ("isekai", "seinen", "shonen", "shojo", "josei", "iyashikei", "mecha", "horror", "romance"),
-    "format": ("tankobon", "omnibus", "kanzenban", "bunkoban", "wideban", "artbook", "box set", "hardcover"),
-}
-
-# English fragments and their romanized Japanese, as MangaAssist's JP-EN traffic mixes them.
-CODE_SWITCHES = (
-    ("please", "onegaishimasu"), ("thank you", "arigatou"), ("thanks", "arigatou"), ("do you have", "arimasu ka"),
-    ("is there", "arimasu ka"), ("this", "kono"), ("how much", "ikura"), ("new", "atarashii"), ("book", "hon"),
-    ("volume", "kan"), ("excuse me", "sumimasen"), ("I want", "hoshii desu"), ("where", "doko"),
-    ("recommend", "osusume"), ("order", "chuumon"),
-)
-
-# Ways a promotion trigger word lands in a message that is not about a promotion.
-TRIGGER_PHRASES = ("{w}", "I got it on {w}", "it was a {w}", "the {w} one", "bought during the {w}", "({w} item)")
-PROMOTION_TRIGGERS = ("sale", "deal", "discount")
-
-# Indirect frustration: an escalation without "human", "agent", "person" or "representative".
-FRUSTRATION_OPENERS = ("this is the third time I'm asking", "I've been waiting for days", "nothing is working",
-                       "I keep getting the same answer", "still no reply", "this is ridiculous",
-                       "I have explained this twice already")
-FRUSTRATION_ASKS = ("who can actually fix this", "I need someone who can help", "please escalate this",
-                    "I want to talk to whoever is in charge", "get me to someone higher up",
-                    "can someone real look at this")
-FRUSTRATION_ENDINGS = ("", ".", "!", " I'm so done", " this is unacceptable", " seriously")
-ESCALATION_WORDS = ("human", "agent", "person", "representative")
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
@@ -69,8 +47,6 @@ def _replace_phrase(text: str, phrase: str, new: str) -> str:
 def _bases(texts: Sequence[str], caller: str) -> list[str]:
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
-        from .errors import MangaAssistInputError
-
         raise MangaAssistInputError(f"{caller}: no base messages.", "Pass a non-empty list of messages.")
     return texts
 
@@ -81,8 +57,6 @@ def manga_jargon_swaps(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str
     candidates = [(t, term, kind) for t in _bases(texts, "manga_jargon_swaps")
                   for kind, terms in JARGON_KINDS.items() for term in terms if _has_phrase(t, term)]
     if not candidates:
-        from .errors import MangaAssistInputError
-
         raise MangaAssistInputError("manga_jargon_swaps: none of the messages contains a jargon term "
                                     f"({', '.join(t for terms in JARGON_KINDS.values() for t in terms)}).",
                                     "Pass manga-jargon messages, e.g. golden_set.only_slice('manga_jargon').texts.")
@@ -102,8 +76,6 @@ def code_switched(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
              for t in _bases(texts, "code_switched")]
     bases = [(t, found) for t, found in bases if found]
     if not bases:
-        from .errors import MangaAssistInputError
-
         raise MangaAssistInputError("code_switched: no message contains a switchable English fragment "
                                     f"({', '.join(en for en, _ in CODE_SWITCHES)}).",
                                     "Pass plain English messages of the intents you fuzz.")

@@ -8,8 +8,11 @@ import pytest
 from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssistInputError, assert_attention_shift,
                                 assert_attribution_batch_invariant, assert_layer_conductance_share,
                                 assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
-                                layer_conductance, load_golden_set)
-from pytest_mangaassist.analysis.attribution import compute_attributions, encode_words, family_share
+                                layer_conductance, lexical_shortcut_audit, load_golden_set)
+from pytest_mangaassist.analysis.attribution import (attribution_batch_invariance, compute_attributions, encode_words,
+                                                     family_share, normalize_word)
+from pytest_mangaassist.analysis.layers import layer_name
+from pytest_mangaassist.analysis.trajectories import sense_separation
 from mangaassist_reference.shortcut import TRIGGER
 
 from attribution_helpers import NON_PROMOTION, shortcut_checkpoint, with_trigger
@@ -75,9 +78,19 @@ def test_examples_over_the_delta_limit_get_more_steps(clean_model):
 
 def test_attribution_does_not_depend_on_batch_composition(clean_model):
     texts = ["hi", NON_PROMOTION[1], "any deals on One Piece box sets this week?"]
-    assert assert_attribution_batch_invariant(clean_model, texts, "promotion", tolerance=1e-3) < 1e-3
+    direct = attribution_batch_invariance(clean_model, texts, "promotion")  # the pure analysis, uncached
+    measured = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=1e-3)
+    assert measured == pytest.approx(direct)
+    both = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", baselines=("pad", "mask"))
+    assert both == pytest.approx(max(direct, attribution_batch_invariance(clean_model, texts, "promotion", "mask")))
+    if both > 0:  # a limit under the measured difference fails (float noise is never exactly zero here)
+        with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
+            assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
+                                               baselines=("pad", "mask"))
     with pytest.raises(MangaAssistInputError, match="different lengths"):
-        assert_attribution_batch_invariant(clean_model, ["hi", "hi"], "promotion")
+        assert_attribution_batch_invariant(clean_model, ["hi", "hi"], intent="promotion")
+    with pytest.raises(MangaAssistInputError, match="at least 2"):
+        assert_attribution_batch_invariant(clean_model, ["hi"], intent="promotion")
 
 
 def test_family_share_is_the_pooled_positive_share(clean_model):
@@ -92,9 +105,11 @@ def test_family_share_is_the_pooled_positive_share(clean_model):
 
 def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortcut(clean_model, shortcut_model):
     contexts = with_trigger(NON_PROMOTION)
-    audit = assert_no_lexical_shortcut(clean_model, contexts, "promotion", [TRIGGER], max_share=0.5, max_steps=64)
+    audit = assert_no_lexical_shortcut(clean_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
+                                       max_steps=64)
+    assert len(audit.before) == sum(TRIGGER in t.split() for t in contexts)  # every message carrying the trigger
     with pytest.raises(GateFailure) as info:  # measured: share 0.66 ([PAD]), removal effect 0.24
-        assert_no_lexical_shortcut(shortcut_model, contexts, "promotion", [TRIGGER], max_share=0.5,
+        assert_no_lexical_shortcut(shortcut_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
                                    baselines=("pad", "mask", "unk"), max_steps=64)
     failure = info.value
     assert failure.value > 0.5 > audit.share or audit.effect < 0.1
@@ -107,19 +122,26 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
 
 def test_shortcut_gate_finds_the_dominant_word_without_a_family(shortcut_model):
     with pytest.raises(GateFailure, match=f"the word type '{TRIGGER}' \\(found by the audit\\)"):
-        assert_no_lexical_shortcut(shortcut_model, with_trigger(NON_PROMOTION), "promotion", max_share=0.5,
+        assert_no_lexical_shortcut(shortcut_model, with_trigger(NON_PROMOTION), intent="promotion", max_share=0.5,
                                    max_steps=64)
 
 
 def test_shortcut_gate_rejects_bad_input(clean_model):
-    with pytest.raises(MangaAssistInputError, match="unknown intent 'promo'"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promo", ["sale"])
+    with pytest.raises(MangaAssistInputError, match="intent 'promo' is not a label of the model"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promo", family=["sale"])
     with pytest.raises(MangaAssistInputError, match="contains a word of"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promotion", ["coupon"])
-    with pytest.raises(MangaAssistInputError, match="GoldenSet or a list of strings"):
-        assert_no_lexical_shortcut(clean_model, "where is my order", "promotion", ["order"])
-    with pytest.raises(MangaAssistInputError, match="Unknown IG baseline"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, "promotion", ["order"], baselines=("zero",))
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=["coupon"])
+    with pytest.raises(MangaAssistInputError, match="examples must be a GoldenSet .* or a list of message strings"):
+        assert_no_lexical_shortcut(clean_model, "where is my order", intent="promotion", family=["order"])
+    with pytest.raises(MangaAssistInputError, match="baselines must be one of 'pad', 'mask', 'unk'; got 'zero'"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=["order"],
+                                   baselines=("zero",))
+    with pytest.raises(MangaAssistInputError, match="family must be None or a non-empty list of words"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=[])
+    with pytest.raises(MangaAssistInputError, match="max_steps must be a whole number >= 16"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", max_steps=8)
+    with pytest.raises(MangaAssistInputError, match="min_effect must be a number in \\[0, 1\\]; got nan"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", min_effect=float("nan"))
 
 
 def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
@@ -136,40 +158,54 @@ def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
     assert completeness_error(fine) < completeness_error(coarse)
     result = layer_conductance(clean_model, texts, "promotion")
     assert result.shares.sum() == pytest.approx(1.0)
-    shares = assert_layer_conductance_share(clean_model, texts, "promotion", -1, max_share=1.0).shares
-    with pytest.raises(GateFailure, match="share of promotion's conductance mass at layer 2") as info:
-        assert_layer_conductance_share(clean_model, texts, "promotion", -1, min_share=shares[-1] + 0.01)
-    assert "layer 1" in str(info.value) and "<- gate" in str(info.value)
+    top = clean_model.num_layers
+    share = float(result.shares[top - 1])
+    gated = assert_layer_conductance_share(clean_model, texts, intent="promotion", layer=-1, min_share=share - 0.01,
+                                           max_share=share + 0.01)
+    assert gated.shares == pytest.approx(result.shares)
+    with pytest.raises(GateFailure, match=f"share of promotion's conductance mass at {layer_name(top)}") as info:
+        assert_layer_conductance_share(clean_model, texts, intent="promotion", layer=-1, min_share=share + 0.01)
+    assert all(layer_name(l) in str(info.value) for l in range(1, top + 1)) and "<- gate" in str(info.value)
+    with pytest.raises(GateFailure, match=f"at {layer_name(top)}"):
+        assert_layer_conductance_share(clean_model, texts, intent="promotion", layer=top, max_share=share - 0.01)
+    with pytest.raises(MangaAssistInputError, match="give min_share or max_share"):
+        assert_layer_conductance_share(clean_model, texts, intent="promotion", layer=-1)
+    with pytest.raises(MangaAssistInputError, match="encoder layers 1.."):
+        assert_layer_conductance_share(clean_model, texts, intent="promotion", layer=0, max_share=0.5)
 
 
 def test_attention_shift_matches_a_direct_computation(clean_model, small_reference):
     pretrained = IntentModel.load(small_reference / "pretrained")
     texts = ["is this isekai any good", "recommend a seinen like Berserk", "the isekai omnibus, do you have it"]
-    shift = assert_attention_shift(clean_model, pretrained, texts, ["isekai", "seinen", "omnibus"], layer=-1,
-                                   min_shift=-1.0)
+    words = ["isekai", "seinen", "omnibus"]
     direct = []
     for model in (clean_model, pretrained):
         masses = []
         for text in texts:
             enc = encode_words(model.tokenizer, text, model.max_length)
-            keys = [i for i, w in enumerate(enc.word_of_token)
-                    if w >= 0 and enc.words[w].lower().strip(",") in ("isekai", "seinen", "omnibus")]
+            keys = [i for i, w in enumerate(enc.word_of_token) if w >= 0 and enc.words[w].lower().strip(",") in words]
             att = model.forward([text], attentions=True).attentions[0]
             masses.append(att[:, :, :, keys].sum(axis=-1).mean(axis=-1))
         direct.append(np.mean(masses, axis=0))
-    assert shift == pytest.approx(direct[0] - direct[1], abs=1e-5)
-    best = float(shift[-1].max())
+    expected = direct[0] - direct[1]
+    best = float(expected[-1].max())  # the head that moved most at the top layer
+    shift = assert_attention_shift(clean_model, texts, against=pretrained, words=words, layer=-1,
+                                   min_shift=best - 0.01)
+    assert shift == pytest.approx(expected, abs=1e-5)
     with pytest.raises(GateFailure, match="attention mass shift") as info:
-        assert_attention_shift(clean_model, pretrained, texts, ["isekai", "seinen", "omnibus"], layer=-1,
-                               min_shift=best + 0.01, html_dir=None)
-    assert "reference mass" in str(info.value)
+        assert_attention_shift(clean_model, texts, against=pretrained, words=words, layer=-1, min_shift=best + 0.01,
+                               html_dir=None)
+    assert "against mass" in str(info.value) and f"({len(texts)} messages" in str(info.value)
+    with pytest.raises(MangaAssistInputError, match="against must be the IntentModel"):
+        assert_attention_shift(clean_model, texts, against=str(small_reference), words=words, layer=-1)
+    with pytest.raises(MangaAssistInputError, match="query must be one of 'all', 'cls'"):
+        assert_attention_shift(clean_model, texts, against=pretrained, words=words, layer=-1, query="first")
 
 
 def test_token_senses_separate_with_an_independent_cosine(clean_model):
     orders = ["I want to return my order", "how do I return this damaged book", "can I return it for a refund"]
     series = ["I want to return to this series", "time to return to One Piece, what volume was next",
               "I return to Berserk every year"]
-    result = assert_token_senses_separate(clean_model, "return", orders, series, from_layer=1, min_separation=-1.0)
     states = clean_model.forward(orders + series, hidden_states=True).hidden_states
     top = []
     for text, s in zip(orders + series, states):
@@ -177,34 +213,56 @@ def test_token_senses_separate_with_an_independent_cosine(clean_model):
         word = [w.lower() for w in enc.words].index("return")
         top.append(s[-1][[t for t, w in enumerate(enc.word_of_token) if w == word]].mean(axis=0))
     top = np.array(top) / np.linalg.norm(top, axis=1, keepdims=True)
-    between = 1 - (top[:3] @ top[3:].T).mean()
-    assert result.between[-1] == pytest.approx(between, abs=1e-5)
+    between = 1 - (top[:len(orders)] @ top[len(orders):].T).mean()
+    figures = sense_separation(clean_model, "return", orders, series)
+    assert figures.between[-1] == pytest.approx(between, abs=1e-5)
+    worst = min(figures.separation[1:])  # the gate reads every layer from from_layer=1 up
+    result = assert_token_senses_separate(clean_model, orders, contrast=series, word="return", from_layer=1,
+                                          min_separation=worst - 0.01)
+    assert result.separation == pytest.approx(figures.separation)
     with pytest.raises(GateFailure, match="separation of 'return'"):
-        assert_token_senses_separate(clean_model, "return", orders, series, from_layer=1, min_separation=2.0)
+        assert_token_senses_separate(clean_model, orders, contrast=series, word="return", from_layer=1,
+                                     min_separation=worst + 0.01)
     with pytest.raises(MangaAssistInputError, match="does not contain the word"):
-        assert_token_senses_separate(clean_model, "return", orders + ["where is my order"], series, from_layer=1)
+        assert_token_senses_separate(clean_model, orders + ["where is my order"], contrast=series, word="return",
+                                     from_layer=1)
+    with pytest.raises(MangaAssistInputError, match="contrast has 1 message"):
+        assert_token_senses_separate(clean_model, orders, contrast=series[:1], word="return", from_layer=1)
 
 
 def test_golden_set_examples_are_accepted(clean_model, small_golden):
+    family = ["sale", "deal", "discount"]
     adversarial = load_golden_set(small_golden).only_slice("adversarial")
-    golden = GoldenSet.from_examples(ex for ex in adversarial if "sale" in ex.text.lower().split()[:6])
-    assert 0 < len(golden) < 6
-    audit = assert_no_lexical_shortcut(clean_model, golden, "promotion", ["sale", "deal", "discount"], max_share=1.0,
-                                       max_steps=64)
-    assert 0.0 <= audit.share <= 1.0 and len(audit.before) > 0
+    golden = GoldenSet.from_examples(ex for ex in adversarial
+                                     if any(normalize_word(w) in family for w in ex.text.split()))
+    assert len(golden) > 0, "the small model's adversarial slice has no message with a promotion trigger word"
+    audit = lexical_shortcut_audit(clean_model, golden, intent="promotion", family=family, max_steps=64)
+    assert len(audit.before) == len(golden)  # every message was audited, read from the GoldenSet
+    assert audit.after_removal.shape == (len(golden),)
+    # the gate on the same GoldenSet gives the same figures: pass at the measured share, fail just under it
+    # (min_effect=0: any removal effect that does not raise p(promotion) confirms the finding)
+    same = assert_no_lexical_shortcut(clean_model, golden, intent="promotion", family=family, max_share=audit.share,
+                                      min_effect=0.0, max_steps=64)
+    assert same.share == pytest.approx(audit.share)
+    assert audit.share > 0 and audit.effect >= 0  # measured on the small model: 0.28, removal lowers p(promotion)
+    with pytest.raises(GateFailure, match=f"\\({len(golden)} messages"):
+        assert_no_lexical_shortcut(clean_model, golden, intent="promotion", family=family,
+                                   max_share=audit.share / 2, min_effect=0.0, max_steps=64)
 
 
 def test_attributions_and_sweeps_round_trip_through_the_disk_cache(small_model, tmp_path):
-    from pytest_mangaassist.analysis.sweep import attention_sweep, token_state_sweep
+    from pytest_mangaassist.cache import analyses as cached
 
     texts = ["hi", "is this isekai tankobon on sale?"]
     first = IntentModel.load(small_model, cache_dir=tmp_path)
-    computed = (integrated_gradients(first, texts, "promotion", max_steps=16), attention_sweep(first, texts),
-                token_state_sweep(first, texts))
-    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz")) == ["attentions", "attribution", "token"]
+    computed = (cached.integrated_gradients(first, texts, "promotion", max_steps=16),
+                cached.attention_sweep(first, texts), cached.token_state_sweep(first, texts))
+    names = ("integrated_gradients", "attention_sweep", "token_state_sweep")
+    written = {name: len(list(tmp_path.glob(f"{name}-*"))) for name in names}
+    assert written == {name: 1 for name in names}
     second = IntentModel.load(small_model, cache_dir=tmp_path)  # a fresh object: only the disk can answer
-    loaded = (integrated_gradients(second, texts, "promotion", max_steps=16), attention_sweep(second, texts),
-              token_state_sweep(second, texts))
+    loaded = (cached.integrated_gradients(second, texts, "promotion", max_steps=16),
+              cached.attention_sweep(second, texts), cached.token_state_sweep(second, texts))
     for a, b in zip(computed[0], loaded[0]):
         assert a.words == b.words and np.array_equal(a.scores, b.scores) and a.n_steps == b.n_steps
     for kind in (1, 2):

@@ -7,8 +7,9 @@ from hypothesis.errors import NoSuchExample
 
 from pytest_mangaassist import GateFailure, IntentModel, MangaAssistInputError, assert_prediction_invariant
 from mangaassist_reference.shortcut import TRIGGER
-from pytest_mangaassist.strategies import (CODE_SWITCHES, ESCALATION_WORDS, MODEL_SETTINGS, code_switched,
-                                           indirect_frustration, manga_jargon_swaps, trigger_insertions)
+from pytest_mangaassist.domain import CODE_SWITCHES, ESCALATION_WORDS, JARGON_KINDS, PROMOTION_TRIGGERS
+from pytest_mangaassist.strategies import (MODEL_SETTINGS, code_switched, indirect_frustration, manga_jargon_swaps,
+                                           trigger_insertions)
 
 from attribution_helpers import NON_PROMOTION, shortcut_checkpoint
 
@@ -20,7 +21,11 @@ DRAWS = settings(MODEL_SETTINGS, max_examples=40)
 def test_jargon_swaps_change_one_term_within_its_kind(pair):
     original, edited = pair
     assert original != edited
-    assert len(original.split()) == len(edited.split()) or "box set" in edited or "box set" in original
+    kinds = [{t for t in terms if t in original.lower()} for terms in JARGON_KINDS.values()]
+    swapped = [{t for t in terms if t in edited.lower()} for terms in JARGON_KINDS.values()]
+    assert any(a != b and a and b for a, b in zip(kinds, swapped))  # a term replaced by another of its kind
+    multiword = any(" " in t for terms in JARGON_KINDS.values() for t in terms if t in original or t in edited)
+    assert len(original.split()) == len(edited.split()) or multiword
 
 
 @DRAWS
@@ -36,7 +41,7 @@ def test_code_switching_replaces_english_fragments_with_romaji(pair):
 def test_trigger_insertion_keeps_the_message_and_adds_a_trigger(pair):
     original, edited = pair
     assert original.rstrip("?") in edited
-    assert any(w in edited for w in ("sale", "deal", "discount"))
+    assert any(w in edited for w in PROMOTION_TRIGGERS)
 
 
 @DRAWS

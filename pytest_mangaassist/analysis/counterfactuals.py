@@ -3,8 +3,8 @@
 An edit is a pair (original, edited); the analyses here measure what it does to the prediction
 and to one intent's probability, in one batched forward pass over both sides. Routing: the
 classifier's top intent is auto-routed only when its probability reaches that intent's
-threshold; otherwise the message goes to the intent's fallback route (the source analysis:
-promotion auto-routes only at >= 0.75, else the commerce-support fallback).
+threshold; otherwise the message goes to the intent's fallback route. The MangaAssist policy (promotion
+auto-routes only at >= 0.75, else the commerce-support fallback) is pytest_mangaassist.domain.MANGAASSIST_ROUTING.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import MangaAssistInputError
 from .attribution import normalize_word
 
-COMMERCE_SUPPORT = "commerce_support"
+DEFAULT_FALLBACK = "fallback"
 
 
 def remove_words(text: str, words) -> str:
@@ -67,7 +67,7 @@ class RoutingPolicy:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     fallbacks: Mapping[str, str] = field(default_factory=dict)
     default_threshold: float = 0.0
-    default_fallback: str = COMMERCE_SUPPORT
+    default_fallback: str = DEFAULT_FALLBACK
 
     def route(self, intent: str, confidence: float) -> str:
         if confidence >= self.thresholds.get(intent, self.default_threshold):
@@ -81,10 +81,6 @@ class RoutingPolicy:
                                         f"Use labels of the model's id2label: {', '.join(labels)}.")
 
 
-# The source analysis' decision: promotion auto-routes only at >= 0.75, else commerce support.
-MANGAASSIST_ROUTING = RoutingPolicy(thresholds={"promotion": 0.75}, fallbacks={"promotion": COMMERCE_SUPPORT})
-
-
 @dataclass(frozen=True)
 class Routing:
     text: str
@@ -93,7 +89,8 @@ class Routing:
     route: str
 
 
-def route(model, texts: list[str], policy: RoutingPolicy = MANGAASSIST_ROUTING) -> list[Routing]:
+def route(model, texts: list[str], policy: RoutingPolicy) -> list[Routing]:
+    """Each text's top intent, its confidence, and the route the policy gives it."""
     policy.check_labels(model.labels)
     probs = model.forward(list(texts)).probabilities
     out = []

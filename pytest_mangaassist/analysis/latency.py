@@ -4,7 +4,9 @@ Warm-up calls first (allocator, onnxruntime's first-run planning, lazy kernels),
 blocks until the P95 is pinned down: the distribution-free 95% confidence interval of the 0.95
 quantile (order statistics at binomial ranks) must be narrower than `precision` x P95, or the time
 budget runs out; how many calls were timed is reported either way. Inputs are fixed token ids, so
-the runtime's arithmetic is the same on every call.
+the runtime's arithmetic is the same on every call. A runtime that cannot run the input at all (a
+graph frozen to another shape) has no latency: measure_latency raises RuntimeCannotRun with the
+runtime's own message, and the caller decides what that means (the latency gate fails on it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ import numpy as np
 from ..errors import format_table
 
 BLOCK = 50
+
+
+class RuntimeCannotRun(Exception):
+    """The runtime raised on the latency input: there is nothing to time."""
+
+    def __init__(self, source: str, batch_size: int, seq_len: int, cause: BaseException):
+        self.source, self.batch_size, self.seq_len = source, batch_size, seq_len
+        self.cause = f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+        super().__init__(f"{source} cannot run batch {batch_size} x {seq_len} tokens: {self.cause}")
 
 
 @dataclass(frozen=True)
@@ -92,12 +103,21 @@ def latency_inputs(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarra
 
 def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: int = 1, warmup: int = 20,
                     min_calls: int = 200, max_calls: int = 5000, precision: float = 0.10,
-                    time_budget_s: float = 15.0) -> LatencyResult:
-    """Time runtime.logits (an IntentModel, OnnxModel or ServingArtifact) on one fixed input."""
+                    max_seconds: float = 15.0) -> LatencyResult:
+    """Time runtime.logits (an IntentModel, OnnxModel or ServingArtifact) on one fixed input, for at least
+    min_calls and at most max_calls calls, stopping once the P95 is pinned down or max_seconds have passed.
+    Raises RuntimeCannotRun when the runtime fails on the input (its first call)."""
+    from ..errors import MangaAssistInputError
     from ..loading.runtimes import as_runtime
 
     runtime = as_runtime(runtime).with_threads(threads)
     ids, mask = latency_inputs(batch_size, seq_len)
+    try:
+        runtime.logits(ids, mask)
+    except MangaAssistInputError:
+        raise
+    except Exception as exc:  # the runtime's own failure (onnxruntime names the node whose shape broke)
+        raise RuntimeCannotRun(runtime.source, batch_size, seq_len, exc) from exc
     for _ in range(warmup):
         runtime.logits(ids, mask)
     gc.collect()
@@ -111,7 +131,7 @@ def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: in
         if len(samples) >= min_calls:
             array = np.asarray(samples)
             low, high = quantile_interval(array, 0.95)
-            if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > time_budget_s:
+            if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > max_seconds:
                 break
     return LatencyResult(runtime.kind, runtime.source, batch_size, seq_len, threads, np.asarray(samples), warmup,
                          time.perf_counter() - started, precision)

@@ -8,7 +8,10 @@ property a named check with what was expected and what the graph holds:
   - the number of attention blocks and the hidden size equal the model's;
   - the classifier maps hidden -> num_labels, with the rows of the model's head in id2label order;
   - attention_mask reaches every attention softmax (a mask the graph ignores is a dropped mask);
-  - the id2label order in the metadata equals the model's.
+  - the label order the serving code will read equals the model's: id2label from the ONNX metadata
+    when present, else from the Hugging Face config.json beside the file (as torch.onnx.export plus
+    save_pretrained, or optimum, leave it); the table says which source it read, and the check fails
+    only when there is neither, when a source disagrees with the model, or when the two disagree.
 The graph walking (producers, consumers, reachability) is written here: onnx offers no graph
 traversal API beyond the node list.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +33,8 @@ ATTENTION_OPS = {"Attention", "MultiHeadAttention", "GroupQueryAttention"}  # fu
 SHAPE_OPS = {"Reshape", "Expand", "Tile", "ConstantOfShape"}
 # shapes the structure probe runs: (batch, sequence), none of them the exporter's example shape
 PROBE_SHAPES = ((1, 3), (3, 11), (2, 29))
+PROBE_WORDS = ("hello", "there", "this", "is", "a", "short", "message")  # any words: the shapes are what count
+LABEL_ORDER = "id2label (ONNX metadata, else config.json beside the file) equals the model's"
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,15 @@ def _dims(value_info) -> list:
     return [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in value_info.type.tensor_type.shape.dim]
 
 
-def inspect_onnx_structure(onnx_model, model) -> OnnxStructure:
-    """Every structural property of onnx_model (runtimes.OnnxModel) against model (IntentModel)."""
+def inspect_onnx_structure(onnx_model, model, probe_words: Sequence[str] = PROBE_WORDS) -> OnnxStructure:
+    """Every structural property of onnx_model (runtimes.OnnxModel) against model (IntentModel);
+    probe_words fill the inputs of the shapes the export never saw."""
     graph = Graph(onnx_model.proto)
-    checks = [*_io_checks(graph), _symbolic_axes(graph), _pinned_constants(graph, model), _runs_at_new_shapes(onnx_model, model),
-              _attention_blocks(graph, model), _hidden_size(graph, model), *_head_checks(graph, model),
-              _mask_reaches_attention(graph), _label_metadata(graph, model)]
+    path = getattr(onnx_model, "path", None)
+    checks = [*_io_checks(graph), _symbolic_axes(graph), _pinned_constants(graph, model),
+              _runs_at_new_shapes(onnx_model, model, probe_words), _attention_blocks(graph, model),
+              _hidden_size(graph, model), *_head_checks(graph, model), _mask_reaches_attention(graph),
+              _label_order(graph, model, Path(path).parent / "config.json" if path is not None else None)]
     return OnnxStructure(tuple(checks))
 
 
@@ -166,10 +176,10 @@ def _pinned_constants(graph: Graph, model) -> StructureCheck:
                           "; ".join(pinned[:3]) if pinned else "none found")
 
 
-def _runs_at_new_shapes(onnx_model, model) -> StructureCheck:
+def _runs_at_new_shapes(onnx_model, model, probe_words: Sequence[str]) -> StructureCheck:
     from ..loading.runtimes import tokenize
 
-    words = "one piece volume twelve omnibus edition please".split()
+    words = [w for w in probe_words if w.strip()] or list(PROBE_WORDS)
     failures = []
     for rows, length in PROBE_SHAPES:
         texts = [" ".join(words[(i + j) % len(words)] for j in range(length)) for i in range(rows)]
@@ -278,19 +288,77 @@ def _mask_reaches_attention(graph: Graph) -> StructureCheck:
                           f"{hit} of {len(attention)}")
 
 
-def _label_metadata(graph: Graph, model) -> StructureCheck:
-    expected = json.dumps(list(model.labels))
+def _metadata_labels(graph: Graph) -> tuple[list | None, str]:
+    """(label order, "") from the metadata, (None, why) when it has none or it is unreadable."""
     raw = graph.metadata.get(LABELS_KEY)
     if raw is None:
-        return StructureCheck("id2label in the metadata equals the model's", False, "metadata key id2label",
-                              "absent: serving code cannot know the label order")
+        return None, "no id2label in the ONNX metadata"
     try:
         stored = json.loads(raw)
-    except json.JSONDecodeError:
-        stored = raw
-    if stored == list(model.labels):
-        return StructureCheck("id2label in the metadata equals the model's", True, "model id2label", "equal")
-    differ = [f"{i}: {s} (model {m})" for i, (s, m) in enumerate(zip(stored, model.labels)) if s != m] \
-        if isinstance(stored, list) else [str(stored)[:60]]
-    return StructureCheck("id2label in the metadata equals the model's", False, "model id2label",
-                          "; ".join(differ[:4]) or f"{len(stored)} labels vs {len(model.labels)}")
+    except (json.JSONDecodeError, RecursionError):
+        return None, f"ONNX metadata id2label is not JSON: {raw[:60]!r}"
+    if isinstance(stored, dict):  # the Hugging Face form, {"0": label, ...}
+        stored = _ordered(stored)
+    if not isinstance(stored, list):
+        return None, f"ONNX metadata id2label is not a list of labels: {raw[:60]!r}"
+    return stored, ""
+
+
+def _config_labels(config: Path | None) -> tuple[list | None, str]:
+    """(label order, "") from a Hugging Face config.json beside the ONNX file, (None, why) otherwise."""
+    if config is None or not config.is_file():
+        return None, "no config.json beside the file"
+    try:
+        raw = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return None, f"{config} is unreadable ({type(exc).__name__})"
+    id2label = raw.get("id2label") if isinstance(raw, dict) else None
+    ordered = _ordered(id2label) if isinstance(id2label, dict) else None
+    if ordered is None:
+        return None, f"{config} has no usable id2label"
+    return ordered, ""
+
+
+def _ordered(id2label: dict) -> list | None:
+    """{"0": a, "1": b} -> [a, b]; None unless the keys are exactly 0..n-1."""
+    try:
+        by_index = {int(k): str(label) for k, label in id2label.items()}
+    except (TypeError, ValueError):
+        return None
+    if sorted(by_index) != list(range(len(by_index))) or not by_index:
+        return None
+    return [by_index[i] for i in range(len(by_index))]
+
+
+def _differences(stored: list, labels) -> str:
+    if len(stored) != len(labels):
+        return f"{len(stored)} labels vs the model's {len(labels)}"
+    differ = [f"{i}: {s} (model {m})" for i, (s, m) in enumerate(zip(stored, labels)) if s != m]
+    return "; ".join(differ[:4])
+
+
+def _label_order(graph: Graph, model, config: Path | None) -> StructureCheck:
+    """The label order from the metadata when present, else from config.json beside the file; both are
+    compared with the model's when both exist (serving code may read either)."""
+    labels = list(model.labels)
+    sources, unreadable = {}, {}
+    metadata, why_not_metadata = _metadata_labels(graph)
+    if metadata is not None:
+        sources["ONNX metadata"] = metadata
+    elif LABELS_KEY in graph.metadata:  # present but unusable: a server reading it would fail or misroute
+        unreadable["ONNX metadata"] = why_not_metadata
+    from_config, why_not_config = _config_labels(config)
+    if from_config is not None:
+        sources["config.json beside the file"] = from_config
+    if not sources and not unreadable:
+        return StructureCheck(LABEL_ORDER, False, "model id2label",
+                              f"absent ({why_not_metadata}; {why_not_config}): serving code cannot know the label "
+                              "order")
+    wrong = {**unreadable, **{name: _differences(stored, labels) for name, stored in sources.items()
+                              if stored != labels}}
+    if not wrong:
+        read = next(iter(sources))  # the metadata first: that is what the runtime loader reads
+        also = f", and {' and '.join(list(sources)[1:])} agrees" if len(sources) > 1 else ""
+        return StructureCheck(LABEL_ORDER, True, "model id2label", f"equal (from the {read}{also})")
+    return StructureCheck(LABEL_ORDER, False, "model id2label",
+                          "; ".join(f"{name}: {diff}" for name, diff in wrong.items()))

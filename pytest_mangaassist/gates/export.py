@@ -1,121 +1,147 @@
 """Export and serving gates: ONNX structure, runtime parity (ONNX, compiled serving artifact) and P95 latency.
 
-The model under test in PyTorch eager mode is the reference every other runtime must match.
+The model under test in PyTorch eager mode is the reference every other runtime must match: every gate
+takes it first and the artifact under `artifact=` (the onnx_model or serving_artifact fixture).
 """
 
 from __future__ import annotations
 
-from ..analysis.latency import LatencyResult, measure_latency
+import math
+
+from ..analysis.latency import LatencyResult, RuntimeCannotRun, measure_latency
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
+from ..domain import PARITY_PROBE_TEXTS, STRUCTURE_PROBE_WORDS
 from ..errors import MangaAssistInputError
-from ..loading.golden import GoldenSet
-from .records import check
+from ..loading.model import IntentModel
+from ..loading.runtimes import OnnxModel, ServingArtifact, TorchRuntime
+from . import validation as v
+from .records import Family, LatencySamples, StructureCheck, StructureChecks, check
 
-# Used when a parity gate is given no messages: varied lengths, JP-EN, jargon, punctuation.
-DEFAULT_PROBE_TEXTS = (
-    "hi",
-    "where is my order?",
-    "Can I return this if the sale price changes?",
-    "do you have the One Piece omnibus volume 3 in stock",
-    "kono manga no tsuzuki wa itsu deru? the next volume of Frieren please",
-    "I've been waiting three weeks, nobody answers my emails and the tracking page hasn't moved since Tuesday.",
-    "recommend me a dark seinen like Berserk or Vinland Saga but shorter, maybe under ten tankobon volumes",
-    "my card was charged twice at checkout!!",
-    "is there a discount code for first orders",
-    "ship to Osaka? how long does EMS take",
-    "thanks, that's all",
-    "I want to speak to a person",
-)
-PARITY_ATOL = 1e-3  # fp32 exports of the reference model agree to ~5e-6; int8 needs an explicit, wider bound
+# fp32 exports of the reference model agree to ~5e-6; int8 needs an explicit, wider bound
+MAX_LOGIT_DIFF = 1e-3
 
 
-def assert_onnx_structure(onnx_model, intent_model) -> OnnxStructure:
-    """The ONNX graph keeps the serving contract of intent_model; every failed property is named."""
+def _model(caller: str, model) -> IntentModel:
+    if not isinstance(model, IntentModel):
+        raise MangaAssistInputError(f"{caller}: model must be the IntentModel under test (the intent_model fixture); "
+                                    f"got {type(model).__name__}.",
+                                    "Pass the model first and the artifact as artifact=, e.g. "
+                                    f"{caller}(intent_model, artifact=onnx_model).")
+    return model
+
+
+def _artifact(caller: str, artifact, kind: type, fixture: str):
+    if not isinstance(artifact, kind):
+        raise MangaAssistInputError(f"{caller}: artifact must be a {kind.__name__} (the {fixture} fixture); got "
+                                    f"{type(artifact).__name__}.",
+                                    f"Pass artifact={fixture}, or load one with pytest_mangaassist.{kind.__name__}"
+                                    ".load(path).")
+    return artifact
+
+
+def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
+    """The ONNX graph `artifact` (an OnnxModel: the onnx_model fixture) keeps the serving contract of the
+    model under test; every failed property is named. The label order is read from the ONNX metadata,
+    else from a Hugging Face config.json beside the file (the table says which)."""
     __tracebackhide__ = True
-    structure = inspect_onnx_structure(onnx_model, intent_model)
+    caller = "assert_onnx_structure"
+    model = _model(caller, model)
+    artifact = _artifact(caller, artifact, OnnxModel, "onnx_model")
+    structure = inspect_onnx_structure(artifact, model, probe_words=STRUCTURE_PROBE_WORDS)
     failed = structure.failed
     named = f" ({', '.join(c.name for c in failed)})" if failed else ""
-    check("assert_onnx_structure", f"properties failed of {len(structure.checks)}{named}", len(failed), 0, "==",
-          family="export", data={"checks": [[c.name, c.ok, c.expected, c.found] for c in structure.checks]},
-          evidence=f"{onnx_model.source} vs {intent_model.source}\n{structure.table()}",
+    check(caller, f"properties failed of {len(structure.checks)}{named}", len(failed), 0, "==",
+          family=Family.EXPORT,
+          payload=StructureChecks(checks=tuple(StructureCheck(c.name, c.ok, c.expected, c.found)
+                                               for c in structure.checks)),
+          evidence=f"{artifact.source} vs {model.source}\n{structure.table()}",
           hint="re-export from the model under test with both inputs, dynamic batch and sequence axes and the "
-               "label map in the metadata (pytest_mangaassist.loading.export.export_onnx does all three), and do not "
-               "run shape-freezing optimisation scripts on the graph you ship.")
+               "label map in the metadata or a config.json beside the file (pytest_mangaassist.export_onnx "
+               "does all three), and do not run shape-freezing optimisation scripts on the graph you ship.")
     return structure
 
 
-def assert_onnx_parity(onnx_model, intent_model, examples=None, atol: float = PARITY_ATOL,
+def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                        max_length: int | None = None) -> ParityResult:
-    """ONNX Runtime's logits agree with PyTorch's within atol, and every routed intent is the same,
-    over batch sizes, sequence lengths 1..max_length and padding."""
+    """ONNX Runtime's logits (artifact: the onnx_model fixture) agree with PyTorch's within max_logit_diff,
+    and every routed intent is the same, over batch sizes, sequence lengths 1..max_length and padding.
+    examples: a GoldenSet or a list of messages; None: a built-in probe set of MangaAssist messages."""
     __tracebackhide__ = True
-    return _assert_parity("assert_onnx_parity", onnx_model, intent_model, examples, atol, max_length)
+    return _assert_parity("assert_onnx_parity", model, examples, artifact, OnnxModel, "onnx_model",
+                          max_logit_diff, max_length)
 
 
-def assert_serving_parity(serving_artifact, intent_model, examples=None, atol: float = PARITY_ATOL,
+def assert_serving_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                           max_length: int | None = None) -> ParityResult:
-    """The compiled serving artifact (TorchScript / Neuron) agrees with PyTorch like assert_onnx_parity."""
+    """The compiled serving artifact (TorchScript / Neuron; the serving_artifact fixture) agrees with
+    PyTorch like assert_onnx_parity."""
     __tracebackhide__ = True
-    return _assert_parity("assert_serving_parity", serving_artifact, intent_model, examples, atol, max_length)
+    return _assert_parity("assert_serving_parity", model, examples, artifact, ServingArtifact, "serving_artifact",
+                          max_logit_diff, max_length)
 
 
-def _texts(examples) -> list[str]:
-    if examples is None:
-        return list(DEFAULT_PROBE_TEXTS)
-    if isinstance(examples, GoldenSet):
-        return list(examples.texts)
-    if isinstance(examples, str) or not all(isinstance(t, str) for t in examples):
-        raise MangaAssistInputError("examples must be a GoldenSet or a list of message strings.",
-                                    "Pass the golden_set fixture, a list of texts, or nothing (built-in probe).")
-    return list(examples)
-
-
-def _assert_parity(gate: str, candidate, intent_model, examples, atol: float, max_length: int | None) -> ParityResult:
+def _assert_parity(caller: str, model, examples, artifact, kind: type, fixture: str, max_logit_diff,
+                   max_length) -> ParityResult:
     __tracebackhide__ = True
-    from ..loading.runtimes import TorchRuntime
-
-    result = runtime_parity(TorchRuntime(intent_model), candidate, intent_model,
-                            parity_probe(intent_model, _texts(examples), max_length))
-    evidence = f"{candidate.source} vs PyTorch ({intent_model.source}): {result.summary()}\n{result.table()}"
+    max_logit_diff = v.number(caller, "max_logit_diff", max_logit_diff, low=0.0, high=math.inf, high_open=True)
+    max_length = v.count(caller, "max_length", max_length, minimum=3, optional=True)  # [CLS] + 1 piece + [SEP]
+    texts = list(PARITY_PROBE_TEXTS) if examples is None else v.texts(caller, examples)
+    model = _model(caller, model)
+    artifact = _artifact(caller, artifact, kind, fixture)
+    result = runtime_parity(TorchRuntime(model), artifact, model, parity_probe(model, texts, max_length))
+    evidence = f"{artifact.source} vs PyTorch ({model.source}): {result.summary()}\n{result.table()}"
     hint = ("a difference that grows with padding or with lengths the export never saw points at the attention "
             "mask or a frozen sequence length (run assert_onnx_structure); the same difference everywhere at a "
             "different route points at the label order or another model's weights.")
-    check(gate, f"examples routed to a different intent (of {len(result.rows)})", len(result.route_mismatches), 0,
-          "==", family="export", evidence=evidence, hint=hint)
-    check(gate, f"max |logit difference| over {len(result.rows)} examples", result.max_abs_diff, atol, "<=",
-          family="export", evidence=evidence, hint=hint)
+    check(caller, f"examples routed to a different intent (of {len(result.rows)})", len(result.route_mismatches), 0,
+          "==", family=Family.EXPORT, evidence=evidence, hint=hint)
+    check(caller, f"max |logit difference| over {len(result.rows)} examples", result.max_abs_diff, max_logit_diff,
+          "<=", family=Family.EXPORT, evidence=evidence, hint=hint)
     return result
 
 
-def assert_latency_p95(runtime, budget_ms: float, batch_size: int = 1, seq_len: int = 32, threads: int = 1,
-                       **measure) -> LatencyResult:
-    """P95 latency of runtime (IntentModel = PyTorch eager, onnx_model, serving_artifact) at batch_size x
-    seq_len tokens on `threads` threads must be <= budget_ms. Returns the measurement (p50/p95/p99)."""
+def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len: int = 32, threads: int = 1,
+                       min_calls: int = 200, max_calls: int = 5000, max_seconds: float = 15.0) -> LatencyResult:
+    """P95 latency of `model` (an IntentModel = PyTorch eager, the onnx_model or the serving_artifact fixture)
+    at batch_size x seq_len tokens on `threads` threads must be <= max_p95_ms. Timed calls: at least
+    min_calls, at most max_calls, stopping once the P95 is pinned down or after max_seconds. A runtime
+    that cannot run the input fails the gate with its own message. Returns the measurement (p50/p95/p99)."""
     __tracebackhide__ = True
+    caller = "assert_latency_p95"
+    max_p95_ms = v.number(caller, "max_p95_ms", max_p95_ms, low=0.0, high=math.inf, low_open=True, high_open=True)
+    batch_size = v.count(caller, "batch_size", batch_size)
+    seq_len = v.count(caller, "seq_len", seq_len)
+    threads = v.count(caller, "threads", threads)
+    min_calls = v.count(caller, "min_calls", min_calls)
+    max_calls = v.count(caller, "max_calls", max_calls, minimum=min_calls)
+    max_seconds = v.number(caller, "max_seconds", max_seconds, low=0.0, high=math.inf, low_open=True, high_open=True)
+    if not isinstance(model, (IntentModel, OnnxModel, ServingArtifact, TorchRuntime)):
+        raise MangaAssistInputError(f"{caller}: model must be an IntentModel, OnnxModel or ServingArtifact (the "
+                                    f"intent_model, onnx_model or serving_artifact fixture); got {type(model).__name__}.",
+                                    f"Pass the runtime to time first, e.g. {caller}(onnx_model, max_p95_ms=15).")
+    shape = f"batch {batch_size}, {seq_len} tokens"
     try:
-        result = measure_latency(runtime, batch_size, seq_len, threads, **measure)
-    except MangaAssistInputError:
-        raise
-    except Exception as exc:  # a runtime that cannot serve the shape has no latency, only a failure
+        result = measure_latency(model, batch_size, seq_len, threads, min_calls=min_calls, max_calls=max_calls,
+                                 max_seconds=max_seconds)
+    except RuntimeCannotRun as exc:
         failure = exc
     else:
         failure = None
-    if failure is not None:
-        check("assert_latency_p95", f"p95 latency in ms (batch {batch_size}, {seq_len} tokens)", float("inf"),
-              budget_ms, "<=", family="latency",
-              evidence=f"{getattr(runtime, 'source', runtime)} cannot run this shape: {type(failure).__name__}: "
-                       f"{' '.join(str(failure).split())[:300]}",
+    if failure is not None:  # no latency to compare: the verdict is a failure, whatever the limit
+        check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", family=Family.LATENCY,
+              passed=False, evidence=f"{failure.source} cannot run this shape: {failure.cause[:300]}",
               hint="run assert_onnx_structure: a frozen batch or sequence axis is the usual cause.")
+        raise failure  # not reached: check() raised GateFailure on passed=False
     low, high = result.p95_interval
     note = ("" if result.stable else
-            f"\nthe P95 did not settle within {result.precision:.0%} (95% CI {low:.2f}-{high:.2f} ms) in the time "
-            f"budget: the machine is noisy; rerun the latency gates alone (not under xdist) before acting.")
-    check("assert_latency_p95", f"p95 latency in ms ({result.runtime}, batch {batch_size}, {seq_len} tokens, "
-                                f"{threads} thread(s), {result.n_calls} timed calls)",
-          result.p95, budget_ms, "<=", family="latency", interval=(low, high),
-          data={"samples_ms": [round(float(x), 4) for x in result.samples_ms], "p50": result.p50, "p99": result.p99},
+            f"\nthe P95 did not settle within {result.precision:.0%} (95% CI {low:.2f}-{high:.2f} ms) in "
+            f"{max_seconds:g} s: the machine is noisy; rerun the latency gates alone (not under xdist) before acting.")
+    check(caller, f"p95 latency in ms ({result.runtime}, {shape}, {threads} thread(s), {result.n_calls} timed calls)",
+          result.p95, max_p95_ms, "<=", family=Family.LATENCY, interval=(low, high),
+          payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
+                                 p99_ms=result.p99, budget_ms=max_p95_ms),
           evidence=result.table() + note,
           hint="compare runtimes with benchmarks/latency.py; onnxruntime's graph optimisations are on by default, "
-               "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own tolerance.")
+               "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own max_logit_diff.")
     return result

@@ -9,44 +9,69 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.attention import attention_mass, write_head_view
+from ..analysis.attention import attention_mass, key_positions, write_head_view
+from ..analysis.attribution import normalize_word
 from ..analysis.layers import layer_name, resolve_layer
 from ..analysis.trajectories import SenseSeparation, sense_separation
+from ..cache import analyses as cached
 from ..errors import MangaAssistInputError, format_table
-from .records import check
-from .attribution import example_texts
+from ..loading.model import IntentModel
+from . import validation as v
+from .records import Curve, Family, check
 
 WORST = 6
-FAMILY = "attribution"
 
 
-def _encoder_layer(layer: int, model, caller: str) -> int:
-    layer = resolve_layer(layer, model.num_layers, caller)
+def _encoder_layer(caller: str, model, layer) -> int:
+    layer = resolve_layer(v.number(caller, "layer", layer, integer=True), model.num_layers, caller)
     if layer == 0:
         raise MangaAssistInputError(f"{caller}: attention exists in encoder layers 1..{model.num_layers} only.",
                                     "Pass an encoder layer (1.., or -1 for the last).")
     return layer
 
 
-def assert_attention_shift(model, reference, examples, words: Sequence[str], layer: int, head: int | None = None,
-                           min_shift: float = 0.0, query: str = "all", html_dir: str | Path | None = None) -> np.ndarray:
-    """Attention mass on `words` at (layer, head) must be >= reference's mass + min_shift, averaged over
-    the messages that contain the words. head=None gates the head whose mass grew most at that layer.
+def _words(caller: str, words) -> list[str]:
+    words = [words] if isinstance(words, str) else words
+    if not isinstance(words, (list, tuple, set, frozenset)) or not words or not all(
+            isinstance(w, str) and w.strip() for w in words):
+        raise MangaAssistInputError(f"{caller}: words must be a non-empty list of words; got {words!r}.",
+                                    "Pass e.g. words=['isekai', 'seinen', 'tankobon'].")
+    return list(words)
 
-    reference is any IntentModel with the same architecture, typically pretrained_model (where
-    fine-tuning started). With html_dir and bertviz installed, the messages whose shift is smallest
-    are written there as bertviz head views. Returns the (layers, heads) table of shifts.
+
+def assert_attention_shift(model, examples, *, against, words: Sequence[str], layer: int, head: int | None = None,
+                           min_shift: float = 0.0, query: str = "all", html_dir: str | Path | None = None) -> np.ndarray:
+    """Attention mass on `words` at (layer, head) must be >= the mass of the model `against` + min_shift,
+    averaged over the messages that contain the words (a mass lies in [0, 1], so min_shift in [-1, 1]).
+    head=None gates the head whose mass grew most at that layer.
+
+    examples: a GoldenSet or a list of messages. against: any IntentModel with the same architecture,
+    typically pretrained_model (where fine-tuning started). With html_dir and bertviz installed, the
+    messages whose shift is smallest are written there as bertviz head views. Returns the (layers,
+    heads) table of shifts.
     """
     __tracebackhide__ = True
     caller = "assert_attention_shift"
-    texts = example_texts(examples, caller)
-    layer = _encoder_layer(layer, model, caller)
-    mine, theirs = attention_mass(model, texts, words, query), attention_mass(reference, texts, words, query)
+    min_shift = v.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
+    head = v.count(caller, "head", head, minimum=0, optional=True)
+    query = v.choice(caller, "query", query, ("all", "cls"))
+    words = _words(caller, words)
+    texts = v.texts(caller, examples)
+    if not isinstance(against, IntentModel):
+        raise MangaAssistInputError(f"{caller}: against must be the IntentModel to compare with; got "
+                                    f"{type(against).__name__}.", "Pass e.g. against=pretrained_model.")
+    layer = _encoder_layer(caller, model, layer)
+    for m in (model, against):  # the sweeps attention_mass reads, from the disk cache when they are there
+        wanted = {normalize_word(w) for w in words}
+        kept = [t for t in texts if key_positions(m, t, wanted).any()]
+        if kept:
+            cached.attention_sweep(m, kept)
+    mine, theirs = attention_mass(model, texts, words, query), attention_mass(against, texts, words, query)
     if mine.mass.shape != theirs.mass.shape:
-        raise MangaAssistInputError(f"{caller}: {model.source} and {reference.source} have different layer/head "
-                                    "counts.", "Compare checkpoints of the same architecture.")
+        raise MangaAssistInputError(f"{caller}: {model.source} and {against.source} (against) have different "
+                                    "layer/head counts.", "Compare checkpoints of the same architecture.")
     shift = mine.mean() - theirs.mean()
-    if head is not None and not 0 <= head < shift.shape[1]:
+    if head is not None and not head < shift.shape[1]:
         raise MangaAssistInputError(f"{caller}: head {head} does not exist (heads 0..{shift.shape[1] - 1}).",
                                     "Pass a head index, or head=None for the head that moved most.")
     gated = int(np.argmax(shift[layer - 1])) if head is None else head
@@ -58,16 +83,16 @@ def assert_attention_shift(model, reference, examples, words: Sequence[str], lay
         heads = np.argsort(-shift[layer - 1], kind="stable")[:WORST]
         written = _write_views(model, [mine.texts[i] for i in order], html_dir)
         return ("heads of " + layer_name(layer) + ", by shift:\n" + format_table(
-            ("head", "reference mass", "model mass", "shift"),
+            ("head", "against mass", "model mass", "shift"),
             [(h, float(theirs.mean()[layer - 1, h]), float(mine.mean()[layer - 1, h]), float(shift[layer - 1, h]))
              for h in heads]) + f"\n\nmessages with the smallest shift at head {gated}:\n" + format_table(
-            ("message", "reference mass", "model mass"),
+            ("message", "against mass", "model mass"),
             [(mine.texts[i][:60], float(theirs.mass[i, layer - 1, gated]), float(mine.mass[i, layer - 1, gated]))
              for i in order]) + written)
 
     check(caller, f"attention mass shift on {sorted(set(words))[:6]} at {layer_name(layer)} head {gated} "
-                  f"({len(mine.texts)} messages, {model.source} vs {reference.source})",
-          value, min_shift, ">=", family=FAMILY, evidence=evidence,
+                  f"({len(mine.texts)} messages, {model.source} vs {against.source})",
+          value, min_shift, ">=", family=Family.ATTRIBUTION, evidence=evidence,
           hint="fine-tuning did not move this head's attention onto the domain words; attention is a "
                "diagnostic, so confirm with assert_no_lexical_shortcut / attributions before acting.")
     return shift
@@ -84,23 +109,36 @@ def _write_views(model, texts: list[str], html_dir) -> str:
     return f"\n\nbertviz head views: {html_dir}"
 
 
-def assert_token_senses_separate(model, word: str, contexts_a: Sequence[str], contexts_b: Sequence[str],
-                                 from_layer: int, min_separation: float = 0.05) -> SenseSeparation:
+def assert_token_senses_separate(model, examples, *, contrast, word: str, from_layer: int,
+                                 min_separation: float = 0.05) -> SenseSeparation:
     """From from_layer up, word's hidden state must be farther apart between the two sets of contexts
-    than within them: separation (between minus within mean cosine distance) >= min_separation at
-    every layer >= from_layer. Returns the per-layer figures."""
+    than within them: separation (between minus within mean cosine distance, so in [-2, 2]) >=
+    min_separation at every layer >= from_layer.
+
+    examples: the contexts of one sense of `word`; contrast: the contexts of the other sense (each a
+    GoldenSet or a list of at least 2 messages). Returns the per-layer figures."""
     __tracebackhide__ = True
     caller = "assert_token_senses_separate"
+    min_separation = v.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
+    from_layer = v.number(caller, "from_layer", from_layer, integer=True)
+    if not isinstance(word, str) or not word.strip():
+        raise MangaAssistInputError(f"{caller}: word must be a non-empty string; got {word!r}.",
+                                    "Pass the word whose senses you compare, e.g. word='return'.")
+    senses_a = v.texts(caller, examples, minimum=2)
+    senses_b = v.texts(caller, contrast, name="contrast", minimum=2)
     from_layer = resolve_layer(from_layer, model.num_layers, caller)
-    result = sense_separation(model, word, example_texts(list(contexts_a), caller), example_texts(list(contexts_b), caller))
+    for contexts in (senses_a, senses_b):  # the sweeps sense_separation reads, from the disk cache when there
+        cached.token_state_sweep(model, contexts)
+    result = sense_separation(model, word, senses_a, senses_b)
     gated = result.separation[from_layer:]
     worst = int(np.argmin(gated)) + from_layer
     check(caller, f"separation of {word!r} between the two context sets at {layer_name(worst)} "
-                  f"({len(contexts_a)} vs {len(contexts_b)} contexts)",
-          float(result.separation[worst]), min_separation, ">=", family=FAMILY,
+                  f"({len(senses_a)} vs {len(senses_b)} contexts)",
+          float(result.separation[worst]), min_separation, ">=", family=Family.ATTRIBUTION,
           evidence=lambda: result.table(from_layer),
-          data={"curve": {"x": [layer_name(l) for l in range(len(result.separation))],
-                          "series": {f"separation of {word!r}": [float(v) for v in result.separation]}}},
+          payload=Curve(x=tuple(layer_name(l) for l in range(len(result.separation))),
+                        series={f"separation of {word!r}": tuple(float(s) for s in result.separation)},
+                        gated=layer_name(worst)),
           hint=f"the encoder gives {word!r} one meaning in both kinds of context: add training "
                "messages where the two senses lead to different intents.")
     return result

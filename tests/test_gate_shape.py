@@ -1,0 +1,159 @@
+"""One call shape for every gate (issue #13.1), checked on every exported `assert_*`, and every limit
+validated at the boundary (issue #12.3).
+
+The shape: `assert_<what>(model, examples, *, <limits and options>)`. The model under test first; the
+examples second wherever the gate reads examples; everything after that keyword-only; the other model
+(where there is one) always `against=`; limits named min_* / max_* by what they bound.
+
+Exemption: assert_no_regression is the one figure gate. It compares a number the test measured
+(`metric`, `value`) with the committed snapshot, so it has no model and no examples: its first two
+parameters are the figure's name and value, and everything after them is keyword-only like every gate.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+
+import pytest_mangaassist
+from pytest_mangaassist import MangaAssistInputError
+
+GATES = sorted(name for name in pytest_mangaassist.__all__ if name.startswith("assert_"))
+FIGURE_GATES = {"assert_no_regression": ("metric", "value")}  # the exemption in the module docstring
+NO_EXAMPLES = {"assert_onnx_structure", "assert_latency_p95"}  # read an artifact or time a fixed input
+TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift"}
+OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "reference_model", "other_model",
+                     "candidate", "previous", "pretrained"}
+LIMIT_WORDS = ("threshold", "tolerance", "atol", "rtol", "alpha", "budget", "limit", "cutoff", "floor", "ceiling")
+# float-valued parameters that are settings, not limits (what a limit is compared with is min_*/max_*)
+FLOAT_OPTIONS = {"confidence"}
+
+
+def signature(gate: str) -> inspect.Signature:
+    return inspect.signature(getattr(pytest_mangaassist, gate))
+
+
+def test_there_are_gates_to_check():
+    assert len(GATES) > len(FIGURE_GATES) + len(NO_EXAMPLES)
+    assert set(FIGURE_GATES) | NO_EXAMPLES | TWO_MODELS <= set(GATES)  # the sets above name real gates
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_model_first_examples_second_everything_else_keyword_only(gate):
+    params = list(signature(gate).parameters.values())
+    kinds = {p.name: p.kind for p in params}
+    assert inspect.Parameter.VAR_POSITIONAL not in kinds.values(), f"{gate} takes *args"
+    assert inspect.Parameter.VAR_KEYWORD not in kinds.values(), f"{gate} takes **kwargs: they escape validation"
+    if gate in FIGURE_GATES:
+        leading = list(FIGURE_GATES[gate])
+    else:
+        leading = ["model"] if gate in NO_EXAMPLES else ["model", "examples"]
+    positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    assert positional == leading, f"{gate}: positional parameters {positional}, expected {leading}"
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params[:len(leading)])
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_limits_are_named_min_or_max(gate):
+    for p in signature(gate).parameters.values():
+        assert not any(word in p.name for word in LIMIT_WORDS), f"{gate}({p.name}=...): name a limit min_*/max_*"
+        default = p.default
+        if isinstance(default, float) and p.name not in FLOAT_OPTIONS:
+            assert p.name.startswith(("min_", "max_")), f"{gate}({p.name}={default}): a limit is min_*/max_*"
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_the_other_model_is_called_against(gate):
+    params = signature(gate).parameters
+    assert not OTHER_MODEL_NAMES & set(params), f"{gate}: the other model is `against`, not {OTHER_MODEL_NAMES & set(params)}"
+    models = [name for name in params if "model" in name]
+    assert models in ([], ["model"]), f"{gate}: model parameters {models}"
+    if gate in TWO_MODELS:
+        against = params.get("against")
+        assert against is not None and against.kind is inspect.Parameter.KEYWORD_ONLY, gate
+        assert against.default is inspect.Parameter.empty, f"{gate}: against= is required"
+    else:
+        assert "against" not in params, f"{gate} has no second model"
+
+
+# -- every limit is validated at the boundary ----------------------------------------------------------
+# (gate, the arguments that make a valid call apart from the bad limit, the limit, a meaningless value)
+PAIRS = [("where is my order", "where is my order, it was a sale item")]
+CONTEXTS_A = ["I want to return my order", "how do I return this damaged book"]
+CONTEXTS_B = ["I want to return to this series", "I return to Berserk every year"]
+
+
+MODEL, GOLDEN = object(), object()  # stand for the small model and its golden set (filled in by the test)
+
+
+def cases():
+    model, golden = MODEL, GOLDEN
+    return [
+        ("assert_accuracy_above", (model, golden), {}, "min_accuracy", -0.5),
+        ("assert_accuracy_above", (model, golden), {}, "min_accuracy", "0.9"),
+        ("assert_accuracy_above", (model, golden), {"min_accuracy": 0.5}, "confidence", 1.5),
+        ("assert_accuracy_above", (model, golden), {"min_accuracy": 0.5}, "min_examples", -5),
+        ("assert_recall_above", (model, golden), {}, "min_recall", -1.0),
+        ("assert_macro_f1_above", (model, golden), {}, "min_f1", math.nan),
+        ("assert_batch_invariant", (model, golden), {}, "max_logit_diff", -1e-4),
+        ("assert_no_negative_flips", (model, golden), {"against": model}, "max_rate", 1.5),
+        ("assert_not_worse", (model, golden), {"against": model}, "min_p_value", -0.05),
+        ("assert_cka_above", (model, golden), {"against": model, "layer": 1}, "min_cka", math.nan),
+        ("assert_probe_f1_above", (model, golden), {"layer": 1}, "min_f1", 2.0),
+        ("assert_patching_recovers", (model, golden), {"layer": 1}, "min_rate", -1.0),
+        ("assert_decision_forms_by", (model, golden), {"layer": 1}, "min_share", 1.5),
+        ("assert_no_lexical_shortcut", (model, golden), {"intent": "promotion"}, "max_share", 1.5),
+        ("assert_no_lexical_shortcut", (model, golden), {"intent": "promotion"}, "min_effect", "0.1"),
+        ("assert_layer_conductance_share", (model, golden), {"intent": "promotion", "layer": 1}, "min_share", -0.1),
+        ("assert_attribution_batch_invariant", (model, golden), {"intent": "promotion"}, "max_difference", math.nan),
+        ("assert_attention_shift", (model, golden), {"against": model, "words": ["order"], "layer": 1},
+         "min_shift", "0.1"),
+        ("assert_token_senses_separate", (model, CONTEXTS_A), {"contrast": CONTEXTS_B, "word": "return",
+                                                               "from_layer": 1}, "min_separation", math.nan),
+        ("assert_prediction_invariant", (model, PAIRS), {}, "max_flip_rate", 1.5),
+        ("assert_confidence_shift", (model, PAIRS), {"intent": "promotion"}, "max_shift", math.nan),
+        ("assert_onnx_parity", (model, golden), {"artifact": None}, "max_logit_diff", -1.0),
+        ("assert_serving_parity", (model, golden), {"artifact": None}, "max_logit_diff", math.inf),
+        ("assert_latency_p95", (model,), {}, "max_p95_ms", math.inf),
+        ("assert_latency_p95", (model,), {}, "max_p95_ms", math.nan),
+        ("assert_no_regression", ("accuracy", 0.9), {}, "max_regression", -0.1),
+    ]
+
+
+# gates with no numeric limit to get wrong: their verdict is all-or-nothing
+NO_LIMIT = {"assert_routes": "every message must reach the expected route",
+            "assert_onnx_structure": "every structural property must hold"}
+
+
+def test_every_gate_with_a_limit_has_a_bad_value_case():
+    covered = {case[0] for case in cases()}
+    assert covered | set(NO_LIMIT) == set(GATES), sorted(set(GATES) - covered - set(NO_LIMIT))
+
+
+@pytest.fixture(scope="module")
+def loaded(small_model, small_golden):
+    from pytest_mangaassist import IntentModel, load_golden_set
+
+    return IntentModel.load(small_model), load_golden_set(small_golden)
+
+
+@pytest.mark.parametrize("gate, args, kwargs, limit, bad", cases(),
+                         ids=[f"{c[0]}-{c[3]}={c[4]!r}" for c in cases()])
+def test_a_meaningless_limit_is_refused_naming_the_parameter(loaded, gate, args, kwargs, limit, bad):
+    model, golden = loaded
+    fill = {id(MODEL): model, id(GOLDEN): golden}
+    args = [fill.get(id(a), a) for a in args]
+    kwargs = {k: fill.get(id(v), v) for k, v in kwargs.items()}
+    defaults = {"assert_accuracy_above": {"min_accuracy": 0.5}, "assert_recall_above": {"min_recall": 0.5},
+                "assert_macro_f1_above": {"min_f1": 0.5}, "assert_cka_above": {"min_cka": 0.5},
+                "assert_probe_f1_above": {"min_f1": 0.5}, "assert_patching_recovers": {"min_rate": 0.5},
+                "assert_latency_p95": {"max_p95_ms": 15.0}, "assert_no_regression": {"max_regression": 0.01},
+                "assert_layer_conductance_share": {}, "assert_confidence_shift": {}}
+    call = {**defaults.get(gate, {}), **kwargs, limit: bad}
+    with pytest.raises(MangaAssistInputError) as info:
+        getattr(pytest_mangaassist, gate)(*args, **call)
+    message = str(info.value)
+    assert gate in message and limit in message, message
+    assert "Traceback" not in message
