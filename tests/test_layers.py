@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_mangaassist"
-ORDER = ("errors", "domain", "strategies", "loading", "analysis", "cache", "gates", "reporting", "config", "plugin")
+ORDER = ("errors", "loading", "analysis", "domain", "strategies", "cache", "gates", "reporting", "config", "plugin")
 SHARED_GATE_MODULES = {"records", "validation"}  # what the gate modules share
 
 
