@@ -1,7 +1,8 @@
 """The pytest11 entry point: options, fixtures and hooks. Imports nothing heavy.
 
 torch and transformers are imported by the fixtures that need them, on first use, so having
-the plugin installed costs unrelated pytest runs nothing.
+the plugin installed costs unrelated pytest runs nothing. The checks themselves live in
+config/preflight.py.
 """
 
 from __future__ import annotations
@@ -11,60 +12,105 @@ from pathlib import Path
 
 import pytest
 
-from .errors import MangaAssistInputError
+from .config import preflight
 from .config.settings import Settings, add_options, load_settings
+from .errors import MangaAssistInputError
 
 SETTINGS = pytest.StashKey[Settings]()
-BASELINE = pytest.StashKey["BaselineStore"]()
+SNAPSHOT = pytest.StashKey["SnapshotStore"]()
 RUN_LOG = pytest.StashKey["RunLog"]()
+GATE_RUN_CHECK = pytest.StashKey[preflight.GateRunCheck]()
+HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
 
 
 def pytest_addoption(parser):
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Before the (possibly wrong) rootdir's conftest files are imported."""
+    try:
+        preflight.check_rootdir(early_config)
+    except MangaAssistInputError as exc:
+        raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    from .gates.snapshot import BaselineStore
-    from .reporting.reports import RunLog
+    from .gates.snapshot import SnapshotStore
+    from .reporting.runlog import RunLog
     from .reporting.session import ReportingSession
 
     config.addinivalue_line("markers", "gate(*tiers): the gate tiers this test belongs to (e.g. monthly, quarterly, "
                                        "release); select with --gate-tier")
+    config.addinivalue_line("markers", f"{preflight.OPTIONAL_MARKER}(*fixture_names): skip, instead of fail, this test "
+                                       "when one of these pytest-mangaassist inputs (intent_model, baseline_model, "
+                                       "golden_set, ...; no names: any) was not given")
+    preflight.quiet_onnxruntime()
     try:
+        preflight.check_rootdir(config)  # also here: pytest_load_initial_conftests is skipped by some runners
         settings = config.stash[SETTINGS] = load_settings(config)
-        config.stash[BASELINE] = BaselineStore.load(settings.baseline_file, settings.update_baseline)
+        preflight.check_destinations(settings)
+        config.stash[SNAPSHOT] = SnapshotStore.load(settings.snapshot_file, settings.update_snapshot)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
-    config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[BASELINE]),
+    config.stash[HYPOTHESIS_HOME] = preflight.HypothesisHome()
+    config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[SNAPSHOT]),
                                   "mangaassist-reporting")
+    config.stash[GATE_RUN_CHECK] = preflight.GateRunCheck()
+    config.pluginmanager.register(config.stash[GATE_RUN_CHECK], "mangaassist-gate-run-check")
 
 
+def pytest_unconfigure(config):
+    home = config.stash.get(HYPOTHESIS_HOME, None)
+    if home is not None:
+        home.restore()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """--gate-tier: keep the tests marked with a selected tier (and every unmarked test)."""
+    """Before every other plugin's changes to the collected tests (-k and -m deselection, hypothesis'
+    constants cache): --gate-tier keeps the tests marked with a selected tier (and every unmarked test),
+    and a run that uses the plugin keeps hypothesis' storage in pytest's cache folder (a temporary one
+    without it), not in the working folder."""
+    if preflight.uses_plugin(items):
+        config.stash[HYPOTHESIS_HOME].move_to(_cache_dir(config, "hypothesis"))
     tiers = config.stash[SETTINGS].tiers
-    if not tiers:
-        return
-    keep, drop = [], []
-    for item in items:
-        marks = [m for m in item.iter_markers("gate")]
-        marked = {str(t) for m in marks for t in (*m.args, *([m.kwargs["tier"]] if "tier" in m.kwargs else []))}
-        (keep if not marks or marked & set(tiers) else drop).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    if tiers:
+        try:
+            keep, drop = preflight.select_tiers(items, tiers)
+        except MangaAssistInputError as exc:
+            if not hasattr(config, "workerinput"):
+                raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
+            # an xdist worker cannot end the run: it runs nothing and tells the controller, which exits 4
+            config.workeroutput[preflight.WORKER_USAGE_ERROR] = f"pytest-mangaassist: {exc}"
+            keep, drop = [], list(items)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test whose input option was not given fails naming it (or skips, where allowed), before its
+    fixtures are set up."""
+    settings = item.config.stash.get(SETTINGS, None)
+    if settings is not None:
+        preflight.check_inputs_given(item, settings)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """Collect the gates' records, show long analyses' progress and make the baseline available."""
+    """Collect the gates' records, show long analyses' progress and make the snapshot available."""
+    from .gates.records import collecting
     from .gates.snapshot import _active
     from .loading.progress import showing_progress
-    from .gates.records import collecting
     from .reporting.session import GATE_PROPERTY
 
-    token = _active.set(item.config.stash[BASELINE])
+    token = _active.set(item.config.stash[SNAPSHOT])
     try:
         with collecting() as records, showing_progress(_progress_writer(item.config)):
             try:
@@ -90,12 +136,23 @@ def _progress_writer(config):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Bad input met inside a test (a model that fails to load on first use, an unknown slice) is
-    reported as its message and fix, not as a traceback through the plugin."""
+    """Bad input met inside a test (a model that fails to load on first use, an unknown slice, an input
+    that was not given) is reported as its message and fix, not as a traceback through the plugin."""
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, MangaAssistInputError):
         report.longrepr = f"pytest-mangaassist: {call.excinfo.value}"
+    if call.when == "setup":
+        needed = preflight.needed_inputs(getattr(item, "fixturenames", ()))
+        if needed:
+            setattr(report, preflight.INPUTS_ATTRIBUTE, needed)  # plain data: travels with xdist reports
     return report
+
+
+def pytest_sessionfinish(session):
+    """A run that needed the plugin's inputs but ran no gate fails (in the xdist controller, not the workers)."""
+    check = session.config.stash.get(GATE_RUN_CHECK, None)
+    if check is not None and not hasattr(session.config, "workerinput"):
+        check.finish(session)
 
 
 def pytest_report_header(config):
@@ -105,12 +162,22 @@ def pytest_report_header(config):
     lines = [f"mangaassist: model {settings.model.path} ({settings.model.model_type}, "
              f"{len(settings.model.labels)} labels)"]
     if settings.golden_set is not None:
-        lines.append(f"mangaassist: golden set {settings.golden_set.source} ({len(settings.golden_set)} examples)")
+        facts = [f"{len(settings.golden_set)} examples"]
+        if settings.allow_duplicates:
+            facts.append(f"{settings.golden_set.duplicate_count} duplicate(s) allowed")
+        cut = preflight.truncated_count(settings)
+        if cut is not None:
+            from .loading.model import DEFAULT_MAX_LENGTH
+
+            facts.append(f"{cut} cut at {DEFAULT_MAX_LENGTH} tokens")
+        lines.append(f"mangaassist: golden set {settings.golden_set.source} ({', '.join(facts)})")
     for what, path in (("onnx", settings.onnx_path), ("serving artifact", settings.serving_artifact)):
         if path is not None:
             lines.append(f"mangaassist: {what} {path}")
     if settings.tiers:
         lines.append(f"mangaassist: gate tiers {', '.join(settings.tiers)}")
+    if settings.no_cache:
+        lines.append("mangaassist: no disk cache (--mangaassist-no-cache)")
     return lines
 
 
@@ -119,69 +186,30 @@ def mangaassist_settings(request) -> Settings:
     return request.config.stash[SETTINGS]
 
 
-def _load(request, info, flag: str):
+def _load(request, info, fixture: str):
     from .loading.model import IntentModel
 
+    settings = request.config.stash[SETTINGS]
     if info is None:
-        pytest.skip(f"no {flag} given: pass {flag} DIR or set {_ini_key(flag)} in the ini file")
-    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider: memory only
-    cache_dir = cache.mkdir("mangaassist") if cache is not None else None
-    return IntentModel.from_checkpoint(info, device=request.config.stash[SETTINGS].device, cache_dir=cache_dir)
+        preflight.missing_input(settings, fixture)
+    return IntentModel.from_checkpoint(info, device=settings.device,
+                                       cache_dir=_cache_dir(request.config, "mangaassist"))
 
 
-def _ini_key(flag: str) -> str:
-    return "mangaassist_" + flag.lstrip("-").replace("-", "_")
-
-
-ATTRIBUTION_TOLERANCE = 1e-3  # relative to the largest word score
-
-
-def _warn_if_batch_dependent(model, settings) -> None:
-    """Every sweep and attribution batch pads; the gates read each row as if the message ran alone.
-    Checked once per model on the golden set, logits and IG word scores (cached on disk by weight hash,
-    so a warm run loads no weights for it); a failure is a warning, since every gate is then suspect."""
-    import warnings
-
-    import numpy as np
-
-    from .analysis.attribution import batch_invariance as attribution_invariance
-    from .analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
-    from .cache.store import cached_on_model, texts_hash
-
-    if settings.golden_set is None:
-        return
-    texts = settings.golden_set.texts
-
-    def compute() -> dict:
-        result = batch_invariance(model, texts)
-        by_length = sorted(set(texts), key=len)
-        sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
-        target = model.labels[0]  # any intent's logit: padding must not change any of them
-        return {"conditions": np.array(list(result.max_abs_diff)), "diffs": np.array(list(result.max_abs_diff.values())),
-                "changes": np.array([list(c) for c in result.route_changes], dtype=str).reshape(-1, 4),
-                "n_texts": np.array(result.n_texts),
-                "attribution_diff": np.array(attribution_invariance(model, sample, target))}
-
-    arrays = cached_on_model(model, "invariance", ("invariance-2", texts_hash(texts)), compute)
-    result = InvarianceResult(TOLERANCE, int(arrays["n_texts"]),
-                              dict(zip(map(str, arrays["conditions"]), map(float, arrays["diffs"]))),
-                              tuple(tuple(map(str, row)) for row in arrays["changes"]))
-    if not result.ok:
-        warnings.warn(pytest.PytestWarning(result.warning(model.source)))
-    attribution_diff = float(arrays["attribution_diff"])
-    if attribution_diff > ATTRIBUTION_TOLERANCE:
-        warnings.warn(pytest.PytestWarning(
-            f"pytest-mangaassist: the IG word scores of {model.source} change by {attribution_diff:.1e} (relative) "
-            f"when messages are attributed in one padded batch instead of alone (tolerance {ATTRIBUTION_TOLERANCE:g}); "
-            "attribution gates may depend on batching. Check the attention mask and eval mode."))
+def _cache_dir(config, name: str) -> Path | None:
+    """pytest's cache folder `name`; None without a disk cache (--mangaassist-no-cache, -p no:cacheprovider)."""
+    cache = getattr(config, "cache", None)
+    if cache is None or config.stash[SETTINGS].no_cache:
+        return None
+    return cache.mkdir(name)
 
 
 @pytest.fixture(scope="session")
 def intent_model(request, mangaassist_settings):
     """The model under test (--model-path), loaded once per session; warns if its logits depend on
     batch composition or padding."""
-    model = _load(request, mangaassist_settings.model, "--model-path")
-    _warn_if_batch_dependent(model, mangaassist_settings)
+    model = _load(request, mangaassist_settings.model, "intent_model")
+    preflight.warn_if_batch_dependent(model, mangaassist_settings)
     return model
 
 
@@ -193,14 +221,14 @@ def tokenizer(intent_model):
 @pytest.fixture(scope="session")
 def pretrained_model(request, mangaassist_settings):
     """The checkpoint fine-tuning started from (--pretrained-path)."""
-    return _load(request, mangaassist_settings.pretrained, "--pretrained-path")
+    return _load(request, mangaassist_settings.pretrained, "pretrained_model")
 
 
 @pytest.fixture(scope="session")
 def baseline_model(request, mangaassist_settings):
     """The model in production now (--baseline-path)."""
-    model = _load(request, mangaassist_settings.baseline, "--baseline-path")
-    _warn_if_batch_dependent(model, mangaassist_settings)
+    model = _load(request, mangaassist_settings.baseline, "baseline_model")
+    preflight.warn_if_batch_dependent(model, mangaassist_settings)
     return model
 
 
@@ -208,7 +236,7 @@ def baseline_model(request, mangaassist_settings):
 def golden_set(mangaassist_settings):
     """The golden set (--golden-set, or the suite's mangaassist_golden_set ini key)."""
     if mangaassist_settings.golden_set is None:
-        pytest.skip("no golden set: pass --golden-set FILE.jsonl or set mangaassist_golden_set in the ini file")
+        preflight.missing_input(mangaassist_settings, "golden_set")
     return mangaassist_settings.golden_set
 
 
@@ -216,17 +244,17 @@ def golden_set(mangaassist_settings):
 def validation_set(mangaassist_settings):
     """The larger labelled set for representation analyses (--validation-set)."""
     if mangaassist_settings.validation_set is None:
-        pytest.skip("no validation set: pass --validation-set FILE.jsonl or set mangaassist_validation_set "
-                    "in the ini file")
+        preflight.missing_input(mangaassist_settings, "validation_set")
     return mangaassist_settings.validation_set
 
 
 def _artifact_dir(request) -> Path:
     """Where exports made for this session are kept: pytest's cache (reused by later runs and shared
-    by xdist workers, keyed by the model's content hash), else a session temporary folder."""
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        return cache.mkdir("mangaassist")
+    by xdist workers, keyed by the model's content hash), else (--mangaassist-no-cache, no cache
+    provider) a session temporary folder."""
+    folder = _cache_dir(request.config, "mangaassist")
+    if folder is not None:
+        return folder
     return request.getfixturevalue("tmp_path_factory").mktemp("mangaassist-exports")
 
 

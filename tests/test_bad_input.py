@@ -28,30 +28,30 @@ def assert_usage_error(result, *phrases):
 
 
 def test_model_path_that_does_not_exist(pytester, tmp_path):
-    assert_usage_error(run(pytester, "--model-path", tmp_path / "nope"), "--model-path", "does not exist")
+    assert_usage_error(run(pytester, f"--model-path={tmp_path / 'nope'}"), "--model-path", "does not exist")
 
 
 def test_model_path_that_is_a_file(pytester, small_model):
-    assert_usage_error(run(pytester, "--model-path", small_model / "model.safetensors"), "is a file")
+    assert_usage_error(run(pytester, f"--model-path={small_model / 'model.safetensors'}"), "is a file")
 
 
 def test_folder_without_config(pytester, model_copy):
     folder = model_copy()
     (folder / "config.json").unlink()
-    assert_usage_error(run(pytester, "--model-path", folder), "no config.json")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "no config.json")
 
 
 def test_corrupt_weights_file(pytester, model_copy):
     folder = model_copy()
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: 100_000])
-    assert_usage_error(run(pytester, "--model-path", folder), "corrupt or truncated", "model.safetensors")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "corrupt or truncated", "model.safetensors")
 
 
 def test_weights_of_another_architecture_fail_at_load_with_the_fix(pytester, model_copy):
     folder = model_copy()
     edit_config(folder, hidden_dim=1024)  # the FFN weights on disk are 1536 wide
-    result = run(pytester, "--model-path", folder)
+    result = run(pytester, f"--model-path={folder}")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "could not be loaded" in out and "fix:" in out
@@ -61,14 +61,14 @@ def test_weights_of_another_architecture_fail_at_load_with_the_fix(pytester, mod
 def test_missing_weights(pytester, model_copy):
     folder = model_copy()
     (folder / "model.safetensors").unlink()
-    assert_usage_error(run(pytester, "--model-path", folder), "has no weights file")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "has no weights file")
 
 
 def test_default_label_names_are_refused(pytester, model_copy):
     folder = model_copy()
     edit_config(folder, id2label={str(i): f"LABEL_{i}" for i in range(10)},
                 label2id={f"LABEL_{i}": i for i in range(10)})
-    assert_usage_error(run(pytester, "--model-path", folder), "default label names")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "default label names")
 
 
 def test_id2label_shorter_than_the_classifier(pytester, model_copy):
@@ -76,19 +76,19 @@ def test_id2label_shorter_than_the_classifier(pytester, model_copy):
     config = json.loads((folder / "config.json").read_text())
     labels = {k: v for k, v in config["id2label"].items() if k != "9"}
     edit_config(folder, id2label=labels, label2id={v: int(k) for k, v in labels.items()})
-    assert_usage_error(run(pytester, "--model-path", folder), "10 output rows", "9 labels")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "10 output rows", "9 labels")
 
 
 def test_remote_code_is_refused(pytester, model_copy):
     folder = model_copy()
     edit_config(folder, auto_map={"AutoModelForSequenceClassification": "evil.Model"})
-    assert_usage_error(run(pytester, "--model-path", folder), "never runs remote or custom code")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "never runs remote or custom code")
 
 
 def test_unsupported_architecture(pytester, model_copy):
     folder = model_copy()
     edit_config(folder, model_type="gpt2")
-    assert_usage_error(run(pytester, "--model-path", folder), "'gpt2'", "distilbert")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "'gpt2'", "distilbert")
 
 
 def write_lines(path, lines):
@@ -101,25 +101,25 @@ GOOD = '{"text": "where is my order", "intent": "order_status"}'
 
 def test_malformed_json_line_reports_its_number(pytester, small_model, tmp_path):
     golden = write_lines(tmp_path / "g.jsonl", [GOOD, GOOD, '{"text": "hi", "intent": "chitchat"'])
-    assert_usage_error(run(pytester, "--model-path", small_model, "--golden-set", golden), "line 3", "not valid JSON")
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--golden-set={golden}"), "line 3", "not valid JSON")
 
 
 def test_empty_text(pytester, small_model, tmp_path):
     golden = write_lines(tmp_path / "g.jsonl", [GOOD, '{"text": "  ", "intent": "chitchat"}'])
-    assert_usage_error(run(pytester, "--model-path", small_model, "--golden-set", golden), "line 2", "empty")
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--golden-set={golden}"), "line 2", "empty")
 
 
 def test_label_the_model_does_not_know(pytester, small_model, small_golden, tmp_path):
     lines = small_golden.read_text().splitlines() + ['{"text": "where is it", "intent": "order_stauts"}']
     golden = write_lines(tmp_path / "g.jsonl", lines)
-    assert_usage_error(run(pytester, "--model-path", small_model, "--golden-set", golden),
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--golden-set={golden}"),
                        "'order_stauts'", "did you mean 'order_status'")
 
 
 def test_golden_set_covering_fewer_labels_than_the_model(pytester, small_model, small_golden, tmp_path):
     lines = [line for line in small_golden.read_text().splitlines() if '"intent": "chitchat"' not in line]
     golden = write_lines(tmp_path / "g.jsonl", lines)
-    assert_usage_error(run(pytester, "--model-path", small_model, "--golden-set", golden),
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--golden-set={golden}"),
                        "10 labels", "none for: chitchat")
 
 
@@ -132,7 +132,7 @@ def test_model_with_a_different_label_count_than_the_golden_set(pytester, model_
     config = json.loads((folder / "config.json").read_text())
     labels = {k: v for k, v in config["id2label"].items() if k != "9"}
     edit_config(folder, id2label=labels, label2id={v: int(k) for k, v in labels.items()})
-    assert_usage_error(run(pytester, "--model-path", folder, "--golden-set", small_golden),
+    assert_usage_error(run(pytester, f"--model-path={folder}", f"--golden-set={small_golden}"),
                        "'chitchat'", "9 labels")
 
 
@@ -141,12 +141,12 @@ def test_baseline_with_other_labels(pytester, small_model, model_copy):
     config = json.loads((folder / "config.json").read_text())
     swapped = dict(config["id2label"], **{"0": config["id2label"]["1"], "1": config["id2label"]["0"]})
     edit_config(folder, id2label=swapped, label2id={v: int(k) for k, v in swapped.items()})
-    assert_usage_error(run(pytester, "--model-path", small_model, "--baseline-path", folder),
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--baseline-path={folder}"),
                        "same labels in the same order")
 
 
 def test_missing_onnx_file(pytester, tmp_path):
-    assert_usage_error(run(pytester, "--onnx-path", tmp_path / "x.onnx"), "--onnx-path", "does not exist")
+    assert_usage_error(run(pytester, f"--onnx-path={tmp_path / 'x.onnx'}"), "--onnx-path", "does not exist")
 
 
 def test_cuda_without_a_gpu(pytester):
@@ -154,7 +154,7 @@ def test_cuda_without_a_gpu(pytester):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU, so --device cuda is valid here")
-    assert_usage_error(run(pytester, "--device", "cuda"), "no CUDA device")
+    assert_usage_error(run(pytester, "--device=cuda"), "no CUDA device")
 
 
 def test_weights_missing_a_layer_are_not_silently_randomised(pytester, model_copy):
@@ -162,7 +162,7 @@ def test_weights_missing_a_layer_are_not_silently_randomised(pytester, model_cop
     state = load_file(folder / "model.safetensors")
     del state["distilbert.transformer.layer.1.ffn.lin2.weight"]
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    result = run(pytester, "--model-path", folder)
+    result = run(pytester, f"--model-path={folder}")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "lack 1 tensor(s)" in out and "layer.1.ffn.lin2.weight" in out and "fix:" in out
@@ -172,10 +172,10 @@ def test_weights_missing_a_layer_are_not_silently_randomised(pytester, model_cop
 def test_config_that_is_not_an_object(pytester, model_copy):
     folder = model_copy()
     (folder / "config.json").write_text("[1, 2]")
-    assert_usage_error(run(pytester, "--model-path", folder), "not an object")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "not an object")
 
 
 def test_labels_that_are_not_names(pytester, model_copy):
     folder = model_copy()
     edit_config(folder, id2label={str(i): i for i in range(10)})
-    assert_usage_error(run(pytester, "--model-path", folder), "not names")
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "not names")

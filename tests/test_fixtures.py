@@ -1,4 +1,7 @@
-"""Model fixtures as a user's suite sees them, through real pytest runs."""
+"""Model fixtures as a user's suite sees them, through real pytest runs.
+
+Runs that load a model use a subprocess: pytester's in-process runs drop the modules they imported
+afterwards, and torch cannot import its operator registrations twice in one process."""
 
 from pytest_mangaassist.domain import INTENTS
 
@@ -26,7 +29,7 @@ def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small
             assert len(set(conftest.LOADED)) == 1, "the model must load once per session"
         """,
     )
-    result = pytester.runpytest("--model-path", str(small_model), "--golden-set", str(small_golden))
+    result = pytester.runpytest_subprocess(f"--model-path={small_model}", f"--golden-set={small_golden}")
     result.assert_outcomes(passed=2)
     assert f"mangaassist: model {small_model}" in result.stdout.str()
 
@@ -51,24 +54,44 @@ def test_forward_returns_every_layer_and_attention_in_input_order(pytester, smal
             np.testing.assert_allclose(out.probabilities.sum(1), 1.0)
         """
     )
-    pytester.runpytest("--model-path", str(small_model)).assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(f"--model-path={small_model}").assert_outcomes(passed=1)
 
 
-def test_missing_inputs_skip_naming_the_option(pytester):
+def test_missing_inputs_fail_naming_the_option_and_ini_key(pytester):
     pytester.makepyfile(
         """
         def test_model(intent_model): pass
         def test_baseline(baseline_model): pass
         def test_pretrained(pretrained_model): pass
         def test_golden(golden_set): pass
+        def test_validation(validation_set): pass
+        def test_tokenizer(tokenizer): pass
         """
     )
-    result = pytester.runpytest("-rs")
-    result.assert_outcomes(skipped=4)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=6)
+    assert result.ret == 1
     out = result.stdout.str()
     for flag, key in [("--model-path", "mangaassist_model_path"), ("--baseline-path", "mangaassist_baseline_path"),
-                      ("--pretrained-path", "mangaassist_pretrained_path"), ("--golden-set", "mangaassist_golden_set")]:
+                      ("--pretrained-path", "mangaassist_pretrained_path"), ("--golden-set", "mangaassist_golden_set"),
+                      ("--validation-set", "mangaassist_validation_set")]:
         assert flag in out and key in out
+    assert "--mangaassist-allow-missing" in out and "mangaassist_optional" in out
+    assert "Traceback" not in out and "plugin.py" not in out
+
+
+def test_missing_inputs_skip_when_the_run_allows_it(pytester):
+    pytester.makepyfile(
+        """
+        def test_model(intent_model): pass
+        def test_golden(golden_set): pass
+        """
+    )
+    result = pytester.runpytest("-rs", "--mangaassist-allow-missing")
+    result.assert_outcomes(skipped=2)
+    out = result.stdout.str()
+    assert "--model-path" in out and "mangaassist_model_path" in out and "test_missing_inputs_skip" in out
+    assert "no gate ran" in out and result.ret == 1  # every test that needed an input was skipped
 
 
 def test_ini_keys_resolve_relative_to_the_ini_file(pytester, small_reference):
@@ -89,7 +112,7 @@ def test_ini_keys_resolve_relative_to_the_ini_file(pytester, small_reference):
         "    assert pretrained_model.labels == intent_model.labels == baseline_model.labels\n"
     )
     pytester.chdir()
-    result = pytester.runpytest("suite")
+    result = pytester.runpytest_subprocess("suite")
     result.assert_outcomes(passed=1)
 
 
@@ -104,7 +127,7 @@ def test_golden_set_fixture_reads_the_file(pytester, small_model, small_golden):
             assert all(ex.also for ex in golden_set.only_slice("multi_intent"))
         """
     )
-    pytester.runpytest("--model-path", str(small_model), "--golden-set", str(small_golden)).assert_outcomes(passed=1)
+    pytester.runpytest(f"--model-path={small_model}", f"--golden-set={small_golden}").assert_outcomes(passed=1)
     assert len(INTENTS) == 10
 
 

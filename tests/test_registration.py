@@ -8,7 +8,8 @@ from pytest_mangaassist.config.settings import OPTIONS
 
 CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
                   "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report",
-                  "--gate-tier", "--mangaassist-baseline-file", "--mangaassist-update-baseline"]
+                  "--gate-tier", "--mangaassist-snapshot-file", "--mangaassist-update-snapshot", "--mangaassist-no-cache",
+                  "--mangaassist-allow-missing", "--mangaassist-allow-duplicates"]
 
 
 def test_registered_under_pytest11():
@@ -35,7 +36,8 @@ def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
         "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_baseline_path",
         "mangaassist_onnx_path", "mangaassist_serving_artifact", "mangaassist_golden_set",
         "mangaassist_validation_set", "mangaassist_device", "mangaassist_report", "mangaassist_gate_tier",
-        "mangaassist_baseline_file", "mangaassist_update_baseline",
+        "mangaassist_snapshot_file", "mangaassist_update_snapshot", "mangaassist_no_cache",
+        "mangaassist_allow_missing", "mangaassist_allow_duplicates",
     ]
 
 
@@ -47,9 +49,25 @@ def test_disabled_with_p_no(pytester):
     assert pytester.runpytest_subprocess("-p", "no:mangaassist").ret == 0
 
 
+def test_markers_are_registered(pytester):
+    out = pytester.runpytest("--markers").stdout.str()
+    assert "@pytest.mark.gate(*tiers)" in out
+    assert "@pytest.mark.mangaassist_optional(*fixture_names)" in out
+
+
+def test_an_unrelated_run_with_the_plugin_installed_is_untouched(pytester):
+    pytester.makepyfile("def test_x(): pass\ndef test_y(tmp_path): assert tmp_path.is_dir()\n")
+    result = pytester.runpytest_subprocess("--strict-markers")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "mangaassist:" not in out and "== mangaassist" not in out  # no header line, no summary section
+
+
 def test_importing_the_plugin_does_not_import_torch():
     code = ("import sys, pytest_mangaassist, pytest_mangaassist.plugin; "
-            "print(sorted(m for m in ('torch', 'transformers', 'captum', 'onnx', 'sklearn') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'captum', 'onnx', 'onnxruntime', 'sklearn', 'hypothesis') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -46,12 +46,18 @@ OPTIONS = (
     Option("--mangaassist-report", "folder for results.json and report.html", "DIR"),
     Option("--gate-tier", "run only tests marked @pytest.mark.gate(tier) with one of these comma-separated tiers "
            "(e.g. monthly,release); unmarked tests always run", "TIERS", kind="text"),
-    Option("--mangaassist-baseline-file", "baseline figures for assert_no_regression "
-           "(default: mangaassist-baseline.json next to the ini file)", "FILE"),
-    Option("--mangaassist-update-baseline", "store this run's figures as the new baseline instead of comparing",
+    Option("--mangaassist-snapshot-file", "snapshot of accepted figures for assert_no_regression "
+           "(default: mangaassist-snapshot.json next to the ini file)", "FILE"),
+    Option("--mangaassist-update-snapshot", "store this run's figures in the snapshot file instead of comparing",
            kind="flag"),
+    Option("--mangaassist-no-cache", "keep no disk cache: analyses in memory only, exports in a session temporary "
+           "folder (release gates that must not trust a restored cache)", kind="flag"),
+    Option("--mangaassist-allow-missing", "skip, instead of fail, a test whose input option was not given "
+           "(per test: @pytest.mark.mangaassist_optional('baseline_model', ...))", kind="flag"),
+    Option("--mangaassist-allow-duplicates", "accept golden-set lines that repeat a message (counted in the header) "
+           "instead of refusing them", kind="flag"),
 )
-DEFAULT_BASELINE_FILE = "mangaassist-baseline.json"
+DEFAULT_SNAPSHOT_FILE = "mangaassist-snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,11 @@ class Settings:
     device: str = "cpu"
     report_dir: Path | None = None
     tiers: tuple[str, ...] | None = None  # None: every test runs
-    baseline_file: Path | None = None
-    update_baseline: bool = False
+    snapshot_file: Path | None = None
+    update_snapshot: bool = False
+    no_cache: bool = False
+    allow_missing: bool = False
+    allow_duplicates: bool = False
 
 
 def add_options(parser) -> None:
@@ -117,8 +126,10 @@ def load_settings(config) -> Settings:
             f"{model.path} has {list(model.labels)}; a paired comparison needs the same labels in the same order.",
             "Pass --baseline-path the production checkpoint of this label set.",
         )
-    golden = paths["--golden-set"] and load_golden_set(paths["--golden-set"])
-    validation = paths["--validation-set"] and load_golden_set(paths["--validation-set"])
+    allow_duplicates = _flag(config, by_flag["--mangaassist-allow-duplicates"])
+    golden = paths["--golden-set"] and load_golden_set(paths["--golden-set"], allow_duplicates=allow_duplicates)
+    validation = paths["--validation-set"] and load_golden_set(paths["--validation-set"],
+                                                               allow_duplicates=allow_duplicates)
     for labelled in (golden, validation):
         if labelled and model:
             check_labels_match(labelled, model.labels, str(model.path))
@@ -142,9 +153,16 @@ def load_settings(config) -> Settings:
         device=device,
         report_dir=paths["--mangaassist-report"],
         tiers=_tiers(_raw(config, by_flag["--gate-tier"])[0]),
-        baseline_file=paths["--mangaassist-baseline-file"] or _ini_folder(config) / DEFAULT_BASELINE_FILE,
-        update_baseline=bool(config.getoption("mangaassist_update_baseline") or config.getini("mangaassist_update_baseline")),
+        snapshot_file=paths["--mangaassist-snapshot-file"] or _ini_folder(config) / DEFAULT_SNAPSHOT_FILE,
+        update_snapshot=_flag(config, by_flag["--mangaassist-update-snapshot"]),
+        no_cache=_flag(config, by_flag["--mangaassist-no-cache"]),
+        allow_missing=_flag(config, by_flag["--mangaassist-allow-missing"]),
+        allow_duplicates=allow_duplicates,
     )
+
+
+def _flag(config, option: Option) -> bool:
+    return bool(config.getoption(option.dest) or config.getini(option.dest))
 
 
 def _ini_folder(config) -> Path:
