@@ -18,26 +18,26 @@ pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate a
 
 
 def test_paired_comparison_tables(intent_model, baseline_model, golden_set, mangaassist_record):
-    comparison = paired_comparison(intent_model, baseline_model, golden_set)
+    comparison = paired_comparison(intent_model, golden_set, against=baseline_model)
     mangaassist_record("candidate vs production per slice (golden set)", comparison.table("slice"))
     mangaassist_record("candidate vs production per intent (golden set)", comparison.table("intent"))
 
 
 def test_no_negative_flips_on_rare_intents(intent_model, baseline_model, golden_set):
     # escalation, return_request, promotion: at most one of their ~50 golden messages may flip to wrong
-    assert_no_negative_flips(intent_model, baseline_model, golden_set, intents=RARE_INTENTS, max_rate=0.02)
+    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, intents=RARE_INTENTS, max_rate=0.02)
 
 
 def test_no_negative_flips_on_adversarial_messages(intent_model, baseline_model, golden_set):
     # trigger words in the wrong context: a regression here is a shortcut the retrain picked up (at most 1 of 19)
-    assert_no_negative_flips(intent_model, baseline_model, golden_set, slice="adversarial", max_rate=0.06)
+    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, slice="adversarial", max_rate=0.06)
 
 
 def test_candidate_is_not_worse_overall(intent_model, baseline_model, golden_set):
-    assert_not_worse(intent_model, baseline_model, golden_set, alpha=0.05)
+    assert_not_worse(intent_model, golden_set, against=baseline_model, min_p_value=0.05)
 
 
 @pytest.mark.parametrize("slice_name", ["jp_en", "manga_jargon", "adversarial"])
 def test_candidate_is_not_worse_on_slice(intent_model, baseline_model, golden_set, slice_name):
     # indirect and multi_intent (8-9 messages) are too small for a paired test to decide
-    assert_not_worse(intent_model, baseline_model, golden_set, slice=slice_name, alpha=0.05)
+    assert_not_worse(intent_model, golden_set, against=baseline_model, slice=slice_name, min_p_value=0.05)

@@ -19,6 +19,17 @@ import numpy as np
 
 from ..errors import MangaAssistInputError
 
+# The fewest examples a CKA gate decides on, per estimator (#12.6; benchmarks/cka_sample_size.py on the reference
+# model, fine-tuned vs pre-trained, 10 random subsamples of the 5,500-message validation set per n):
+#   top layer, plain (biased):  0.686 at n=50, 0.614 at 100, 0.587 at 154, 0.544 at 300, 0.511 at 1000, 0.495 at 5500
+#   top layer, debiased:        0.482,         0.476,        0.494,        0.488,        0.493,         0.492
+#   debiased, sd between samples: 0.048 at 50, 0.044 at 100, 0.034 at 154, 0.021 at 300, 0.010 at 1000
+# The debiased estimator removes the dependence on n (every mean within 0.016 of the full-set figure); what is left
+# is sampling noise, so it needs n >= 300 (sd <= 0.021: a limit 0.05 below a measured figure is > 2 sd away).
+# Plain CKA still drifts by +0.016 at n=1000 and +0.049 at n=300, so it needs n >= 1000.
+MIN_CKA_EXAMPLES = 300
+MIN_BIASED_CKA_EXAMPLES = 1000
+
 
 def _as_matrix(x, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)

@@ -19,7 +19,7 @@ from ..errors import MangaAssistInputError, format_table
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 MIN_EXAMPLES = 10  # below this, one example moves a rate by > 10 points: no gate decides on it
-BOUNDS = ("point", "lower", "upper")
+BOUNDS = ("point", "lower", "upper")  # which value of a Rate a gate compares: Rate.bound(which)
 
 
 class Rate(float):
@@ -97,15 +97,6 @@ def macro_f1_rate(truth: Sequence, predicted: Sequence, confidence: float = CONF
                        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     ci = result.confidence_interval
     return Rate(estimate, ci.low, ci.high, len(t), f"bootstrap, {n_resamples} resamples, seed {seed}", confidence)
-
-
-def check_bound(bound: str, allowed: Sequence[str], caller: str) -> None:
-    if bound not in allowed:
-        raise MangaAssistInputError(
-            f"{caller}: bound={bound!r} is not one of {', '.join(map(repr, allowed))}.",
-            "Pass bound='point' to gate the measured value, or the interval's bound on the gate's side "
-            f"({allowed[-1]!r}) to require the threshold be cleared with {CONFIDENCE:.0%} confidence.",
-        )
 
 
 def examples_needed(threshold: float, bound: str, confidence: float = CONFIDENCE) -> int:

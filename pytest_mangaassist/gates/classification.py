@@ -1,10 +1,11 @@
-"""Classification gates: golden-set accuracy and macro-F1 (overall or per slice) and per-intent recall.
+"""Classification gates: golden-set accuracy and macro-F1 (overall or per slice), per-intent recall, and
+batch invariance of the logits.
 
-Each gate runs its analysis, compares with the threshold (records.check) and raises a GateFailure whose
-message carries the measured value with its confidence interval, the limit and the examples to
-look at. bound="point" gates the measured rate, bound="lower" the lower end of its interval (the
-threshold is then cleared with the stated confidence, not by the luck of a few hundred examples).
-A slice or intent with too few examples to decide is refused with the number it would need.
+Each gate validates its arguments (gates.validation), runs its analysis, compares with its limit
+(records.check) and raises a GateFailure whose message carries the measured value with its confidence
+interval, the limit and the examples to look at. bound="point" gates the measured rate, bound="lower" the
+lower end of its interval (the limit is then cleared with the stated confidence, not by the luck of a few
+hundred examples). A slice or intent with too few examples to decide is refused with the number it needs.
 """
 
 from __future__ import annotations
@@ -14,20 +15,31 @@ from collections.abc import Sequence
 
 from ..analysis.classification import Evaluation, evaluate
 from ..analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
-from ..analysis.intervals import CONFIDENCE, Rate, check_bound, check_sample_size, rates_table
+from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, rates_table
 from ..errors import MangaAssistInputError, format_table
-from ..loading.golden import GoldenSet, check_labels_match
-from .records import check
+from ..loading.golden import GoldenSet
+from . import validation as valid
+from .records import Family, check
 
 WORST = 8
-FAMILY = "classification"
+FAMILY = Family.CLASSIFICATION
+LOWER_BOUNDS = ("point", "lower")
+
+
+def _options(caller: str, bound: str, confidence: float, min_examples: int | None) -> None:
+    valid.choice(caller, "bound", bound, LOWER_BOUNDS)
+    valid.confidence(caller, confidence)
+    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+
+
+def _slice_name(caller: str, slice) -> str | None:
+    if slice is not None and not isinstance(slice, str):
+        raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
+                                    f"got {slice!r} ({type(slice).__name__}).", "Pass e.g. slice='jp_en'.")
+    return slice
 
 
 def _evaluation(model, golden: GoldenSet, slice: str | None) -> Evaluation:
-    if not isinstance(golden, GoldenSet):
-        raise MangaAssistInputError(f"Expected a GoldenSet, got {type(golden).__name__}.",
-                                    "Pass the golden_set fixture or pytest_mangaassist.load_golden_set(path).")
-    check_labels_match(golden, model.labels, model.source, require_all=False)
     return evaluate(model, golden.only_slice(slice) if slice else golden)
 
 
@@ -56,19 +68,23 @@ def _metric(name: str, rate: Rate, bound: str, detail: str) -> str:
     return f"{rate.confidence:.0%} {bound} bound of {name} ({detail}; {name} {rate.estimate:.3f}, {interval})"
 
 
-def assert_accuracy_above(model, golden: GoldenSet, min_accuracy: float, slice: str | None = None, *,
+def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           min_examples: int | None = None) -> Rate:
-    """Golden-set accuracy (of one slice, if given) must be >= min_accuracy; with bound="lower", the lower
-    end of its exact binomial interval must. Returns the accuracy (a float carrying .low, .high, .n)."""
+    """Accuracy on the examples (of one slice, if given) must be >= min_accuracy; with bound="lower", the
+    lower end of its exact binomial interval must. Returns the accuracy (a float carrying .low, .high, .n)."""
     __tracebackhide__ = True
-    check_bound(bound, ("point", "lower"), "assert_accuracy_above")
+    caller = "assert_accuracy_above"
+    golden = valid.golden(caller, examples, model)
+    min_accuracy = valid.share(caller, "min_accuracy", min_accuracy)
+    _options(caller, bound, confidence, min_examples)
+    slice = _slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)
-    check_sample_size("assert_accuracy_above", where, n, min_accuracy, bound, min_examples, confidence)
+    check_sample_size(caller, where, n, min_accuracy, bound, min_examples, confidence)
     accuracy = evaluation.accuracy_rate(confidence)
-    check("assert_accuracy_above",
+    check(caller,
           _metric(f"accuracy on {where}", accuracy, bound, f"{n} examples, {int((~evaluation.correct).sum())} wrong"),
           accuracy.bound(bound), min_accuracy, ">=", family=FAMILY, interval=(accuracy.low, accuracy.high),
           evidence=lambda: _confusions(evaluation) + "\n\n" + _errors_table(evaluation),
@@ -77,46 +93,54 @@ def assert_accuracy_above(model, golden: GoldenSet, min_accuracy: float, slice: 
     return accuracy
 
 
-def assert_macro_f1_above(model, golden: GoldenSet, min_f1: float, slice: str | None = None, *,
+def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE, min_examples: int | None = None,
                           seed: int = 0) -> Rate:
     """Macro-F1 over the intents (of one slice, if given) must be >= min_f1; with bound="lower", the lower
     end of its seeded bootstrap interval must. Every intent weighs the same, so rare intents count."""
     __tracebackhide__ = True
-    check_bound(bound, ("point", "lower"), "assert_macro_f1_above")
+    caller = "assert_macro_f1_above"
+    golden = valid.golden(caller, examples, model)
+    min_f1 = valid.share(caller, "min_f1", min_f1)
+    _options(caller, bound, confidence, min_examples)
+    seed = valid.count(caller, "seed", seed, minimum=0)
+    slice = _slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)
-    check_sample_size("assert_macro_f1_above", where, n, min_f1, bound, min_examples, confidence)
+    check_sample_size(caller, where, n, min_f1, bound, min_examples, confidence)
     f1 = evaluation.macro_f1_rate(confidence, seed)
     recall = evaluation.recall_rates(confidence)
-    check("assert_macro_f1_above", _metric(f"macro-F1 on {where}", f1, bound, f"{n} examples, {len(recall)} intents"),
+    check(caller, _metric(f"macro-F1 on {where}", f1, bound, f"{n} examples, {len(recall)} intents"),
           f1.bound(bound), min_f1, ">=", family=FAMILY, interval=(f1.low, f1.high),
           evidence=lambda: "recall per intent:\n" + rates_table(recall, "recall") + "\n\n" + _confusions(evaluation),
           hint="macro-F1 weighs every intent alike: look at the intents with the lowest recall above first.")
     return f1
 
 
-def assert_recall_above(model, golden: GoldenSet, min_recall: float,
-                        intents: Sequence[str] | None = None, *, bound: str = "point",
-                        confidence: float = CONFIDENCE, min_examples: int | None = None) -> dict[str, Rate]:
-    """Recall of each intent (default: every intent in the golden set) must be >= min_recall; with
+def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intents: Sequence[str] | None = None,
+                        bound: str = "point", confidence: float = CONFIDENCE,
+                        min_examples: int | None = None) -> dict[str, Rate]:
+    """Recall of each intent (default: every intent with examples) must be >= min_recall; with
     bound="lower", the lower end of each intent's exact binomial interval must."""
     __tracebackhide__ = True
-    check_bound(bound, ("point", "lower"), "assert_recall_above")
+    caller = "assert_recall_above"
+    golden = valid.golden(caller, examples, model)
+    min_recall = valid.share(caller, "min_recall", min_recall)
+    _options(caller, bound, confidence, min_examples)
+    named = valid.intents(caller, model, intents)
     evaluation = _evaluation(model, golden, None)
     recall = evaluation.recall_rates(confidence)
-    wanted = list(intents) if intents is not None else list(recall)
+    wanted = named if named is not None else list(recall)
     unknown = [i for i in wanted if i not in recall]
     if unknown:
         raise MangaAssistInputError(
-            f"assert_recall_above: intent(s) {unknown} have no examples in {golden.source} "
+            f"{caller}: intent(s) {unknown} have no examples in {golden.source} "
             f"(intents with examples: {', '.join(recall)}).",
-            "Name intents of the model's id2label that the golden set covers.",
+            "Name intents that the examples cover, or add examples of them.",
         )
     for i in wanted:
-        check_sample_size("assert_recall_above", f"intent {i!r}", recall[i].n, min_recall, bound, min_examples,
-                          confidence)
+        check_sample_size(caller, f"intent {i!r}", recall[i].n, min_recall, bound, min_examples, confidence)
     failing = [i for i in wanted if recall[i].bound(bound) < min_recall]
     worst = min(wanted, key=lambda i: recall[i].bound(bound))
     detail = f"lowest of {len(failing)} failing intent(s)" if failing else f"lowest of {len(wanted)} intent(s)"
@@ -126,25 +150,25 @@ def assert_recall_above(model, golden: GoldenSet, min_recall: float,
         return table + "\n\n" + "\n\n".join(_errors_table(evaluation, i).replace(
             "most confident mistakes", f"missed {i} examples") for i in failing)
 
-    check("assert_recall_above", _metric(f"recall of {worst!r}", recall[worst], bound, detail),
+    check(caller, _metric(f"recall of {worst!r}", recall[worst], bound, detail),
           recall[worst].bound(bound), min_recall, ">=", family=FAMILY, interval=(recall[worst].low, recall[worst].high),
           evidence=evidence, hint="rare intents usually need more varied training phrasings or a larger class weight.")
     return {i: recall[i] for i in wanted}
 
 
-def assert_batch_invariant(model, texts, tolerance: float = TOLERANCE) -> InvarianceResult:
-    """A message's logits must agree, within tolerance, whether it runs alone, in a mixed-length batch or
-    padded to the maximum length, and no routed intent may change (analysis.invariance)."""
+def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE) -> InvarianceResult:
+    """A message's logits must agree within max_logit_diff whether it runs alone, in a mixed-length batch or
+    padded to the maximum length, and no routed intent may change (analysis.invariance). Examples: a
+    GoldenSet or a list of messages (labels are not needed)."""
     __tracebackhide__ = True
-    texts = list(texts.texts if isinstance(texts, GoldenSet) else texts)
-    if not texts:
-        raise MangaAssistInputError("assert_batch_invariant: no texts given.",
-                                    "Pass the golden set or a list of messages.")
-    result = batch_invariance(model, texts, tolerance)
+    caller = "assert_batch_invariant"
+    texts = valid.texts(caller, examples)
+    max_logit_diff = valid.number(caller, "max_logit_diff", max_logit_diff, low=0.0)
+    result = batch_invariance(model, texts, max_logit_diff)
     worst = max(result.max_abs_diff, key=result.max_abs_diff.get)
     hint = ("every batched gate assumes batch-independent logits: load with attn_implementation='eager', "
             "check that the attention mask reaches every layer, or disable fused attention kernels.")
-    check("assert_batch_invariant", f"max |logit diff| {worst} vs alone ({result.n_texts} messages, "
-          f"{len(result.route_changes)} route change(s))", result.max_abs_diff[worst], tolerance, "<=",
+    check(caller, f"max |logit diff| {worst} vs alone ({result.n_texts} messages, "
+          f"{len(result.route_changes)} route change(s))", result.max_abs_diff[worst], max_logit_diff, "<=",
           family=FAMILY, passed=result.ok, evidence=result.table, hint=hint)
     return result

@@ -2,7 +2,9 @@
 patching, and the logit lens (where each intent's decision forms).
 
 Each runs on the shared activation sweep of its examples (one forward pass per model and
-dataset, cached on disk) and, when it fails, shows the whole per-layer table.
+dataset, cached on disk) and, when it fails, shows the whole per-layer table. CKA and the logit lens
+read no labels (a GoldenSet or a list of messages); probes and patching need labelled examples (a
+GoldenSet) and refuse anything else.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections import Counter
 
 import numpy as np
 
-from ..analysis.cka import cka_per_layer
-from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_bound, check_sample_size
+from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES, cka_per_layer
+from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
 from ..analysis.layers import layer_name, resolve_layer
 from ..analysis.logit_lens import LogitLensResult, logit_lens
 from ..analysis.patching import PatchingResult, patching_recovery
@@ -22,68 +24,122 @@ from ..analysis.sweep import activation_sweep
 from ..cache.store import cached_on_model, texts_hash
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet
-from .records import check
+from . import validation as valid
+from .records import Curve, Family, check
 
 MIN_PROBE_EXAMPLES_PER_INTENT = 10
 PROBE_FORMAT = "probes-2"  # bump when the probe recipe changes, so cached results are not reused
 PATCHING_FORMAT = "patching-1"
 LENS_FORMAT = "lens-1"
-FAMILY = "representation"
+FAMILY = Family.REPRESENTATION
+DEBIASED = True  # the CKA gate's default estimator: see analysis.cka and benchmarks/cka_sample_size.py
 
 
-def _curve(n_layers: int, series: dict) -> dict:
-    """Per-layer series for the HTML report's curves (nan, an undefined layer, becomes a gap)."""
-    clean = {name: [None if v != v else float(v) for v in values] for name, values in series.items()}
-    return {"curve": {"x": [layer_name(l) for l in range(n_layers)], "series": clean}}
+def _curve(series: dict, gated: int) -> Curve:
+    """Per-layer series for the report's curves (nan, an undefined layer, becomes None: a gap)."""
+    n_layers = len(next(iter(series.values())))
+    clean = {name: tuple(None if v != v else float(v) for v in values) for name, values in series.items()}
+    return Curve(x=tuple(layer_name(l) for l in range(n_layers)), series=clean, gated=layer_name(gated))
 
 
-def cka_table(cka: list[float], layer: int | None = None) -> str:
+def _layer(caller: str, model, layer) -> int:
+    """A layer index: 0..L, or negative from the top (-1 is the last encoder layer)."""
+    valid.number(caller, "layer", layer, integer=True)
+    return resolve_layer(int(layer), model.num_layers, caller)
+
+
+def _flag(caller: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise MangaAssistInputError(f"{caller}: {name} must be True or False; got {value!r} ({type(value).__name__}).",
+                                    f"Pass {name}=True or {name}=False.")
+    return bool(value)
+
+
+def _texts(examples) -> list[str]:
+    return examples.texts if isinstance(examples, GoldenSet) else list(examples)
+
+
+def _source(examples) -> str:
+    return examples.source if isinstance(examples, GoldenSet) else f"the {len(examples)} messages given"
+
+
+def _other_model(caller: str, model, against):
+    if not hasattr(against, "num_layers") or not hasattr(against, "forward"):
+        raise MangaAssistInputError(f"{caller}: against must be a model (IntentModel); got {type(against).__name__}.",
+                                    "Pass the model to compare with, e.g. against=pretrained_model or "
+                                    "against=baseline_model.")
+    return against
+
+
+def cka_table(cka: list[float], layer: int | None = None, debiased: bool = False) -> str:
     """Every layer's CKA; with layer, the gated row is marked."""
+    header = "debiased linear CKA" if debiased else "linear CKA"
     if layer is None:
-        return format_table(("layer", "linear CKA"), [(layer_name(l), value) for l, value in enumerate(cka)])
+        return format_table(("layer", header), [(layer_name(l), value) for l, value in enumerate(cka)])
     rows = [(layer_name(l), value, "<- gate" if l == layer else "") for l, value in enumerate(cka)]
-    return format_table(("layer", "linear CKA", ""), rows)
+    return format_table(("layer", header, ""), rows)
 
 
-def cka_between(model, other, examples: GoldenSet, debiased: bool = False) -> list[float]:
-    """Per-layer linear CKA of the [CLS] states of two models on the same examples."""
+def cka_between(model, other, examples, debiased: bool = False) -> list[float]:
+    """Per-layer linear CKA of the [CLS] states of two models on the same examples (a GoldenSet or texts)."""
     if model.num_layers != other.num_layers:
         raise MangaAssistInputError(
             f"cka: {model.source} has {model.num_layers} encoder layers, {other.source} has {other.num_layers}.",
             "Compare checkpoints of the same architecture (the model under test against its pre-trained "
             "start or its previous release).",
         )
-    states = activation_sweep(model, examples.texts).cls_states
-    other_states = activation_sweep(other, examples.texts).cls_states
+    texts = _texts(examples)
+    states = activation_sweep(model, texts).cls_states
+    other_states = activation_sweep(other, texts).cls_states
     return cka_per_layer(states, other_states, debiased)
 
 
-def assert_cka_above(model, other, layer: int, threshold: float, examples: GoldenSet,
-                     debiased: bool = False) -> list[float]:
-    """CKA between model and other at `layer` must be >= threshold; returns every layer's CKA.
+def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, debiased: bool = DEBIASED) -> list[float]:
+    """Linear CKA of `layer`'s [CLS] states between model and against, on the same examples (a GoldenSet or a
+    list of messages: no labels needed), must be >= min_cka; returns every layer's CKA.
 
-    The source analysis' drift gate: last layer (-1) >= 0.65 against the previous production model.
+    debiased=True (the default) uses the unbiased HSIC estimator: plain CKA rises as the number of
+    examples falls (measured on the reference model, benchmarks/cka_sample_size.py), so a limit set on one
+    set means nothing on another; the debiased figure does not depend on n. The gate refuses fewer than
+    analysis.cka.MIN_CKA_EXAMPLES examples (debiased) or MIN_BIASED_CKA_EXAMPLES (debiased=False).
     """
     __tracebackhide__ = True
-    layer = resolve_layer(layer, model.num_layers, "assert_cka_above")
-    cka = cka_between(model, other, examples, debiased)
+    caller = "assert_cka_above"
+    texts = valid.texts(caller, examples)
+    against = _other_model(caller, model, against)
+    min_cka = valid.share(caller, "min_cka", min_cka)
+    debiased = _flag(caller, "debiased", debiased)
+    layer = _layer(caller, model, layer)
+    needed = MIN_CKA_EXAMPLES if debiased else MIN_BIASED_CKA_EXAMPLES
+    if len(texts) < needed:
+        why = ("the debiased figure does not depend on n, but between random samples of fewer examples it varies "
+               "by more than a limit's margin" if debiased else
+               "plain CKA rises as the number of examples falls, so a limit set on one set means nothing on another")
+        raise MangaAssistInputError(
+            f"{caller}: {'debiased' if debiased else 'plain (debiased=False)'} CKA on {len(texts)} examples is too "
+            f"few to gate: the gate needs at least {needed} ({why}; measured on the reference model, "
+            "benchmarks/cka_sample_size.py).",
+            f"Pass at least {needed} messages (the validation_set fixture, --validation-set)"
+            + ("." if debiased else f", or use the default debiased=True (needs {MIN_CKA_EXAMPLES})."))
+    cka = cka_between(model, against, texts, debiased)
+    estimator = "debiased linear CKA" if debiased else "linear CKA"
     if math.isnan(cka[layer]):
         raise MangaAssistInputError(
-            f"assert_cka_above: CKA is undefined at {layer_name(layer)}: the [CLS] state there is the same for "
-            "every example.\n" + cka_table(cka, layer),
+            f"{caller}: CKA is undefined at {layer_name(layer)}: the [CLS] state there is the same for "
+            "every example.\n" + cka_table(cka, layer, debiased),
             "Gate a layer above the embeddings.",
         )
-    check("assert_cka_above", f"{'debiased ' if debiased else ''}linear CKA at {layer_name(layer)} "
-          f"({len(examples)} examples, {model.source} vs {other.source})",
-          cka[layer], threshold, ">=", family=FAMILY, evidence=cka_table(cka, layer=layer),
-          data=_curve(len(cka), {"linear CKA": cka}),
-          hint="the representation at this layer moved far from the reference model: check what changed in "
-               "data or recipe (learning rates of the top layers), or accept the drift by updating the reference.")
+    check(caller, f"{estimator} at {layer_name(layer)} ({len(texts)} examples, {model.source} vs {against.source})",
+          cka[layer], min_cka, ">=", family=FAMILY, evidence=cka_table(cka, layer, debiased),
+          payload=_curve({estimator: cka}, layer),
+          hint="the representation at this layer moved far from the model it is compared with: check what changed "
+               "in data or recipe (learning rates of the top layers), or accept the drift as a reviewed decision.")
     return cka
 
 
 def probe_f1(model, examples: GoldenSet, seed: int = 0) -> ProbeResult:
     """probe_f1_per_layer (with its control task) on the sweep's [CLS] states, cached with the sweep."""
+    examples = valid.golden("probe_f1", examples)
     scarce = {i: n for i, n in Counter(examples.intents).items() if n < MIN_PROBE_EXAMPLES_PER_INTENT}
     if scarce:
         raise MangaAssistInputError(
@@ -106,31 +162,38 @@ def probe_f1(model, examples: GoldenSet, seed: int = 0) -> ProbeResult:
                        predicted=tuple(tuple(map(str, row)) for row in arrays["predicted"]))
 
 
-def assert_probe_f1_above(model, layer: int, threshold: float, examples: GoldenSet, seed: int = 0, *,
+def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: float, seed: int = 0,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           min_selectivity: float | None = None) -> ProbeResult:
-    """The macro-F1 of a logistic-regression probe on `layer`'s [CLS] states must be >= threshold (with
+    """The macro-F1 of a logistic-regression probe on `layer`'s [CLS] states must be >= min_f1 (with
     bound="lower": the lower end of its bootstrap interval over the held-out examples); with
-    min_selectivity, F1 minus the control task's F1 (Hewitt & Liang, 2019) must also be >= min_selectivity."""
+    min_selectivity, F1 minus the control task's F1 (Hewitt & Liang, 2019) must also be >= min_selectivity.
+    The probe trains on labels: examples must be a GoldenSet."""
     __tracebackhide__ = True
-    check_bound(bound, ("point", "lower"), "assert_probe_f1_above")
-    layer = resolve_layer(layer, model.num_layers, "assert_probe_f1_above")
-    result = probe_f1(model, examples, seed)
+    caller = "assert_probe_f1_above"
+    golden = valid.golden(caller, examples, model)
+    min_f1 = valid.share(caller, "min_f1", min_f1)
+    seed = valid.count(caller, "seed", seed, minimum=0)
+    valid.choice(caller, "bound", bound, ("point", "lower"))
+    confidence = valid.confidence(caller, confidence)
+    min_selectivity = valid.number(caller, "min_selectivity", min_selectivity, low=-1.0, high=1.0, optional=True)
+    layer = _layer(caller, model, layer)
+    result = probe_f1(model, golden, seed)
     rate = result.f1_rate(layer, confidence, seed)
     jump_layer, gain = result.jump()
     evidence = result.table(confidence) + (f"\n\nseparability jumps most at {layer_name(jump_layer)} ({gain:+.3f} "
                                            f"over {layer_name(jump_layer - 1)})")
     sizes = f"train {result.n_train} / test {result.n_test} examples"
     what = "probe macro-F1" if bound == "point" else f"{confidence:.0%} lower bound of the probe macro-F1"
-    curve = _curve(len(result.f1), {"probe F1": result.f1, "control F1": result.control_f1})
-    check("assert_probe_f1_above", f"{what} at {layer_name(layer)} ({sizes}; F1 {rate.estimate:.3f}, "
+    curve = _curve({"probe F1": result.f1, "control F1": result.control_f1}, layer)
+    check(caller, f"{what} at {layer_name(layer)} ({sizes}; F1 {rate.estimate:.3f}, "
           f"{confidence:.0%} interval {rate.interval()}, {rate.method})",
-          rate.bound(bound), threshold, ">=", family=FAMILY, evidence=evidence, interval=(rate.low, rate.high),
-          data=curve,
+          rate.bound(bound), min_f1, ">=", family=FAMILY, evidence=evidence, interval=(rate.low, rate.high),
+          payload=curve,
           hint="intent information is not linearly readable at this layer: if it forms later than it used "
                "to, compare the recipe (layer learning rates, frozen layers) with the previous run.")
     if min_selectivity is not None:
-        check("assert_probe_f1_above", f"probe selectivity (F1 {result.f1[layer]:.3f} - control F1 "
+        check(caller, f"probe selectivity (F1 {result.f1[layer]:.3f} - control F1 "
               f"{result.control_f1[layer]:.3f}) at {layer_name(layer)} ({sizes})",
               result.selectivity[layer], min_selectivity, ">=", family=FAMILY, evidence=evidence,
               hint="the probe scores nearly as well on the control task (labels keyed to the first word, no intent "
@@ -140,6 +203,7 @@ def assert_probe_f1_above(model, layer: int, threshold: float, examples: GoldenS
 
 def patching(model, examples: GoldenSet, seed: int = 0) -> PatchingResult:
     """patching_recovery, cached with the sweep (memory and disk)."""
+    examples = valid.golden("patching", examples)
 
     def compute() -> dict:
         result = patching_recovery(model, examples, seed)
@@ -152,66 +216,81 @@ def patching(model, examples: GoldenSet, seed: int = 0) -> PatchingResult:
                           tuple((int(e), int(d)) for e, d in arrays["pairs"]))
 
 
-def assert_patching_recovers(model, layer: int, min_rate: float, examples: GoldenSet,
+def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate: float,
                              seed: int = 0) -> PatchingResult:
-    """Patching `layer`'s [CLS] state from a correct example must correct >= min_rate of the errors."""
+    """Patching `layer`'s [CLS] state from a correct example of the true intent must correct >= min_rate of
+    the model's errors. Errors are judged against labels: examples must be a GoldenSet."""
     __tracebackhide__ = True
-    layer = resolve_layer(layer, model.num_layers, "assert_patching_recovers")
-    result = patching(model, examples, seed)
+    caller = "assert_patching_recovers"
+    golden = valid.golden(caller, examples, model)
+    min_rate = valid.share(caller, "min_rate", min_rate)
+    seed = valid.count(caller, "seed", seed, minimum=0)
+    layer = _layer(caller, model, layer)
+    result = patching(model, golden, seed)
     if result.n_errors == 0:
         raise MangaAssistInputError(
-            f"assert_patching_recovers: the model makes no patchable error on {examples.source} "
+            f"{caller}: the model makes no patchable error on {golden.source} "
             f"({result.unpatchable} errors without a correct example of their intent), so there is nothing to measure.",
             "Run patching on a larger or harder example set.",
         )
-    check("assert_patching_recovers", f"patching correction rate at {layer_name(layer)} "
-          f"({result.n_errors} errors, seed {seed})",
+    rates = [result.rate(l) for l in range(model.num_layers + 1)]
+    check(caller, f"patching correction rate at {layer_name(layer)} ({result.n_errors} errors, seed {seed})",
           result.rate(layer), min_rate, ">=", family=FAMILY, evidence=result.table,
-          data=_curve(model.num_layers + 1, {"errors corrected": [result.rate(l) for l in range(model.num_layers + 1)]}),
+          payload=_curve({"errors corrected": rates}, layer),
           hint="the layer no longer carries the intent decision it used to: the decision moved or is spread "
                "over more layers; compare with the previous model's table.")
     return result
 
 
-def decision_lens(model, examples: GoldenSet) -> LogitLensResult:
-    """logit_lens on the sweep's [CLS] states, cached with the sweep (memory and disk)."""
+def decision_lens(model, examples) -> LogitLensResult:
+    """logit_lens on the sweep's [CLS] states (a GoldenSet or texts), cached with the sweep (memory and disk)."""
+    texts = _texts(examples)
 
     def compute() -> dict:
-        return {"lens_predicted": logit_lens(model, activation_sweep(model, examples.texts).cls_states).lens_predicted}
+        return {"lens_predicted": logit_lens(model, activation_sweep(model, texts).cls_states).lens_predicted}
 
-    arrays = cached_on_model(model, "lens", (LENS_FORMAT, texts_hash(examples.texts)), compute)
+    arrays = cached_on_model(model, "lens", (LENS_FORMAT, texts_hash(texts)), compute)
     return LogitLensResult(tuple(model.labels), arrays["lens_predicted"])
 
 
-def assert_decision_forms_by(model, layer: int, examples: GoldenSet, intents=None, min_share: float = 0.9, *,
+def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,
                              min_examples: int = MIN_EXAMPLES) -> LogitLensResult:
     """Logit lens: for each intent (default: every intent the model routes >= min_examples examples to), the
-    model's own head must give its final decision from `layer` upwards for >= min_share of those examples."""
+    model's own head must give its final decision from `layer` upwards for >= min_share of those examples.
+    The lens reads the model's own decisions, not labels: examples may be a GoldenSet or a list of messages."""
     __tracebackhide__ = True
-    layer = resolve_layer(layer, model.num_layers, "assert_decision_forms_by")
-    result = decision_lens(model, examples)
+    caller = "assert_decision_forms_by"
+    texts = valid.texts(caller, examples)
+    min_share = valid.share(caller, "min_share", min_share)
+    min_examples = valid.count(caller, "min_examples", min_examples, minimum=1)
+    named = valid.intents(caller, model, intents)
+    layer = _layer(caller, model, layer)
+    result = decision_lens(model, texts)
     counts = result.counts()
-    if intents is None:
+    if named is None:
         wanted = [i for i in model.labels if counts.get(i, 0) >= min_examples]
     else:
-        wanted = list(intents)
+        wanted = named
         for intent in wanted:
-            if intent not in model.labels:
-                raise MangaAssistInputError(f"assert_decision_forms_by: {intent!r} is not a label of {model.source}.",
-                                            f"Name intents of the model's id2label: {', '.join(model.labels)}.")
-            check_sample_size("assert_decision_forms_by", f"the examples routed to {intent!r}", counts.get(intent, 0),
+            check_sample_size(caller, f"the examples routed to {intent!r}", counts.get(intent, 0),
                               min_share, "point", min_examples)
     if not wanted:
         raise MangaAssistInputError(
-            f"assert_decision_forms_by: no intent has {min_examples} examples routed to it in {examples.source}.",
+            f"{caller}: no intent has {min_examples} examples routed to it in {_source(examples)}.",
             "Use a larger example set (--validation-set) or name the intents to check.")
     late = [i for i in wanted if result.forms_by(i, min_share) > layer]
     candidates = late or wanted
     worst = max(candidates, key=lambda i: (result.forms_by(i, min_share), -result.formed_share(i)[layer]))
-    check("assert_decision_forms_by",
-          f"share of {worst!r} decisions formed by {layer_name(layer)} (logit lens, {counts.get(worst, 0)} examples "
-          f"routed to it; forms by {layer_name(result.forms_by(worst, min_share))})",
-          float(result.formed_share(worst)[layer]), min_share, ">=", family=FAMILY,
+    share, precision = float(result.formed_share(worst)[layer]), float(result.precision(worst)[layer])
+    # a decision counts as formed only where the lens is also precise for the intent (LogitLensResult.forms_by):
+    # the figure is the smaller of the two, and the verdict is whether every intent has formed by `layer`
+    check(caller,
+          f"share of {worst!r} decisions formed by {layer_name(layer)}, and the lens' precision for it there "
+          f"(logit lens, {counts.get(worst, 0)} examples routed to it: formed {share:.3f}, precision {precision:.3f}; "
+          f"forms by {layer_name(result.forms_by(worst, min_share))})",
+          min(share, precision), min_share, ">=", family=FAMILY, passed=not late,
+          payload=_curve({f"{worst}: formed": result.formed_share(worst),
+                          f"{worst}: lens precision": result.precision(worst)}, layer),
           evidence=lambda: "share of decisions the model's own head already gives, stably to the top, at each "
                            "layer:\n" + result.table(wanted, min_share, {i: "LATE" for i in late}),
           hint="the decision for these intents now forms higher up than the gate expects: compare with the previous "
