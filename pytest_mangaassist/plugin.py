@@ -262,12 +262,11 @@ def _artifact_dir(request) -> Path:
 def onnx_model(request, mangaassist_settings, intent_model):
     """The ONNX graph under test (--onnx-path), else the model under test exported once (cached by
     weight hash), loaded in onnxruntime."""
-    from .loading.export import cached_onnx_export
+    from .cache.artifacts import load_cached_onnx
     from .loading.runtimes import OnnxModel, check_artifact_matches
 
     path = mangaassist_settings.onnx_path
-    loaded = OnnxModel.load(path) if path else OnnxModel.load(cached_onnx_export(intent_model, _artifact_dir(request)),
-                                                                exported_here=True)
+    loaded = OnnxModel.load(path) if path else load_cached_onnx(intent_model, _artifact_dir(request))
     check_artifact_matches(loaded, intent_model, "--onnx-path")
     return loaded
 
@@ -276,12 +275,11 @@ def onnx_model(request, mangaassist_settings, intent_model):
 def serving_artifact(request, mangaassist_settings, intent_model):
     """The compiled serving artifact (--serving-artifact / --neuron-path), else the model under test
     compiled once (torch_neuronx where installed, else torch.jit.trace; cached by weight hash)."""
-    from .loading.export import cached_serving_artifact
+    from .cache.artifacts import load_cached_serving_artifact
     from .loading.runtimes import ServingArtifact, check_artifact_matches
 
     path = mangaassist_settings.serving_artifact
-    loaded = (ServingArtifact.load(path) if path else
-              ServingArtifact.load(cached_serving_artifact(intent_model, _artifact_dir(request)), compiled_here=True))
+    loaded = ServingArtifact.load(path) if path else load_cached_serving_artifact(intent_model, _artifact_dir(request))
     check_artifact_matches(loaded, intent_model, "--serving-artifact")
     return loaded
 

@@ -80,7 +80,7 @@ def test_failure_points_at_the_users_line_not_the_plugin(pytester, small_model, 
             assert_accuracy_above(intent_model, golden_set, min_accuracy=1.0)
         """
     )
-    result = pytester.runpytest(f"--model-path={small_model}", f"--golden-set={small_golden}")
+    result = pytester.runpytest_subprocess(f"--model-path={small_model}", f"--golden-set={small_golden}")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "assert_accuracy_above(intent_model, golden_set, min_accuracy=1.0)" in out

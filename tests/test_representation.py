@@ -11,7 +11,8 @@ from pytest_mangaassist.analysis.patching import pair_errors_with_donors, patchi
 from pytest_mangaassist.analysis.sweep import activation_sweep
 from pytest_mangaassist.analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES
 from pytest_mangaassist.analysis.intervals import MIN_EXAMPLES
-from pytest_mangaassist.gates.representation import (MIN_PROBE_EXAMPLES_PER_INTENT, assert_decision_forms_by,
+from pytest_mangaassist.cache.analyses import MIN_PROBE_EXAMPLES_PER_INTENT
+from pytest_mangaassist.gates.representation import (assert_decision_forms_by,
                                                      decision_lens, patching)
 from pytest_mangaassist.loading.golden import GoldenSet
 

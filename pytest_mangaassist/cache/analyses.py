@@ -27,6 +27,7 @@ from collections import Counter
 import numpy as np
 
 from ..analysis import attribution as _attribution
+from ..analysis import classification as _classification
 from ..analysis import conductance as _conductance
 from ..analysis import invariance as _invariance
 from ..analysis import sweep as _sweep
@@ -34,6 +35,7 @@ from ..analysis.logit_lens import LogitLensResult, logit_lens
 from ..analysis.patching import PatchingResult, patching_recovery
 from ..analysis.probes import ProbeResult, probe_f1_per_layer
 from ..errors import MangaAssistInputError
+from ..loading.golden import GoldenSet
 from . import codec, store
 
 MIN_PROBE_EXAMPLES_PER_INTENT = 10
@@ -43,7 +45,7 @@ LENS_FORMAT = "lens-1"
 
 __all__ = ["activation_sweep", "attention_sweep", "token_state_sweep", "integrated_gradients",
            "attribution_batch_invariance", "layer_conductance", "batch_invariance", "probe_f1", "patching",
-           "decision_lens", "cached", "fingerprint"]
+           "decision_lens", "evaluate", "cached", "fingerprint"]
 
 
 # -- argument fingerprints ----------------------------------------------------------------------------
@@ -130,6 +132,12 @@ layer_conductance = cached(_conductance, "layer_conductance", _conductance.CONDU
 batch_invariance = cached(_invariance, "batch_invariance", "invariance-3")
 
 
+def evaluate(model, golden: GoldenSet) -> _classification.Evaluation:
+    """analysis.classification.evaluate, with its sweep read from (and written to) the disk cache."""
+    activation_sweep(model, golden.texts)  # evaluate reads the sweep from the model's memo
+    return _classification.evaluate(model, golden)
+
+
 # Analyses composed of a sweep and a pure analysis (formerly cached by hand in gates/representation.py).
 def _probe_f1(model, examples, seed: int = 0) -> ProbeResult:
     cls_states = activation_sweep(model, examples.texts).cls_states
@@ -141,8 +149,8 @@ def _patching(model, examples, seed: int = 0) -> PatchingResult:
     return patching_recovery(model, examples, seed)
 
 
-def _decision_lens(model, examples) -> LogitLensResult:
-    return logit_lens(model, activation_sweep(model, examples.texts).cls_states)
+def _decision_lens(model, texts: list[str]) -> LogitLensResult:
+    return logit_lens(model, activation_sweep(model, texts).cls_states)
 
 
 _cached_probe_f1 = cached(None, "probe_f1", PROBE_FORMAT, pure=_probe_f1)
@@ -150,8 +158,16 @@ _cached_patching = cached(None, "patching", PATCHING_FORMAT, pure=_patching)
 _cached_decision_lens = cached(None, "decision_lens", LENS_FORMAT, pure=_decision_lens)
 
 
+def _labelled(examples, what: str) -> GoldenSet:
+    if not isinstance(examples, GoldenSet):
+        raise MangaAssistInputError(f"{what} reads labels: examples must be a GoldenSet, got {type(examples).__name__}.",
+                                    "Pass the golden_set or validation_set fixture, or load_golden_set(path).")
+    return examples
+
+
 def probe_f1(model, examples, seed: int = 0) -> ProbeResult:
     """probe_f1_per_layer (with its control task) on the sweep's [CLS] states of examples (a GoldenSet)."""
+    examples = _labelled(examples, "probe_f1")
     scarce = {i: n for i, n in Counter(examples.intents).items() if n < MIN_PROBE_EXAMPLES_PER_INTENT}
     if scarce:
         raise MangaAssistInputError(
@@ -163,10 +179,11 @@ def probe_f1(model, examples, seed: int = 0) -> ProbeResult:
 
 def patching(model, examples, seed: int = 0) -> PatchingResult:
     """patching_recovery of examples (a GoldenSet): how often a donor's [CLS] state corrects an error, per layer."""
-    return _cached_patching(model, examples, seed)
+    return _cached_patching(model, _labelled(examples, "patching"), seed)
 
 
 def decision_lens(model, examples) -> LogitLensResult:
-    """logit_lens on the sweep's [CLS] states of examples (a GoldenSet)."""
-    return _cached_decision_lens(model, examples)
+    """logit_lens on the sweep's [CLS] states of examples (a GoldenSet or a list of messages: it reads the
+    model's own decisions, not labels)."""
+    return _cached_decision_lens(model, examples.texts if isinstance(examples, GoldenSet) else list(examples))
 

@@ -382,33 +382,18 @@ def warn_if_batch_dependent(model, settings: Settings) -> None:
     so a warm run loads no weights for it); a failure is a warning, since every gate is then suspect."""
     import warnings
 
-    import numpy as np
-
-    from ..analysis.attribution import attribution_batch_invariance
-    from ..analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
-    from ..cache.store import cached_on_model, texts_hash
+    from ..cache.analyses import attribution_batch_invariance, batch_invariance
 
     if settings.golden_set is None:
         return
     texts = settings.golden_set.texts
-
-    def compute() -> dict:
-        result = batch_invariance(model, texts)
-        by_length = sorted(set(texts), key=len)
-        sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
-        target = model.labels[0]  # any intent's logit: padding must not change any of them
-        return {"conditions": np.array(list(result.max_abs_diff)), "diffs": np.array(list(result.max_abs_diff.values())),
-                "changes": np.array([list(c) for c in result.route_changes], dtype=str).reshape(-1, 4),
-                "n_texts": np.array(result.n_texts),
-                "attribution_diff": np.array(attribution_batch_invariance(model, sample, target))}
-
-    arrays = cached_on_model(model, "invariance", ("invariance-2", texts_hash(texts)), compute)
-    result = InvarianceResult(TOLERANCE, int(arrays["n_texts"]),
-                              dict(zip(map(str, arrays["conditions"]), map(float, arrays["diffs"]))),
-                              tuple(tuple(map(str, row)) for row in arrays["changes"]))
+    result = batch_invariance(model, texts)
     if not result.ok:
         warnings.warn(pytest.PytestWarning(result.warning(model.source)))
-    attribution_diff = float(arrays["attribution_diff"])
+    by_length = sorted(set(texts), key=len)
+    sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
+    target = model.labels[0]  # any intent's logit: padding must not change any of them
+    attribution_diff = attribution_batch_invariance(model, sample, target)
     if attribution_diff > ATTRIBUTION_TOLERANCE:
         warnings.warn(pytest.PytestWarning(
             f"pytest-mangaassist: the IG word scores of {model.source} change by {attribution_diff:.1e} (relative) "

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from ..analysis.classification import Evaluation, evaluate
-from ..analysis.invariance import TOLERANCE, InvarianceResult, batch_invariance
+from ..analysis.classification import Evaluation
+from ..cache.analyses import evaluate
+from ..analysis.invariance import TOLERANCE, InvarianceResult
+from ..cache.analyses import batch_invariance
 from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, rates_table
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet

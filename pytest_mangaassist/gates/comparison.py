@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..analysis.classification import evaluate
+from ..cache.analyses import evaluate
 from ..analysis.comparison import PairedComparison, PairedSummary, compare
 from ..analysis.intervals import CONFIDENCE, check_sample_size
 from ..errors import MangaAssistInputError, format_table

@@ -10,27 +10,21 @@ GoldenSet) and refuse anything else.
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 
 from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES, cka_per_layer
 from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
 from ..analysis.layers import layer_name, resolve_layer
-from ..analysis.logit_lens import LogitLensResult, logit_lens
-from ..analysis.patching import PatchingResult, patching_recovery
-from ..analysis.probes import ProbeResult, probe_f1_per_layer
-from ..analysis.sweep import activation_sweep
-from ..cache.store import cached_on_model, texts_hash
+from ..analysis.logit_lens import LogitLensResult
+from ..analysis.patching import PatchingResult
+from ..analysis.probes import ProbeResult
+from ..cache.analyses import activation_sweep, decision_lens, patching, probe_f1
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Curve, Family, check
 
-MIN_PROBE_EXAMPLES_PER_INTENT = 10
-PROBE_FORMAT = "probes-2"  # bump when the probe recipe changes, so cached results are not reused
-PATCHING_FORMAT = "patching-1"
-LENS_FORMAT = "lens-1"
 FAMILY = Family.REPRESENTATION
 DEBIASED = True  # the CKA gate's default estimator: see analysis.cka and benchmarks/cka_sample_size.py
 
@@ -137,30 +131,6 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
     return cka
 
 
-def probe_f1(model, examples: GoldenSet, seed: int = 0) -> ProbeResult:
-    """probe_f1_per_layer (with its control task) on the sweep's [CLS] states, cached with the sweep."""
-    examples = valid.golden("probe_f1", examples)
-    scarce = {i: n for i, n in Counter(examples.intents).items() if n < MIN_PROBE_EXAMPLES_PER_INTENT}
-    if scarce:
-        raise MangaAssistInputError(
-            f"Layer probes need at least {MIN_PROBE_EXAMPLES_PER_INTENT} examples per intent to train and score; "
-            f"{examples.source} has {scarce}.",
-            "Probe on a larger labelled set (e.g. the validation set, --validation-set).",
-        )
-
-    def compute() -> dict:
-        cls_states = activation_sweep(model, examples.texts).cls_states
-        result = probe_f1_per_layer(cls_states, examples.intents, seed=seed, texts=examples.texts)
-        return {"f1": np.array(result.f1), "control_f1": np.array(result.control_f1),
-                "sizes": np.array([result.n_train, result.n_test]), "test_labels": np.array(result.test_labels),
-                "predicted": np.array(result.predicted)}
-
-    arrays = cached_on_model(model, "probes", (PROBE_FORMAT, examples.content_hash, str(seed)), compute)
-    return ProbeResult(tuple(map(float, arrays["f1"])), *map(int, arrays["sizes"]),
-                       control_f1=tuple(map(float, arrays["control_f1"])),
-                       test_labels=tuple(map(str, arrays["test_labels"])),
-                       predicted=tuple(tuple(map(str, row)) for row in arrays["predicted"]))
-
 
 def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: float, seed: int = 0,
                           bound: str = "point", confidence: float = CONFIDENCE,
@@ -201,20 +171,6 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
     return result
 
 
-def patching(model, examples: GoldenSet, seed: int = 0) -> PatchingResult:
-    """patching_recovery, cached with the sweep (memory and disk)."""
-    examples = valid.golden("patching", examples)
-
-    def compute() -> dict:
-        result = patching_recovery(model, examples, seed)
-        return {"recovered": np.array(result.recovered), "pairs": np.array(result.pairs, dtype=np.int64).reshape(-1, 2),
-                "counts": np.array([result.n_errors, result.unpatchable])}
-
-    arrays = cached_on_model(model, "patching", (PATCHING_FORMAT, examples.content_hash, str(seed)), compute)
-    n_errors, unpatchable = map(int, arrays["counts"])
-    return PatchingResult(tuple(map(int, arrays["recovered"])), n_errors, unpatchable,
-                          tuple((int(e), int(d)) for e, d in arrays["pairs"]))
-
 
 def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate: float,
                              seed: int = 0) -> PatchingResult:
@@ -241,16 +197,6 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
                "over more layers; compare with the previous model's table.")
     return result
 
-
-def decision_lens(model, examples) -> LogitLensResult:
-    """logit_lens on the sweep's [CLS] states (a GoldenSet or texts), cached with the sweep (memory and disk)."""
-    texts = _texts(examples)
-
-    def compute() -> dict:
-        return {"lens_predicted": logit_lens(model, activation_sweep(model, texts).cls_states).lens_predicted}
-
-    arrays = cached_on_model(model, "lens", (LENS_FORMAT, texts_hash(texts)), compute)
-    return LogitLensResult(tuple(model.labels), arrays["lens_predicted"])
 
 
 def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,

@@ -157,17 +157,3 @@ def _neuron_problem(exc: ImportError) -> str | None:
     except PackageNotFoundError:
         return None
     return f"torch-neuronx {installed} is installed but does not import"
-
-
-# transitional: plugin.py still imports these from here; they moved to the cache layer, which a loading
-# module must not import. Remove once plugin.py imports them from pytest_mangaassist.cache.artifacts.
-def cached_onnx_export(model, cache_dir: str | Path) -> Path:
-    from ..cache.artifacts import cached_onnx_export as cached
-
-    return cached(model, cache_dir)
-
-
-def cached_serving_artifact(model, cache_dir: str | Path) -> Path:
-    from ..cache.artifacts import cached_serving_artifact as cached
-
-    return cached(model, cache_dir)
