@@ -137,7 +137,7 @@ import pytest_mangaassist.analysis.invariance as invariance
 measured = invariance.batch_invariance
 
 
-def leaky(model, texts, *args, **kwargs):  # as if padding leaked into the logits
+def leaky(model, texts, *args, **kwargs) -> invariance.InvarianceResult:  # as if padding leaked into the logits
     result = measured(model, texts, *args, **kwargs)
     return invariance.InvarianceResult(result.tolerance, result.n_texts, {"padded to 128": 0.5}, ())
 

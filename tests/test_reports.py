@@ -115,7 +115,8 @@ def test_summary_junit_json_and_html_report(pytester, small_reference, tmp_path)
     inputs = data["inputs"]
     assert inputs["model hash"] and inputs["golden set hash"]
     assert inputs["pretrained model"] == str(small_reference / "pretrained")
-    assert inputs["validation set"] is None and "ONNX model" not in inputs  # no gate read an ONNX file
+    assert inputs["validation set"] == str(small_reference / "data" / "train.jsonl")
+    assert "ONNX model" not in inputs  # no gate read an ONNX file
     assert data["versions"]["torch"] and data["versions"]["matplotlib"]
     gates = {g["gate"]: g for _, g in records}
     assert gates["assert_accuracy_above"]["verdict"] == "passed" and gates["assert_accuracy_above"]["threshold"] == 0.0

@@ -401,4 +401,4 @@ def test_one_sweep_per_model_and_dataset_reused_from_disk_by_the_next_run(pytest
     assert sorted(first) == sorted(sizes), "one sweep per (model content, dataset)"
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=3)
     assert json.loads((pytester.path / "calls.json").read_text()) == [], "the second run reads the disk cache"
-    assert list((pytester.path / ".pytest_cache" / "d" / "mangaassist").glob("sweep-*.npz"))
+    assert list((pytester.path / ".pytest_cache" / "d" / "mangaassist").glob("activation_sweep-*.entry"))

@@ -105,6 +105,8 @@ def cached(module, name: str, version: str, memo_key=None, pure=None):
             if isinstance(value, collections.abc.Iterator):
                 bound.arguments[param] = list(value)
         model = bound.arguments[first]
+        if not isinstance(getattr(model, "content_hash", None), str) or not hasattr(model, "memo"):
+            return function(*bound.args, **bound.kwargs)  # not an IntentModel (a wrapper): nothing to key it by
         parts = [f"{param}={fingerprint(value)}" for param, value in bound.arguments.items() if param != first]
         key = store.model_key(model, name, version, layout, *parts)
 
