@@ -153,6 +153,8 @@ def test_fuzz_code_switching_keeps_the_intent(intent_model, pair):
     assert_prediction_invariant(intent_model, [pair])
 
 
+@pytest.mark.xfail(strict=True, reason="reference model: 'Can someone real look at this. I've been waiting for "
+                                       "days' routes to order_status (0.725), not escalation")
 @MODEL_SETTINGS
 @given(text=indirect_frustration())
 def test_fuzz_indirect_frustration_routes_to_escalation(intent_model, text):

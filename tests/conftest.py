@@ -18,9 +18,13 @@ from mangaassist_reference.build import SMALL, build_reference
 TEST_MODELS = Path(__file__).resolve().parents[1] / "artifacts" / "test-models"
 
 
-def built_once(name: str, build) -> Path:
+def built_once_lock(name: str) -> FileLock:
     TEST_MODELS.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(TEST_MODELS / f".{name}.lock")):
+    return FileLock(str(TEST_MODELS / f".{name}.lock"))
+
+
+def built_once(name: str, build) -> Path:
+    with built_once_lock(name):
         return build(TEST_MODELS / name)
 
 
@@ -72,6 +76,6 @@ def reinit_model(small_model, tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """The end-to-end file builds its 6-layer model (build.E2E, minutes on a clean machine): run it first, so
+    """The end-to-end file builds the full reference model (minutes on a clean machine): run it first, so
     that under `-n 2 --dist loadfile` one worker builds while the other runs every other file."""
     items.sort(key=lambda item: item.path.name != "test_example_suite.py")

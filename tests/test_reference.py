@@ -18,7 +18,7 @@ import pytest
 from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.loading.golden import load_golden_set
 from pytest_mangaassist.domain import INTENTS, RARE_INTENTS, SLICES
-from mangaassist_reference.build import BUILD_SOURCES, E2E, FULL, PACKAGE_DIR, SMALL, build_reference, fingerprint
+from mangaassist_reference.build import BUILD_SOURCES, FULL, PACKAGE_DIR, SMALL, build_reference, fingerprint
 from mangaassist_reference.corpus import (GOLDEN_MULTI_INTENT, GOLDEN_PER_SLICE, GOLDEN_PER_TEMPLATE, Sampler,
                                           generate_corpus)
 from mangaassist_reference.templates import TEMPLATE_DIR, TEMPLATE_FILES, load_templates
@@ -192,7 +192,7 @@ def test_corpus_is_byte_identical_to_the_one_generated_from_templates_in_code(na
     assert corpus_digest(other)["train"] != CORPUS_DIGESTS[name]["train"], "the seed must matter"
 
 
-@pytest.mark.parametrize("spec", [FULL, E2E, SMALL], ids=["full", "e2e", "small"])
+@pytest.mark.parametrize("spec", [FULL, SMALL], ids=["full", "small"])
 def test_evaluation_splits_are_distinct_as_the_golden_set_loader_counts_them(spec, tmp_path):
     from pytest_mangaassist.loading.golden import normalize_text, write_golden_set
 

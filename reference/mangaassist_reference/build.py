@@ -47,11 +47,6 @@ FULL = BuildSpec()
 # Two layers leave little room in [CLS], so it takes higher rates and more epochs (golden ~0.77).
 SMALL = BuildSpec(n_layers=2, n_train=1500, n_valid=200, golden_scale=0.4,
                   recipe=Recipe(epochs=5, base_lr=3e-4, head_lr=2e-3, max_length=32))
-# The model tests/test_example_suite.py runs example_suite/ on, end to end (built once per machine): FULL's six
-# layers, recipe and seeds on the first half of FULL's training stream (generate_split draws in order, so
-# its 4,000 messages are FULL's first 4,000) and a 2,000-message validation set; half FULL's training and
-# about a third of the deep dive's sweeps, so that CI fits its time budget.
-E2E = BuildSpec(n_train=4000, n_valid=2000)
 
 
 def fingerprint(spec: BuildSpec, extra: str = "", root: Path = PACKAGE_DIR) -> str:
