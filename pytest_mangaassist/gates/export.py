@@ -16,7 +16,7 @@ from ..errors import MangaAssistInputError
 from ..loading.model import IntentModel
 from ..loading.runtimes import OnnxModel, ServingArtifact, TorchRuntime
 from . import validation as v
-from .records import Family, LatencySamples, StructureCheck, StructureChecks, check
+from .records import Family, LatencySamples, StructureChecks, check
 
 # fp32 exports of the reference model agree to ~5e-6; int8 needs an explicit, wider bound
 MAX_LOGIT_DIFF = 1e-3
@@ -53,8 +53,7 @@ def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
     named = f" ({', '.join(c.name for c in failed)})" if failed else ""
     check(caller, f"properties failed of {len(structure.checks)}{named}", len(failed), 0, "==",
           family=Family.EXPORT,
-          payload=StructureChecks(checks=tuple(StructureCheck(c.name, c.ok, c.expected, c.found)
-                                               for c in structure.checks)),
+          payload=StructureChecks(checks=tuple(structure.checks)),
           evidence=f"{artifact.source} vs {model.source}\n{structure.table()}",
           hint="re-export from the model under test with both inputs, dynamic batch and sequence axes and the "
                "label map in the metadata or a config.json beside the file (pytest_mangaassist.export_onnx "

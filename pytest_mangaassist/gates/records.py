@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from ..analysis.onnx_structure import StructureCheck
 from ..errors import GateFailure
 
 COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -74,14 +75,6 @@ class LatencySamples:
     p99_ms: float
     budget_ms: float
     kind: str = "latency"
-
-
-@dataclass(frozen=True)
-class StructureCheck:
-    name: str
-    ok: bool
-    expected: str
-    found: str
 
 
 @dataclass(frozen=True)
