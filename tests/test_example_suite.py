@@ -61,6 +61,13 @@ def suite_args(model: Path, reference: Path, target: Path = EXAMPLE_SUITE) -> li
             f"--validation-set={reference / 'data' / 'valid.jsonl'}"]
 
 
+@pytest.fixture(autouse=True)
+def both_cores(monkeypatch):
+    """The suite runs in a subprocess with two math threads, as scripts/gate.sh runs it, whatever the test
+    run's own OMP_NUM_THREADS: this file is the run's longest, and the other worker is done by then."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+
+
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory) -> list[str]:
     """One disk cache for this file's runs, in a temporary folder (cold at the start, so the suite's first
