@@ -313,10 +313,3 @@ def model_key(model, kind: str, *parts: str) -> str:
     """The key of an analysis of model: kind, library versions, the model's content hash and tokenizer
     length, and parts (argument fingerprints, the analysis' format version...)."""
     return content_key(kind, environment_key(), model.content_hash, str(model.max_length), *parts)
-
-
-def cached_on_model(model, kind: str, parts: tuple[str, ...], compute) -> dict[str, np.ndarray]:
-    """compute() -> arrays, once per model instance (memory) and once per disk cache (model.cache_dir;
-    None: memory only), keyed by model_key(model, kind, *parts)."""
-    key = model_key(model, kind, *parts)
-    return model.memo((kind, key), lambda: load_or_compute(model.cache_dir, f"{kind}-{key}", compute))
