@@ -8,8 +8,8 @@ accuracy and recall, seeded bootstrap for macro-F1): the model must clear it wit
 A lower bound cannot reach a high bar on a small slice (a perfect 20/20 has lower bound 0.83), so the
 lower floors are what the sample can support; the gates refuse slices too small to decide.
 
-Measured on the reference model (fixtures/golden.jsonl, 154 messages): accuracy 0.942 [0.892, 0.973],
-macro-F1 0.941 [0.900, 0.976]; rare-intent recall 0.857-1.000, lowest lower bound 0.572 (promotion, 12/14).
+The reference model's figures on fixtures/golden.jsonl, with their intervals: docs/figures.md (regenerated
+from a run by scripts/figures.sh).
 """
 
 import pytest

@@ -5,9 +5,8 @@ A retrain that keeps accuracy can still lose messages the production model handl
 customers who sent them notice. Rare intents and the adversarial slice are where a flip costs most, so their
 negative flips are gated; elsewhere McNemar's exact paired test must not find the candidate worse.
 
-Measured on the reference model against its previous snapshot (artifacts/reference*/previous, one epoch
-earlier) on fixtures/golden.jsonl (154 messages): accuracy 0.942 both, flip rate 0.032, 2 negative and
-2 positive flips (p(worse) 0.69); rare intents 0 negative flips of 52, adversarial 0 of 19.
+The reference model against its previous snapshot (artifacts/reference/previous, one epoch earlier): the
+flip tables are in docs/figures.md (regenerated from a run by scripts/figures.sh).
 """
 
 import pytest
