@@ -34,7 +34,7 @@ PATCHING_SECOND_TO_TOP_FLOOR = 0.05
 
 def test_lower_layers_keep_their_pretrained_representation(intent_model, pretrained_model, validation_set,
                                                            mangaassist_record):
-    cka = cka_between(intent_model, pretrained_model, validation_set, debiased=True)
+    cka = cka_between(intent_model, validation_set, against=pretrained_model)
     mangaassist_record("debiased CKA pre-trained vs fine-tuned ([CLS], validation set)",
                        cka_table(cka, debiased=True))
     # discriminative learning rates keep layers 1-3 close to pre-training (reference: >= 0.98)

@@ -141,6 +141,9 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, MangaAssistInputError):
         report.longrepr = f"pytest-mangaassist: {call.excinfo.value}"
+        if hasattr(report, "wasxfail"):  # bad input is not the failure an xfail mark expects: never green
+            del report.wasxfail
+            report.outcome = "failed"
     if call.when == "setup":
         needed = preflight.needed_inputs(getattr(item, "fixturenames", ()))
         if needed:

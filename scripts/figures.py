@@ -22,8 +22,12 @@ def number(value) -> str:
     return f"{value:.2e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
 
 
+ROOT = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped, one line, paths relative to the repository (the page is committed)."""
+    return str(text).replace(ROOT, "").replace("|", "\\|").replace("\n", " ")
 
 
 def build_section(build: dict) -> list[str]:

@@ -133,7 +133,23 @@ def golden_duplicates(model_copy, tmp_path):
                                         '{"text": "where is  my order ", "intent": "order_status"}')]
 
 
+def model_type_is_a_list(model_copy, tmp_path):
+    folder = model_copy()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": [config["model_type"]]}))
+    return ["--model-path", folder]
+
+
+def tokenizer_added_tokens_not_a_list(model_copy, tmp_path):
+    folder = model_copy()
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    (folder / "tokenizer.json").write_text(json.dumps({**tokenizer, "added_tokens": 5}))
+    return ["--model-path", folder]
+
+
 CASES = [
+    (model_type_is_a_list, ["--model-path", "save_pretrained"]),
+    (tokenizer_added_tokens_not_a_list, ["--model-path", "save_pretrained"]),
     (only_tokenizer_config, ["has no vocabulary", "every word to [UNK]", "tokenizer.save_pretrained"]),
     (tiny_vocab_txt, ["(vocab.txt) knows 500 tokens", "30522 rows", "covers 2%", "tokenizer.save_pretrained"]),
     (embedding_table_smaller_than_vocab, ["token ids up to 30521", "20000 rows", "index past it",

@@ -173,3 +173,13 @@ def test_hostile_json_line_is_a_clear_error_with_its_line(tmp_path, line, phrase
         load_lines(tmp_path, '{"text": "ok", "intent": "chitchat"}', line)
     message = str(info.value)
     assert "g.jsonl, line 2" in message and phrase in message and "fix:" in message
+
+
+def test_golden_sets_built_directly_get_distinct_content_hashes():
+    """Results are memoised by content hash: two sets built in memory must not share one."""
+    from pytest_mangaassist.loading.golden import GoldenExample, GoldenSet
+
+    first = GoldenSet((GoldenExample("where is my order", "order_status"),))
+    second = GoldenSet([GoldenExample("any deals this week", "promotion")])
+    assert first.content_hash and second.content_hash and first.content_hash != second.content_hash
+    assert GoldenSet.from_examples(first.examples).content_hash == first.content_hash

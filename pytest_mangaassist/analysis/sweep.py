@@ -24,9 +24,9 @@ SWEEP_FORMAT = "sweep-2"  # bump when what a sweep computes changes
 def memo_key(kind: str, texts: list[str]) -> tuple[str, str, str]:
     """The key a sweep is memoised under on the model (cache.analyses uses the same)."""
     digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
+    for text in texts:  # length-prefixed: a NUL inside a text cannot make two lists hash alike
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little") + data)
     return ("sweep", kind, f"{SWEEP_FORMAT}:{len(texts)}:{digest.hexdigest()}")
 
 

@@ -69,8 +69,6 @@ def content_key(*parts: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def texts_hash(texts: list[str]) -> str:
-    return content_key(*texts)
 
 
 @functools.lru_cache(maxsize=None)
@@ -269,17 +267,8 @@ def write_entry(cache_dir: Path, name: str, arrays: dict[str, np.ndarray]) -> Pa
     return path
 
 
-def load_arrays(cache_dir: Path | None, name: str) -> dict[str, np.ndarray] | None:
-    """The verified arrays of an entry, or None (absent, unverified or unreadable)."""
-    if cache_dir is None:
-        return None
-    arrays, _ = read_entry(_prepare(cache_dir), name)
-    return arrays
 
 
-def save_arrays(cache_dir: Path | None, name: str, arrays: dict[str, np.ndarray]) -> None:
-    if cache_dir is not None:
-        write_entry(cache_dir, name, arrays)
 
 
 def load_or_compute(cache_dir: Path | None, name: str, compute, encode=None, decode=None):
@@ -312,4 +301,5 @@ def load_or_compute(cache_dir: Path | None, name: str, compute, encode=None, dec
 def model_key(model, kind: str, *parts: str) -> str:
     """The key of an analysis of model: kind, library versions, the model's content hash and tokenizer
     length, and parts (argument fingerprints, the analysis' format version...)."""
-    return content_key(kind, environment_key(), model.content_hash, str(model.max_length), *parts)
+    return content_key(kind, environment_key(), model.content_hash, str(model.max_length),
+                       str(getattr(model, "device", "cpu")), *parts)

@@ -104,7 +104,13 @@ def _raw(config, option: Option) -> tuple[str | None, Path]:
 
 def _path(config, option: Option) -> Path | None:
     value, base = _raw(config, option)
-    return None if value is None else (base / Path(value).expanduser()).resolve()
+    if value is None:
+        return None
+    try:
+        return (base / Path(value).expanduser()).resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # ~nosuchuser, a NUL byte, a loop of links
+        raise MangaAssistInputError(f"{option.flag} (ini {option.dest}) = {value!r} is not a usable path ({exc}).",
+                                    f"Pass {option.flag} an existing path.") from None
 
 
 def _existing_file(path: Path | None, flag: str) -> Path | None:
@@ -162,7 +168,13 @@ def load_settings(config) -> Settings:
 
 
 def _flag(config, option: Option) -> bool:
-    return bool(config.getoption(option.dest) or config.getini(option.dest))
+    if config.getoption(option.dest):
+        return True
+    try:
+        return bool(config.getini(option.dest))
+    except (ValueError, TypeError):  # pytest's bool ini parsing refuses anything but true/false words
+        raise MangaAssistInputError(f"ini key {option.dest} is not a boolean.",
+                                    f"Set {option.dest} to true or false.") from None
 
 
 def _ini_folder(config) -> Path:

@@ -35,14 +35,14 @@ def _options(caller: str, bound: str, confidence: float, min_examples: int | Non
 
 
 def _slice_name(caller: str, slice) -> str | None:
-    if slice is not None and not isinstance(slice, str):
+    if slice is not None and (not isinstance(slice, str) or not slice.strip()):
         raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
                                     f"got {slice!r} ({type(slice).__name__}).", "Pass e.g. slice='jp_en'.")
     return slice
 
 
 def _evaluation(model, golden: GoldenSet, slice: str | None) -> Evaluation:
-    return evaluate(model, golden.only_slice(slice) if slice else golden)
+    return evaluate(model, golden if slice is None else golden.only_slice(slice))
 
 
 def _errors_table(evaluation: Evaluation, intent: str | None = None) -> str:

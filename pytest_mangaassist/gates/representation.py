@@ -38,6 +38,7 @@ def _curve(series: dict, gated: int) -> Curve:
 
 def _layer(caller: str, model, layer) -> int:
     """A layer index: 0..L, or negative from the top (-1 is the last encoder layer)."""
+    valid.loaded_model(caller, model)
     valid.number(caller, "layer", layer, integer=True)
     return resolve_layer(int(layer), model.num_layers, caller)
 
@@ -74,17 +75,17 @@ def cka_table(cka: list[float], layer: int | None = None, debiased: bool = False
     return format_table(("layer", header, ""), rows)
 
 
-def cka_between(model, other, examples, debiased: bool = False) -> list[float]:
+def cka_between(model, examples, *, against, debiased: bool = DEBIASED) -> list[float]:
     """Per-layer linear CKA of the [CLS] states of two models on the same examples (a GoldenSet or texts)."""
-    if model.num_layers != other.num_layers:
+    if model.num_layers != against.num_layers:
         raise MangaAssistInputError(
-            f"cka: {model.source} has {model.num_layers} encoder layers, {other.source} has {other.num_layers}.",
+            f"cka: {model.source} has {model.num_layers} encoder layers, {against.source} has {against.num_layers}.",
             "Compare checkpoints of the same architecture (the model under test against its pre-trained "
             "start or its previous release).",
         )
     texts = _texts(examples)
     states = activation_sweep(model, texts).cls_states
-    other_states = activation_sweep(other, texts).cls_states
+    other_states = activation_sweep(against, texts).cls_states
     return cka_per_layer(states, other_states, debiased)
 
 
@@ -115,7 +116,7 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
             "benchmarks/cka_sample_size.py).",
             f"Pass at least {needed} messages (the validation_set fixture, --validation-set)"
             + ("." if debiased else f", or use the default debiased=True (needs {MIN_CKA_EXAMPLES})."))
-    cka = cka_between(model, against, texts, debiased)
+    cka = cka_between(model, texts, against=against, debiased=debiased)
     estimator = "debiased linear CKA" if debiased else "linear CKA"
     if math.isnan(cka[layer]):
         raise MangaAssistInputError(

@@ -75,7 +75,12 @@ def _figures(raw, path) -> dict[str, float]:
 
 
 def _finite(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 _active: ContextVar[SnapshotStore | None] = ContextVar("mangaassist_snapshot", default=None)

@@ -34,8 +34,11 @@ def number(caller: str, name: str, value, *, low: float | None = None, high: flo
         return None
     kind = "a whole number" if integer else "a number"
     ok = (isinstance(value, numbers.Integral) and not isinstance(value, bool)) if integer else _is_real(value)
-    if ok and not integer and math.isnan(float(value)):
-        ok = False
+    if ok and not integer:
+        try:
+            ok = not math.isnan(float(value))
+        except OverflowError:  # an int too large for a float
+            ok = False
     if ok:
         below = low is not None and (value <= low if low_open else value < low)
         above = high is not None and (value >= high if high_open else value > high)
@@ -80,7 +83,19 @@ def choice(caller: str, name: str, value, allowed: Sequence[str]) -> str:
     return value
 
 
+def loaded_model(caller: str, value, name: str = "model"):
+    """A loaded model (the intent_model fixture, IntentModel.load(path), or a model wrapping one): anything
+    with labels and a forward pass. A path or a string is refused with the fix."""
+    if not (hasattr(value, "labels") and callable(getattr(value, "forward", None))):
+        raise MangaAssistInputError(f"{caller}: {name} must be a loaded model (IntentModel); got "
+                                    f"{type(value).__name__} {_shown(value)}.",
+                                    "Pass the intent_model fixture (or pretrained_model / baseline_model), or "
+                                    "pytest_mangaassist.IntentModel.load(path).")
+    return value
+
+
 def intent(caller: str, model, value, name: str = "intent") -> str:
+    loaded_model(caller, model)
     if not isinstance(value, str) or value not in model.labels:
         raise MangaAssistInputError(f"{caller}: {name} {_shown(value)} is not a label of the model {model.source}.",
                                     f"Use one of its labels: {', '.join(model.labels)}.")
@@ -100,6 +115,8 @@ def intents(caller: str, model, values, name: str = "intents") -> list[str] | No
 
 def golden(caller: str, examples, model=None, name: str = "examples") -> GoldenSet:
     """A non-empty GoldenSet (labels needed), whose labels the model knows when a model is given."""
+    if model is not None:
+        loaded_model(caller, model)
     if not isinstance(examples, GoldenSet):
         raise MangaAssistInputError(f"{caller}: {name} must be a GoldenSet (labelled messages); got "
                                     f"{type(examples).__name__}.",
@@ -140,7 +157,7 @@ def texts(caller: str, examples, name: str = "examples", minimum: int = 1) -> li
 def pairs(caller: str, examples, name: str = "examples") -> list[tuple[str, str]]:
     """(original, edited) message pairs: a non-empty list of 2-tuples of strings (one pair alone too)."""
     if isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(t, str) for t in examples):
-        return [examples]
+        examples = [examples]  # one pair alone
     ok = isinstance(examples, (list, tuple)) and examples and all(
         isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(t, str) and t.strip() for t in p)
         for p in examples)

@@ -24,6 +24,7 @@ from .jsonfile import read_json
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")
+TOKENIZER_EXTRA_FILES = ("special_tokens_map.json", "added_tokens.json", "merges.txt")
 HEAD_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight")
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 # A tokenizer must know at least this share of the embedding table's rows. Real checkpoints pad the table
@@ -47,15 +48,28 @@ class CheckpointInfo:
     @property
     def content_files(self) -> list[Path]:
         """The files whose bytes decide the model's outputs (weights, config, tokenizer)."""
-        names = {self.weights_file.name, "config.json", *TOKENIZER_FILES, "special_tokens_map.json"}
+        names = {self.weights_file.name, "config.json", *TOKENIZER_FILES, *TOKENIZER_EXTRA_FILES}
         files = [self.path / name for name in names if (self.path / name).is_file()]
+        files += [p for p in self.path.glob("*.model") if p.is_file()]  # SentencePiece vocabularies
         if self.weights_file.name.endswith(".index.json"):  # a sharded checkpoint: the shards hold the weights
             files += self.path.glob("model-*.safetensors")
         return sorted(files)
 
 
 def inspect_checkpoint(path: str | Path, option: str = "--model-path") -> CheckpointInfo:
-    path = Path(path)
+    """The checkpoint's labels, architecture and files, checked without loading weights; every problem is a
+    MangaAssistInputError naming the folder (a hostile file's unexpected types included)."""
+    try:
+        return _inspect(Path(path), option)
+    except MangaAssistInputError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        raise MangaAssistInputError(
+            f"{option} {path}: a file of the checkpoint has content of an unexpected type or value "
+            f"({type(exc).__name__}: {exc}).", "Re-save the checkpoint with save_pretrained().") from None
+
+
+def _inspect(path: Path, option: str) -> CheckpointInfo:
     if not path.exists():
         raise MangaAssistInputError(f"{option} {path} does not exist.",
                                     f"Pass {option} the folder written by save_pretrained() (it holds config.json).")

@@ -36,13 +36,18 @@ class GoldenSet:
     source: str = "<memory>"
     content_hash: str = field(default="", compare=False)
 
+    def __post_init__(self):
+        """A set built directly (GoldenSet(examples)) is hashed too: results are memoised by content hash."""
+        object.__setattr__(self, "examples", tuple(self.examples))
+        if not self.content_hash:
+            digest = hashlib.sha256()
+            for ex in self.examples:
+                digest.update(json.dumps(to_record(ex), sort_keys=True).encode("utf-8", "surrogatepass"))
+            object.__setattr__(self, "content_hash", digest.hexdigest()[:16])
+
     @classmethod
     def from_examples(cls, examples: Iterable[GoldenExample], source: str = "<memory>") -> GoldenSet:
-        examples = tuple(examples)
-        digest = hashlib.sha256()
-        for ex in examples:
-            digest.update(json.dumps(to_record(ex), sort_keys=True).encode())
-        return cls(examples, source, digest.hexdigest()[:16])
+        return cls(tuple(examples), source)
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MangaAssistInputError
+from .jsonfile import parse_json
 from .export import HASH_KEY, LABELS_KEY, SERVING_META, torch_neuronx
 
 
@@ -192,7 +193,7 @@ class ServingArtifact:
                 f"The serving artifact {path} could not be loaded as a TorchScript module: {cause(exc)}",
                 "Pass --serving-artifact the file written by torch.jit.save (torch_neuronx.trace output is saved "
                 "that way), or leave it out and the plugin compiles the model under test with torch.jit.trace.") from None
-        meta = json.loads(extra[SERVING_META] or "{}")
+        meta = _serving_metadata(extra[SERVING_META], path)
         labels = _labels_from(json.dumps(meta["labels"]) if "labels" in meta else None, f"the metadata of {path}")
         shape = tuple(meta["static_shape"]) if meta.get("static_shape") else None
         return cls(path, module.eval(), labels, meta.get("content_hash"), meta.get("compiler"), shape, compiled_here)
@@ -242,12 +243,28 @@ def _pad_to(input_ids: np.ndarray, attention_mask: np.ndarray, shape: tuple[int,
     return ids, mask
 
 
+def _serving_metadata(raw, path) -> dict:
+    """The JSON the plugin stores beside a compiled module: an object whose static_shape, when present, is a
+    list of whole numbers. Anything else is refused with the file named."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
+    meta = parse_json(text or "{}", f"the metadata of {path}",
+                      fix="Re-compile the artifact, or leave --serving-artifact out and the plugin compiles one.")
+    shape = meta.get("static_shape") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or (shape is not None and not (
+            isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in shape))):
+        raise MangaAssistInputError(f"The metadata of {path} is not a JSON object with a list of whole numbers as "
+                                    f"static_shape: {text[:80]!r}.",
+                                    "Re-compile the artifact, or leave --serving-artifact out and the plugin "
+                                    "compiles one.")
+    return meta
+
+
 def _labels_from(raw: str | None, where: str) -> tuple[str, ...] | None:
     if raw is None:
         return None
     try:
-        labels = json.loads(raw)
-    except json.JSONDecodeError:
+        labels = parse_json(raw, where)
+    except MangaAssistInputError:
         labels = None
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise MangaAssistInputError(f"The label map in {where} is not a JSON list of label names: {raw[:80]!r}.",

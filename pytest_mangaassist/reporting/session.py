@@ -50,7 +50,10 @@ class ReportingSession:
 
         settings, log = self.settings, self.log
         if settings.update_snapshot:
-            measured = snapshot_figures(r for _, r in log.records)  # raw records: every figure of every test
+            # raw records (every figure of every test), from the tests that passed only: a failed or xfailed
+            # test's figures are not an accepted state; sorted by test id, so xdist's arrival order cannot matter
+            measured = snapshot_figures(r for entry, r in sorted(log.records, key=lambda pair: pair[0].nodeid)
+                                        if entry.outcome == "passed")
             if measured:
                 self.snapshot_store.write(measured)
                 self.snapshot_written = len(measured)
