@@ -28,7 +28,7 @@ CASES = {
     "empty_slice_name": ("assert_accuracy_above(intent_model, golden_set, min_accuracy=0.5, slice='')",
                          ["slice", "''"]),
     "model_given_as_a_path": ("assert_accuracy_above('artifacts/model', golden_set, min_accuracy=0.5)",
-                              ["must be a loaded model", "IntentModel.load(path)"]),
+                              ["model must be a model", "IntentModel.load(path)"]),
     # an xfail mark expects the model to fail the gate, not the gate to be called wrongly: still a failure
     "bad_limit_inside_an_xfail_test": ("assert_accuracy_above(intent_model, golden_set, min_accuracy=-0.5)",
                                        ["min_accuracy", "-0.5"]),

@@ -30,9 +30,7 @@ def paired_comparison(model, examples: GoldenSet, *, against) -> PairedCompariso
 
 
 def _same_labels(caller: str, model, against) -> None:
-    if not hasattr(against, "labels") or not hasattr(against, "forward"):
-        raise MangaAssistInputError(f"{caller}: against must be a model (IntentModel); got {type(against).__name__}.",
-                                    "Pass the production model, e.g. against=baseline_model.")
+    valid.loaded_model(caller, against, "against")
     if tuple(model.labels) != tuple(against.labels):
         raise MangaAssistInputError(
             f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "

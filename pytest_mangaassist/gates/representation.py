@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES, cka_per_layer
 from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
 from ..analysis.layers import layer_name, resolve_layer
@@ -43,27 +41,12 @@ def _layer(caller: str, model, layer) -> int:
     return resolve_layer(int(layer), model.num_layers, caller)
 
 
-def _flag(caller: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise MangaAssistInputError(f"{caller}: {name} must be True or False; got {value!r} ({type(value).__name__}).",
-                                    f"Pass {name}=True or {name}=False.")
-    return bool(value)
-
-
 def _texts(examples) -> list[str]:
     return examples.texts if isinstance(examples, GoldenSet) else list(examples)
 
 
 def _source(examples) -> str:
     return examples.source if isinstance(examples, GoldenSet) else f"the {len(examples)} messages given"
-
-
-def _other_model(caller: str, model, against):
-    if not hasattr(against, "num_layers") or not hasattr(against, "forward"):
-        raise MangaAssistInputError(f"{caller}: against must be a model (IntentModel); got {type(against).__name__}.",
-                                    "Pass the model to compare with, e.g. against=pretrained_model or "
-                                    "against=baseline_model.")
-    return against
 
 
 def cka_table(cka: list[float], layer: int | None = None, debiased: bool = False) -> str:
@@ -101,9 +84,9 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
     __tracebackhide__ = True
     caller = "assert_cka_above"
     texts = valid.texts(caller, examples)
-    against = _other_model(caller, model, against)
+    against = valid.loaded_model(caller, against, "against")
     min_cka = valid.share(caller, "min_cka", min_cka)
-    debiased = _flag(caller, "debiased", debiased)
+    debiased = valid.flag(caller, "debiased", debiased)
     layer = _layer(caller, model, layer)
     needed = MIN_CKA_EXAMPLES if debiased else MIN_BIASED_CKA_EXAMPLES
     if len(texts) < needed:

@@ -100,9 +100,7 @@ def assert_no_regression(metric: str, value: float, *, max_regression: float, hi
         raise MangaAssistInputError(f"{GATE}: value must be a finite number; got {value!r}.",
                                     f"Pass the measured figure of {metric!r}.")
     max_regression = validation.number(GATE, "max_regression", max_regression, low=0.0)
-    if not isinstance(higher_is_better, bool):
-        raise MangaAssistInputError(f"{GATE}: higher_is_better must be True or False; got {higher_is_better!r}.",
-                                    "Pass higher_is_better=False for figures where lower is better (error rates).")
+    higher_is_better = validation.flag(GATE, "higher_is_better", higher_is_better)
     store = _store(snapshot)
     comparison = ">=" if higher_is_better else "<="
     stored = store.values.get(metric)

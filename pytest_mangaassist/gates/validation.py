@@ -11,6 +11,8 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..errors import MangaAssistInputError
 from ..loading.golden import GoldenSet
 
@@ -87,11 +89,19 @@ def loaded_model(caller: str, value, name: str = "model"):
     """A loaded model (the intent_model fixture, IntentModel.load(path), or a model wrapping one): anything
     with labels and a forward pass. A path or a string is refused with the fix."""
     if not (hasattr(value, "labels") and callable(getattr(value, "forward", None))):
-        raise MangaAssistInputError(f"{caller}: {name} must be a loaded model (IntentModel); got "
+        raise MangaAssistInputError(f"{caller}: {name} must be a model (a loaded IntentModel); got "
                                     f"{type(value).__name__} {_shown(value)}.",
                                     "Pass the intent_model fixture (or pretrained_model / baseline_model), or "
                                     "pytest_mangaassist.IntentModel.load(path).")
     return value
+
+
+def flag(caller: str, name: str, value) -> bool:
+    """True or False (a numpy bool too); anything else, "yes" or 1 included, is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise MangaAssistInputError(f"{caller}: {name} must be True or False; got {_shown(value)} "
+                                    f"({type(value).__name__}).", f"Pass {name}=True or {name}=False.")
+    return bool(value)
 
 
 def intent(caller: str, model, value, name: str = "intent") -> str:
