@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import built_once_lock
-from mangaassist_reference.build import FULL, build_reference
+from mangaassist_reference.build import FULL
+from mangaassist_reference.derived import build_with_derived
 from mangaassist_reference.defects import reinitialise_top_layer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def reference() -> Path:
         threads = torch.get_num_threads()
         torch.set_num_threads(2)  # as scripts/gate.sh builds on 2 cores, whatever OMP_NUM_THREADS the tests use
         try:
-            build_reference(out, FULL, log=lambda line: None)
+            build_with_derived(out, FULL, log=lambda line: None)
         finally:
             torch.set_num_threads(threads)
         return out

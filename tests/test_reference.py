@@ -309,3 +309,26 @@ def test_the_built_wheel_ships_the_template_files(tmp_path):
     [wheel] = (tmp_path / "dist").glob("mangaassist_reference-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"mangaassist_reference/{TEMPLATE_DIR.name}/{name}" for name in TEMPLATE_FILES} <= names
+
+
+# --- derived steps -------------------------------------------------------------------------------------
+
+def test_derived_steps_rerun_alone_when_their_sources_change_and_never_retrain(tmp_path, monkeypatch):
+    from mangaassist_reference import derived
+
+    trained = []
+    monkeypatch.setattr(derived, "build_reference", lambda out, spec, force, log: trained.append(out) or {})
+    (tmp_path / "build.json").write_text(json.dumps({"fingerprint": "model-a"}))
+    runs = []
+    step = derived.DerivedStep("count", ("corpus.py",), lambda out, spec, log: runs.append(out))
+    monkeypatch.setattr(derived, "_steps", lambda: (step,))
+    derived.build_with_derived(tmp_path, SMALL, log=lambda line: None)
+    derived.build_with_derived(tmp_path, SMALL, log=lambda line: None)
+    assert len(runs) == 1, "a current step is reused"
+    (tmp_path / "build.json").write_text(json.dumps({"fingerprint": "model-b"}))
+    derived.build_with_derived(tmp_path, SMALL, log=lambda line: None)
+    assert len(runs) == 2, "a retrained model reruns its derived steps"
+    monkeypatch.setattr(derived, "step_fingerprint", lambda *args, **kwargs: "edited")
+    derived.build_with_derived(tmp_path, SMALL, log=lambda line: None)
+    assert len(runs) == 3 and len(trained) == 4
+    assert json.loads((tmp_path / "derived.json").read_text()) == {"count": "edited"}

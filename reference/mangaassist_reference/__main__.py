@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from pytest_mangaassist.errors import MangaAssistInputError
-from .build import FULL, SMALL, build_reference
+from .build import FULL, SMALL
+from .derived import build_with_derived
 from .defects import reinitialise_top_layer
 
 DEFECTS = {"reinit-top-layer": reinitialise_top_layer}
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "defect":
             print(f"wrote {DEFECTS[args.kind](args.model, args.out)}")
         else:
-            build_reference(args.out, SMALL if args.small else FULL, force=args.force)
+            build_with_derived(args.out, SMALL if args.small else FULL, force=args.force)
     except MangaAssistInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
