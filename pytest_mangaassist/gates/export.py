@@ -152,14 +152,34 @@ def _record_latency(caller: str, result: LatencyResult, verdict: LatencyVerdict,
                     shape: str, max_p95_ms: float, max_seconds: float, max_wait_seconds: float) -> None:
     __tracebackhide__ = True
     low, high = result.p95_interval
-    contention = result.contention
+    hint = ("compare runtimes with benchmarks/latency.py; onnxruntime's graph optimisations are on by default, "
+            "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own max_logit_diff.")
+    if verdict is LatencyVerdict.NOT_MEASURABLE:
+        hint = ("run the latency gate in isolation: alone on the machine (no other jobs, not under xdist), e.g. "
+                "`pytest PATH -k latency -p no:xdist` as a CI step of its own on a dedicated runner, or raise "
+                "max_wait_seconds to wait longer for a quiet moment.")
+    notes = _latency_notes(result, verdict, attempts, max_p95_ms, max_seconds, max_wait_seconds)
+    check(caller, _latency_metric(result, verdict, shape), result.p95, max_p95_ms, "<=", family=Family.LATENCY,
+          interval=(low, high), passed=verdict is LatencyVerdict.WITHIN_BUDGET,
+          payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
+                                 p99_ms=result.p99, budget_ms=max_p95_ms, contention=result.contention,
+                                 verdict=verdict.value, attempts=len(attempts)),
+          evidence="\n".join([result.table(), *notes]), hint=hint)
+
+
+def _latency_metric(result: LatencyResult, verdict: LatencyVerdict, shape: str) -> str:
+    """What was timed, and how busy the machine was where that matters: the summary's metric column."""
     metric = f"p95 latency in ms ({result.runtime}, {shape}, {result.threads} thread(s), {result.n_calls} timed calls"
     if verdict is LatencyVerdict.NOT_MEASURABLE:
-        metric += f"; {verdict.value}: machine busy, {contention.summary()})"
-    elif contention is not None and contention.busy:
-        metric += f"; measured on a busy machine: {contention.summary()})"
-    else:
-        metric += ")"
+        return metric + f"; {verdict.value}: machine busy, {result.contention.summary()})"
+    if result.contention is not None and result.contention.busy:
+        return metric + f"; measured on a busy machine: {result.contention.summary()})"
+    return metric + ")"
+
+
+def _latency_notes(result: LatencyResult, verdict: LatencyVerdict, attempts: list[LatencyResult], max_p95_ms: float,
+                   max_seconds: float, max_wait_seconds: float) -> list[str]:
+    low, high = result.p95_interval
     notes = []
     if not result.stable:
         notes.append(f"the P95 did not settle within {result.precision:.0%} (95% CI {low:.2f}-{high:.2f} ms) in "
@@ -168,22 +188,16 @@ def _record_latency(caller: str, result: LatencyResult, verdict: LatencyVerdict,
     if len(attempts) > 1:
         notes.append("timed again after the machine looked quiet; earlier attempts: " + "; ".join(
             f"p95 {a.p95:.2f} ms, {a.contention.describe()}" for a in attempts[:-1]))
-    if verdict is LatencyVerdict.OVER_BUDGET and contention is not None and contention.busy:
+    busy = result.contention is not None and result.contention.busy
+    if verdict is LatencyVerdict.OVER_BUDGET and busy:
         notes.append(f"the machine was busy, but the calls' own CPU time is over the budget too (p95 "
                      f"{result.cpu_p95:.2f} ms > {max_p95_ms:g} ms): waiting for a core does not explain the miss.")
-    hint = ("compare runtimes with benchmarks/latency.py; onnxruntime's graph optimisations are on by default, "
-            "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own max_logit_diff.")
     if verdict is LatencyVerdict.NOT_MEASURABLE:
+        cpu = (f"The calls' own CPU time (p95 {result.cpu_p95:.2f} ms) is within the budget, so the model may well "
+               "meet it." if result.threads == 1 else
+               f"With {result.threads} threads the CPU time per call (p95 {result.cpu_p95:.2f} ms, all threads) does "
+               "not bound the wall time.")
         notes.append(f"NOT MEASURABLE ON THIS MACHINE NOW: other processes kept the runtime waiting for a core, so "
                      f"this P95 measures them more than the model; the machine did not quiet down within "
-                     f"max_wait_seconds={max_wait_seconds:g} s ({len(attempts)} attempt(s)). The calls' own CPU time "
-                     f"(p95 {result.cpu_p95:.2f} ms) is within the budget, so the model may well meet it.")
-        hint = ("run the latency gate in isolation: alone on the machine (no other jobs, not under xdist), e.g. "
-                "`pytest PATH -k latency -p no:xdist` as a CI step of its own on a dedicated runner, or raise "
-                "max_wait_seconds to wait longer for a quiet moment.")
-    passed = verdict is LatencyVerdict.WITHIN_BUDGET
-    check(caller, metric, result.p95, max_p95_ms, "<=", family=Family.LATENCY, interval=(low, high), passed=passed,
-          payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
-                                 p99_ms=result.p99, budget_ms=max_p95_ms, contention=contention,
-                                 verdict=verdict.value, attempts=len(attempts)),
-          evidence="\n".join([result.table(), *notes]), hint=hint)
+                     f"max_wait_seconds={max_wait_seconds:g} s ({len(attempts)} attempt(s)). {cpu}")
+    return notes
