@@ -12,6 +12,7 @@ the figures are taken over all rounds.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -57,22 +58,27 @@ def main() -> None:
         probe = parity_probe(model, golden.texts)
         parity = {name: runtime_parity(TorchRuntime(model), rt, model, probe) for name, rt in runtimes.items()}
         samples = {name: [] for name in runtimes}
+        delayed = {name: [] for name in runtimes}  # per round: share of calls that waited for a core
         for _ in range(args.rounds):
             for name, runtime in runtimes.items():
                 result = measure_latency(runtime, 1, args.seq_len, args.threads, min_calls=100, max_calls=100)
                 samples[name].extend(result.samples_ms)
+                delayed[name].append(result.contention.delayed_share)
     eager_p95 = np.percentile(samples["pytorch eager"], 95)
     rows = []
     for name, values in samples.items():
         p50, p95 = np.percentile(values, 50), np.percentile(values, 95)
         kept = not parity[name].route_mismatches
         rows.append((name, len(values), f"{p50:.2f}", f"{p95:.2f}", f"{p95 / eager_p95:.2f}x",
+                     f"{np.mean(delayed[name]):.0%}",
                      f"{parity[name].max_abs_diff:.1e}", len(parity[name].route_mismatches),
                      "kept" if kept else "dropped (routes differ)"))
     print(f"batch 1, {args.seq_len} tokens, {args.threads} thread(s), {args.rounds} interleaved rounds of 100 calls; "
           f"parity over {len(parity['pytorch eager'].rows)} probe examples (golden set + lengths + padding)")
-    print(format_table(("runtime", "calls", "p50 ms", "p95 ms", "p95 / eager", "max |logit diff|", "routes differ",
-                        "verdict"), rows))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; 'delayed': calls that waited for a core "
+          "(analysis/contention.py), a share above a few % means the P95s measure the machine as much as the runtime")
+    print(format_table(("runtime", "calls", "p50 ms", "p95 ms", "p95 / eager", "delayed", "max |logit diff|",
+                        "routes differ", "verdict"), rows))
 
 
 if __name__ == "__main__":

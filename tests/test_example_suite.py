@@ -93,6 +93,17 @@ def collected(pytester, args: list[str]) -> dict[str, list[str]]:
     return kinds
 
 
+LATENCY_TEST = "test_release_gate.py::test_p95_latency_on_onnx_runtime_at_batch_1"
+
+
+def latency_not_measurable(result) -> int:
+    """1 where the run's only failure is the latency test, ended as "not measurable on this machine now" (a
+    busy machine: the plugin's tests must not depend on its speed); 0 otherwise, a plain budget miss included."""
+    failed = [line.split()[1] for line in result.stdout.lines if line.startswith("FAILED ")]
+    only_latency = len(failed) == 1 and failed[0].endswith(LATENCY_TEST)
+    return int(only_latency and "not measurable on this machine now" in result.stdout.str())
+
+
 def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_tables(pytester, reference,
                                                                                      shared_cache):
     args = suite_args(reference / "finetuned", reference) + shared_cache
@@ -101,7 +112,9 @@ def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_ta
     assert {Path(nodeid.split("::")[0]).name for nodeid in kinds["run"]} == {
         path.name for path in EXAMPLE_SUITE.glob("test_*.py")}, "every file of the suite runs"
     result = pytester.runpytest_subprocess(*args)
-    result.assert_outcomes(passed=len(kinds["run"]), xfailed=len(kinds["strict-xfail"]))
+    unmeasurable = latency_not_measurable(result)
+    result.assert_outcomes(passed=len(kinds["run"]) - unmeasurable, failed=unmeasurable,
+                           xfailed=len(kinds["strict-xfail"]))
     out = result.stdout.str()
     assert "mangaassist figures" in out
     for title in ("CKA pre-trained vs fine-tuned", "probe macro-F1 per layer", "activation patching at [CLS]"):

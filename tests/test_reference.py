@@ -332,3 +332,50 @@ def test_derived_steps_rerun_alone_when_their_sources_change_and_never_retrain(t
     derived.build_with_derived(tmp_path, SMALL, log=lambda line: None)
     assert len(runs) == 3 and len(trained) == 4
     assert json.loads((tmp_path / "derived.json").read_text()) == {"count": "edited"}
+
+
+def test_training_shows_that_it_is_alive(small_reference):
+    """Progress lines (step, examples per second, time left) come whenever 5 s of the clock have passed, so
+    never more than 10 s apart while steps are short; a fake clock makes every step take 3 s."""
+    import re
+
+    from pytest_mangaassist import IntentModel
+    from mangaassist_reference.training import Recipe, fine_tune
+
+    train = list(load_golden_set(small_reference / "data" / "train.jsonl", allow_duplicates=True).examples[:40])
+    recipe = Recipe(epochs=2, batch_size=8, max_length=32)
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    lines: list[tuple[float, str]] = []
+
+    def log(line: str) -> None:
+        lines.append((now[0], line))
+
+    model = IntentModel.load(small_reference / "pretrained")
+    original = model.hf_model.forward
+
+    def slow_forward(*args, **kwargs):  # the clock moves 3 s per training step (one forward each)
+        now[0] += 3.0
+        return original(*args, **kwargs)
+
+    model.hf_model.forward = slow_forward
+    fine_tune(model, train, recipe, log=log, clock=clock)
+    progress = [(t, re.fullmatch(r"  epoch (\d)/2, step (\d+)/10: ([\d.]+) examples/s, about (\d+) s left", line))
+                for t, line in lines if "examples/s" in line]
+    assert all(match for _, match in progress), lines
+    times = [0.0] + [t for t, _ in progress]
+    assert len(progress) >= 5 and max(b - a for a, b in zip(times, times[1:])) <= 10, lines
+    steps = [int(m.group(2)) for _, m in progress]
+    assert steps == sorted(set(steps)) and steps[-1] == 10
+    _, last = progress[-1]
+    assert float(last.group(3)) == pytest.approx(8 / 3, abs=0.05) and last.group(4) == "0"  # 8 examples per 3 s
+
+    lines.clear()
+    now[0] = 0.0
+    model.hf_model.forward = original  # a clock that stands still: no progress lines, only the epochs'
+    fine_tune(IntentModel.load(small_reference / "pretrained"), train, recipe, log=log, clock=clock)
+    assert [line for _, line in lines if "examples/s" in line] == []
+    assert len(lines) == recipe.epochs

@@ -7,6 +7,10 @@ budget runs out; how many calls were timed is reported either way. Inputs are fi
 the runtime's arithmetic is the same on every call. A runtime that cannot run the input at all (a
 graph frozen to another shape) has no latency: measure_latency raises RuntimeCannotRun with the
 runtime's own message, and the caller decides what that means (the latency gate fails on it).
+
+The P95's interval covers the noise within one run: on a shared machine the load changes between runs
+more than within one, so runs at other times differ by more than the interval (analysis/contention.py
+measures the load of this run; latency_verdict says when it leaves the P95 meaningless).
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 from ..errors import format_table
+from .contention import CallTimer, Contention
 
 BLOCK = 50
+INTERVAL_SCOPE = ("the P95's 95% CI covers the noise within this run only: on a shared machine, runs at other "
+                  "times differ by more")
 
 
 class RuntimeCannotRun(Exception):
@@ -42,6 +50,8 @@ class LatencyResult:
     warmup: int
     seconds: float
     precision: float = 0.10  # the relative width of the P95's interval the run aimed for
+    cpu_ms: np.ndarray | None = None  # the process's CPU time per timed call
+    contention: Contention | None = None  # how busy the machine was while timing
 
     @property
     def n_calls(self) -> int:
@@ -63,6 +73,13 @@ class LatencyResult:
         return self.percentile(99)
 
     @property
+    def cpu_p95(self) -> float:
+        """P95 of the process's CPU time per call. With one thread it is a lower bound of the call's wall
+        time on an idle core, whatever the load was while timing (with more, workers spinning while a
+        sibling waits for a core burn CPU time the call would not need on an idle machine)."""
+        return float(np.percentile(self.cpu_ms, 95)) if self.cpu_ms is not None else float("nan")
+
+    @property
     def p95_interval(self) -> tuple[float, float]:
         return quantile_interval(self.samples_ms, 0.95)
 
@@ -76,8 +93,32 @@ class LatencyResult:
         rows = [(self.runtime, self.batch_size, self.seq_len, self.threads, self.n_calls, f"{self.p50:.2f}",
                  f"{self.p95:.2f}", f"{low:.2f}-{high:.2f}", f"{self.p99:.2f}",
                  f"{self.samples_ms.min():.2f}-{self.samples_ms.max():.2f}")]
-        return format_table(("runtime", "batch", "tokens", "threads", "calls", "p50 ms", "p95 ms", "p95 95% CI",
-                             "p99 ms", "min-max ms"), rows)
+        table = format_table(("runtime", "batch", "tokens", "threads", "calls", "p50 ms", "p95 ms",
+                              "p95 95% CI (this run)", "p99 ms", "min-max ms"), rows)
+        lines = [table, INTERVAL_SCOPE + "."]
+        if self.contention is not None:
+            busy = "machine BUSY" if self.contention.busy else "machine quiet"
+            lines.append(f"{busy}: {self.contention.describe()}; CPU time per call p95 {self.cpu_p95:.2f} ms")
+        return "\n".join(lines)
+
+
+class LatencyVerdict(str, Enum):
+    WITHIN_BUDGET = "within budget"
+    OVER_BUDGET = "over budget"
+    NOT_MEASURABLE = "not measurable on this machine now"
+
+
+def latency_verdict(result: LatencyResult, max_p95_ms: float) -> LatencyVerdict:
+    """Within budget: a busy machine only adds time, so a P95 within budget holds. Over budget: on a quiet
+    machine, or where a single-threaded runtime's CPU time alone is over the budget (waiting for a core
+    cannot explain that). Otherwise the machine was busy and the P95 measures it more than the code:
+    not measurable."""
+    if result.p95 <= max_p95_ms:
+        return LatencyVerdict.WITHIN_BUDGET
+    cpu_alone_over = result.threads == 1 and result.cpu_p95 > max_p95_ms
+    if result.contention is None or not result.contention.busy or cpu_alone_over:
+        return LatencyVerdict.OVER_BUDGET
+    return LatencyVerdict.NOT_MEASURABLE
 
 
 def quantile_interval(samples: np.ndarray, q: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -121,17 +162,20 @@ def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: in
     for _ in range(warmup):
         runtime.logits(ids, mask)
     gc.collect()
-    samples: list[float] = []
+    timer = CallTimer(threads)
     started = time.perf_counter()
-    while len(samples) < max_calls:
-        for _ in range(BLOCK):
-            t0 = time.perf_counter()
-            runtime.logits(ids, mask)
-            samples.append((time.perf_counter() - t0) * 1e3)
-        if len(samples) >= min_calls:
-            array = np.asarray(samples)
-            low, high = quantile_interval(array, 0.95)
-            if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > max_seconds:
-                break
-    return LatencyResult(runtime.kind, runtime.source, batch_size, seq_len, threads, np.asarray(samples), warmup,
-                         time.perf_counter() - started, precision)
+    try:
+        while len(timer.wall_ms) < max_calls:
+            timer.sample_load()
+            for _ in range(BLOCK):
+                timer.time(lambda: runtime.logits(ids, mask))
+            if len(timer.wall_ms) >= min_calls:
+                array = np.asarray(timer.wall_ms)
+                low, high = quantile_interval(array, 0.95)
+                if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > max_seconds:
+                    break
+        contention = timer.contention()
+    finally:
+        timer.close()
+    return LatencyResult(runtime.kind, runtime.source, batch_size, seq_len, threads, np.asarray(timer.wall_ms),
+                         warmup, time.perf_counter() - started, precision, np.asarray(timer.cpu_ms), contention)

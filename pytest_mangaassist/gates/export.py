@@ -7,8 +7,11 @@ takes it first and the artifact under `artifact=` (the onnx_model or serving_art
 from __future__ import annotations
 
 import math
+import time
 
-from ..analysis.latency import LatencyResult, RuntimeCannotRun, measure_latency
+from ..analysis.contention import wait_until_quiet
+from ..analysis.latency import (LatencyResult, LatencyVerdict, RuntimeCannotRun, latency_verdict,
+                                 measure_latency)
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
 from ..domain import PARITY_PROBE_TEXTS, STRUCTURE_PROBE_WORDS
@@ -101,11 +104,15 @@ def _assert_parity(caller: str, model, examples, artifact, kind: type, fixture: 
 
 
 def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len: int = 32, threads: int = 1,
-                       min_calls: int = 200, max_calls: int = 5000, max_seconds: float = 15.0) -> LatencyResult:
+                       min_calls: int = 200, max_calls: int = 5000, max_seconds: float = 15.0,
+                       max_wait_seconds: float = 30.0) -> LatencyResult:
     """P95 latency of `model` (an IntentModel = PyTorch eager, the onnx_model or the serving_artifact fixture)
     at batch_size x seq_len tokens on `threads` threads must be <= max_p95_ms. Timed calls: at least
     min_calls, at most max_calls, stopping once the P95 is pinned down or after max_seconds. A runtime
-    that cannot run the input fails the gate with its own message. Returns the measurement (p50/p95/p99)."""
+    that cannot run the input fails the gate with its own message. A P95 over budget on a machine too
+    busy to measure it (analysis/contention.py) is timed again once the machine looks quiet, for up to
+    max_wait_seconds; still busy, the gate fails as not measurable on this machine now, never as a budget
+    miss. Returns the measurement (p50/p95/p99, CPU time, contention)."""
     __tracebackhide__ = True
     caller = "assert_latency_p95"
     max_p95_ms = v.number(caller, "max_p95_ms", max_p95_ms, low=0.0, high=math.inf, low_open=True, high_open=True)
@@ -115,32 +122,82 @@ def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len
     min_calls = v.count(caller, "min_calls", min_calls)
     max_calls = v.count(caller, "max_calls", max_calls, minimum=min_calls)
     max_seconds = v.number(caller, "max_seconds", max_seconds, low=0.0, high=math.inf, low_open=True, high_open=True)
+    max_wait_seconds = v.number(caller, "max_wait_seconds", max_wait_seconds, low=0.0, high=math.inf,
+                                high_open=True)
     if not isinstance(model, (IntentModel, OnnxModel, ServingArtifact, TorchRuntime)):
         raise MangaAssistInputError(f"{caller}: model must be an IntentModel, OnnxModel or ServingArtifact (the "
                                     f"intent_model, onnx_model or serving_artifact fixture); got {type(model).__name__}.",
                                     f"Pass the runtime to time first, e.g. {caller}(onnx_model, max_p95_ms=15).")
     shape = f"batch {batch_size}, {seq_len} tokens"
-    try:
-        result = measure_latency(model, batch_size, seq_len, threads, min_calls=min_calls, max_calls=max_calls,
-                                 max_seconds=max_seconds)
-    except RuntimeCannotRun as exc:
-        failure = exc
-    else:
-        failure = None
-    if failure is not None:  # no latency to compare: the verdict is a failure, whatever the limit
-        check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", family=Family.LATENCY,
-              passed=False, evidence=f"{failure.source} cannot run this shape: {failure.cause[:300]}",
-              hint="run assert_onnx_structure: a frozen batch or sequence axis is the usual cause.")
-        raise failure  # not reached: check() raised GateFailure on passed=False
-    low, high = result.p95_interval
-    note = ("" if result.stable else
-            f"\nthe P95 did not settle within {result.precision:.0%} (95% CI {low:.2f}-{high:.2f} ms) in "
-            f"{max_seconds:g} s: the machine is noisy; rerun the latency gates alone (not under xdist) before acting.")
-    check(caller, f"p95 latency in ms ({result.runtime}, {shape}, {threads} thread(s), {result.n_calls} timed calls)",
-          result.p95, max_p95_ms, "<=", family=Family.LATENCY, interval=(low, high),
-          payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
-                                 p99_ms=result.p99, budget_ms=max_p95_ms),
-          evidence=result.table() + note,
-          hint="compare runtimes with benchmarks/latency.py; onnxruntime's graph optimisations are on by default, "
-               "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own max_logit_diff.")
+    deadline = time.monotonic() + max_wait_seconds
+    attempts: list[LatencyResult] = []
+    while True:
+        try:
+            result = measure_latency(model, batch_size, seq_len, threads, min_calls=min_calls, max_calls=max_calls,
+                                     max_seconds=max_seconds)
+        except RuntimeCannotRun as failure:  # no latency to compare: the verdict is a failure, whatever the limit
+            check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", family=Family.LATENCY,
+                  passed=False, evidence=f"{failure.source} cannot run this shape: {failure.cause[:300]}",
+                  hint="run assert_onnx_structure: a frozen batch or sequence axis is the usual cause.")
+            raise  # not reached: check() raised GateFailure on passed=False
+        attempts.append(result)
+        verdict = latency_verdict(result, max_p95_ms)
+        if verdict is not LatencyVerdict.NOT_MEASURABLE or not wait_until_quiet(deadline, threads):
+            break
+    _record_latency(caller, result, verdict, attempts, shape, max_p95_ms, max_seconds, max_wait_seconds)
     return result
+
+
+def _record_latency(caller: str, result: LatencyResult, verdict: LatencyVerdict, attempts: list[LatencyResult],
+                    shape: str, max_p95_ms: float, max_seconds: float, max_wait_seconds: float) -> None:
+    __tracebackhide__ = True
+    low, high = result.p95_interval
+    hint = ("compare runtimes with benchmarks/latency.py; onnxruntime's graph optimisations are on by default, "
+            "int8 dynamic quantisation is faster but must pass assert_onnx_parity with its own max_logit_diff.")
+    if verdict is LatencyVerdict.NOT_MEASURABLE:
+        hint = ("run the latency gate in isolation: alone on the machine (no other jobs, not under xdist), e.g. "
+                "`pytest PATH -k latency -p no:xdist` as a CI step of its own on a dedicated runner, or raise "
+                "max_wait_seconds to wait longer for a quiet moment.")
+    notes = _latency_notes(result, verdict, attempts, max_p95_ms, max_seconds, max_wait_seconds)
+    check(caller, _latency_metric(result, verdict, shape), result.p95, max_p95_ms, "<=", family=Family.LATENCY,
+          interval=(low, high), passed=verdict is LatencyVerdict.WITHIN_BUDGET,
+          payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
+                                 p99_ms=result.p99, budget_ms=max_p95_ms, contention=result.contention,
+                                 verdict=verdict.value, attempts=len(attempts)),
+          evidence="\n".join([result.table(), *notes]), hint=hint)
+
+
+def _latency_metric(result: LatencyResult, verdict: LatencyVerdict, shape: str) -> str:
+    """What was timed, and how busy the machine was where that matters: the summary's metric column."""
+    metric = f"p95 latency in ms ({result.runtime}, {shape}, {result.threads} thread(s), {result.n_calls} timed calls"
+    if verdict is LatencyVerdict.NOT_MEASURABLE:
+        return metric + f"; {verdict.value}: machine busy, {result.contention.summary()})"
+    if result.contention is not None and result.contention.busy:
+        return metric + f"; measured on a busy machine: {result.contention.summary()})"
+    return metric + ")"
+
+
+def _latency_notes(result: LatencyResult, verdict: LatencyVerdict, attempts: list[LatencyResult], max_p95_ms: float,
+                   max_seconds: float, max_wait_seconds: float) -> list[str]:
+    low, high = result.p95_interval
+    notes = []
+    if not result.stable:
+        notes.append(f"the P95 did not settle within {result.precision:.0%} (95% CI {low:.2f}-{high:.2f} ms) in "
+                     f"{max_seconds:g} s: the machine is noisy; rerun the latency gates alone (not under xdist) "
+                     "before acting.")
+    if len(attempts) > 1:
+        notes.append("timed again after the machine looked quiet; earlier attempts: " + "; ".join(
+            f"p95 {a.p95:.2f} ms, {a.contention.describe()}" for a in attempts[:-1]))
+    busy = result.contention is not None and result.contention.busy
+    if verdict is LatencyVerdict.OVER_BUDGET and busy:
+        notes.append(f"the machine was busy, but the calls' own CPU time is over the budget too (p95 "
+                     f"{result.cpu_p95:.2f} ms > {max_p95_ms:g} ms): waiting for a core does not explain the miss.")
+    if verdict is LatencyVerdict.NOT_MEASURABLE:
+        cpu = (f"The calls' own CPU time (p95 {result.cpu_p95:.2f} ms) is within the budget, so the model may well "
+               "meet it." if result.threads == 1 else
+               f"With {result.threads} threads the CPU time per call (p95 {result.cpu_p95:.2f} ms, all threads) does "
+               "not bound the wall time.")
+        notes.append(f"NOT MEASURABLE ON THIS MACHINE NOW: other processes kept the runtime waiting for a core, so "
+                     f"this P95 measures them more than the model; the machine did not quiet down within "
+                     f"max_wait_seconds={max_wait_seconds:g} s ({len(attempts)} attempt(s)). {cpu}")
+    return notes

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from ..analysis.contention import Contention
 from ..analysis.onnx_structure import StructureCheck
 from ..errors import GateFailure
 
@@ -74,6 +75,9 @@ class LatencySamples:
     p50_ms: float
     p99_ms: float
     budget_ms: float
+    contention: Contention | None = None  # how busy the machine was during the (last) timing
+    verdict: str = ""  # analysis.latency.LatencyVerdict: within budget, over budget, not measurable on ...
+    attempts: int = 1  # timings run: more than one when a busy machine quieted down
     kind: str = "latency"
 
 
@@ -105,7 +109,9 @@ def _payload_from_json(raw: dict | None) -> Payload | None:
         return TokenHeatmap(tuple(HeatmapRow(tuple((w, float(s)) for w, s in r["words"]), r["note"])
                                   for r in raw["rows"]))
     if kind == "latency":
-        return LatencySamples(tuple(raw["samples_ms"]), raw["p50_ms"], raw["p99_ms"], raw["budget_ms"])
+        contention = Contention(**raw["contention"]) if raw.get("contention") else None
+        return LatencySamples(tuple(raw["samples_ms"]), raw["p50_ms"], raw["p99_ms"], raw["budget_ms"], contention,
+                              raw.get("verdict", ""), raw.get("attempts", 1))
     if kind == "structure":
         return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
     if kind == "snapshot":

@@ -61,7 +61,7 @@ def curve_svg(rec: GateRecord, salt: str) -> str:
 
 def latency_svg(rec: GateRecord, salt: str, bins: int = 30) -> str:
     """A histogram of the timed calls, with its axes, the p50/p95/p99 and the budget line (an arrow at the
-    edge when the budget is far off the samples' range)."""
+    edge when the budget is far off the samples' range), titled with the contention when the machine was busy."""
     import numpy as np
 
     latency = rec.payload
@@ -71,10 +71,11 @@ def latency_svg(rec: GateRecord, salt: str, bins: int = 30) -> str:
     ax = fig.subplots()
     ax.hist(samples, bins=bins, color="#9ecae1", edgecolor="#3182bd", linewidth=0.6)
     low, high = float(samples.min()), float(samples.max())
-    for q, value, color in (("p50", latency.p50_ms, "#2ca02c"), ("p95", rec.value, "#1f77b4"),
-                            ("p99", latency.p99_ms, "#9467bd")):
+    p95_label = "" if rec.interval is None else f" (CI {rec.interval[0]:.3g}-{rec.interval[1]:.3g}: this run's noise)"
+    for q, value, color, note in (("p50", latency.p50_ms, "#2ca02c", ""), ("p95", rec.value, "#1f77b4", p95_label),
+                                  ("p99", latency.p99_ms, "#9467bd", "")):
         if value is not None and math.isfinite(value):
-            ax.axvline(value, color=color, linewidth=1.2, label=f"{q} {value:.3g} ms")
+            ax.axvline(value, color=color, linewidth=1.2, label=f"{q} {value:.3g} ms{note}")
     budget = latency.budget_ms
     span = (high - low) or max(high, 1e-9)
     if math.isfinite(budget) and low - 3 * span <= budget <= high + 3 * span:
@@ -84,6 +85,8 @@ def latency_svg(rec: GateRecord, salt: str, bins: int = 30) -> str:
         ax.annotate(f"budget {budget:.3g} ms {'→' if side == 'right' else '←'}",
                     xy=(0.99 if side == "right" else 0.01, 0.94), xycoords="axes fraction",
                     ha="right" if side == "right" else "left", color=LIMIT_COLOR, fontsize=8)
+    if latency.contention is not None and latency.contention.busy:
+        ax.set_title(f"machine busy: {latency.contention.summary()}", fontsize=8, color=LIMIT_COLOR)
     ax.set_xlabel("latency per call (ms)")
     ax.set_ylabel("calls")
     ax.grid(True, axis="y", alpha=0.3)

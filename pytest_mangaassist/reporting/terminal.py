@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from ..analysis.latency import INTERVAL_SCOPE
+from ..gates.records import Family
 from .runlog import RunLog
 from .views import FAIL, XFAIL, by_family, counts, limit, measured, number, snapshot_rows
 
@@ -33,6 +35,8 @@ def gate_tables(log: RunLog) -> list[tuple[str, str]]:
         table = wrapped_table(("test", "gate", "metric", "measured", "limit", "verdict"),
                               [(r.test.name, r.record.gate, r.metric, measured(r.record), limit(r.record), r.status)
                                for r in family_rows], {2: METRIC_WIDTH})
+        if family is Family.LATENCY:
+            table += f"\nmeasured [low, high]: {INTERVAL_SCOPE}"
         out.append((f"{family.value}: {_tally(family_rows)}", table))
     return out
 
