@@ -19,6 +19,7 @@ from pathlib import Path
 from pytest_mangaassist.analysis.classification import Evaluation, evaluate
 from pytest_mangaassist.errors import format_table
 from pytest_mangaassist.loading.golden import GoldenSet, load_golden_set, write_golden_set
+from pytest_mangaassist.loading.progress import showing_progress
 from pytest_mangaassist.domain import INTENTS, RARE_INTENTS
 from .corpus import generate_corpus
 from .templates import TEMPLATE_DIR, TEMPLATE_FILES
@@ -105,10 +106,12 @@ def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False
 
     golden = load_golden_set(out / "data" / "golden.jsonl")
     valid = load_golden_set(out / "data" / "valid.jsonl")
-    quality = quality_record(evaluate(model, golden), evaluate(model, valid))
+    log(f"  evaluating the fine-tuned and previous models on golden ({len(golden)}) and valid ({len(valid)})")
+    with showing_progress(log):  # forward passes report every few seconds: a long evaluation is not silence
+        quality = quality_record(evaluate(model, golden), evaluate(model, valid))
+        previous = IntentModel.load(out / "previous")
+        previous_quality = quality_record(evaluate(previous, golden), evaluate(previous, valid))
     log(quality_table(quality))
-    previous = IntentModel.load(out / "previous")
-    previous_quality = quality_record(evaluate(previous, golden), evaluate(previous, valid))
     log(f"  previous (epoch {previous_epoch}): golden accuracy {previous_quality['golden_accuracy']:.3f}, "
         f"valid accuracy {previous_quality['valid_accuracy']:.3f}")
     record = {"fingerprint": build_fingerprint, "spec": asdict(spec), "quality": quality,
