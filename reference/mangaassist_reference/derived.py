@@ -26,7 +26,9 @@ class DerivedStep:
 
 def _steps() -> tuple[DerivedStep, ...]:
     """The registered steps, in the order they run (later steps may read what earlier ones wrote)."""
-    return (DerivedStep("leakage", ("leakage_report.py",), check_leakage),)
+    # the leakage report also depends on the plugin's similarity measure, one folder up from the kit
+    return (DerivedStep("leakage", ("leakage_report.py", "../../pytest_mangaassist/analysis/leakage.py"),
+                        check_leakage),)
 
 
 def step_fingerprint(step: DerivedStep, spec: BuildSpec, model_fingerprint: str, root: Path = PACKAGE_DIR) -> str:
