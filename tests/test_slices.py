@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
 
-from conftest import built_once
+from conftest import built_once, built_once_lock
+from mangaassist_reference.build import FULL
+from mangaassist_reference.derived import build_with_derived
 from mangaassist_reference.leakage_report import check_leakage
 from mangaassist_reference.planted import PLANTED_INTENT, PLANTED_TITLE, build_planted_model, mentions
 from pytest_mangaassist import (GateFailure, GoldenExample, GoldenSet, IntentModel, MangaAssistInputError,
-                                SliceFeatures, assert_no_leakage, discover_slices, load_golden_set, near_duplicates)
+                                SliceFeatures, assert_no_leakage, discover_slices, evaluate, load_golden_set,
+                                near_duplicates)
 from pytest_mangaassist.analysis.slices import discover_slices as discover_on_states
 from pytest_mangaassist.gates.comparison import assert_no_negative_flips, assert_not_worse, paired_comparison
 from pytest_mangaassist.gates.records import collecting
@@ -37,6 +40,23 @@ def planted_run(planted):
     model = IntentModel.load(planted / "finetuned")
     valid = load_golden_set(planted / "data" / "valid.jsonl")
     return model, valid, discover_slices(model, valid, min_size=10)
+
+
+@pytest.fixture(scope="module")
+def reference() -> Path:
+    """The full reference build in artifacts/reference, as tests/test_example_suite.py gets it (built there first,
+    on two threads like scripts/gate.sh; reused here while its fingerprint is current)."""
+    import torch
+
+    out = Path(__file__).resolve().parents[1] / "artifacts" / "reference"
+    with built_once_lock("reference"):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            build_with_derived(out, FULL, log=lambda line: None)
+        finally:
+            torch.set_num_threads(threads)
+    return out
 
 
 def run_cli(pytester, *args):
@@ -100,6 +120,22 @@ def test_the_top_discovered_slice_is_the_planted_title(planted_run):
     assert top.name == f"title-{PLANTED_TITLE.lower()}" and top.words[0] == PLANTED_TITLE.lower(), result.table(5)
     assert set(top.members) == about and top.p_adjusted < 1e-6
     assert all(predicted == PLANTED_INTENT for _, _, predicted, _ in top.worst)
+
+
+def test_on_the_reference_golden_set_without_tags_the_top_slice_is_a_true_weak_slice(reference):
+    """The generated golden set's slice tags removed: discovery's first candidate must be made of one true weak
+    slice (jp_en errs about twice as often as the set; purity against the removed tags 1.0, docs/slices.md)."""
+    golden = load_golden_set(reference / "data" / "golden.jsonl")
+    tags = [ex.slice for ex in golden]
+    blind = GoldenSet.from_examples((replace(ex, slice=None) for ex in golden), golden.source)
+    model = IntentModel.load(reference / "finetuned")
+    wrong = ~evaluate(model, golden).correct
+    overall = wrong.mean()
+    top = discover_slices(model, blind, min_size=10).candidates[0]
+    majority = max(set(tags[i] for i in top.members), key=[tags[i] for i in top.members].count)
+    purity = sum(tags[i] == majority for i in top.members) / top.size
+    weak = np.mean([w for w, t in zip(wrong, tags) if t == majority])
+    assert majority is not None and purity >= 0.9 and weak > 1.5 * overall, (top.name, majority, purity, weak)
 
 
 WEAK_SLICE_TEST = """

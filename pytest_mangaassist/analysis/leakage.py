@@ -73,14 +73,16 @@ def near_duplicates(queries: Sequence[str], corpus: Sequence[str], max_similarit
 
 def pairs_table(pairs: Sequence[LeakedPair], query_name: str = "golden", match_name: str = "train",
                 limit: int | None = 20, query_lines: Sequence[int] | None = None) -> str:
-    """One row per pair: where each message is (1-based line numbers), the two texts and their similarity."""
+    """One row per pair: where each message is (line numbers where given, else 1-based positions), the two texts
+    and their similarity."""
     def line(i: int, lines) -> int:
         return lines[i] if lines is not None else i + 1
 
     rows = [(line(p.query_index, query_lines), _clip(p.query), p.match_index + 1, _clip(p.match),
              "exact" if p.exact else f"{p.similarity:.3f}") for p in pairs[:limit]]
     more = f"\n... and {len(pairs) - limit} more" if limit is not None and len(pairs) > limit else ""
-    return format_table((f"{query_name} line", query_name, f"{match_name} line", match_name, "similarity"),
+    where = "line" if query_lines is not None else "#"
+    return format_table((f"{query_name} {where}", query_name, f"{match_name} #", match_name, "similarity"),
                         rows) + more
 
 

@@ -179,7 +179,7 @@ def _cluster_slices(states: np.ndarray, wrong: np.ndarray, seed: int):
         own = distances[fit_errors[kmeans.labels_ == c], c]
         radius = np.quantile(own, CLUSTER_RADIUS_QUANTILE)
         members = tuple(int(i) for i in test_half if nearest[i] == c and distances[i, c] <= radius)
-        out.append(("cluster", f"[CLS] state within {radius:.3f} (cosine geometry) of error centroid {c}, "
+        out.append(("cluster", f"[CLS] state (unit length) within distance {radius:.3f} of error centroid {c}, "
                     "tested on the held-out half", "", members, test_half))
     return out
 
