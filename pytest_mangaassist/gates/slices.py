@@ -36,6 +36,15 @@ def _measure(candidate: SliceCandidate, what: str, bound: str) -> float:
     return candidate.error_rate.bound(bound) if what == "error rate" else candidate.lift_bound(bound)
 
 
+def _interval(candidate: SliceCandidate | None, what: str) -> tuple[float, float] | None:
+    """The exact interval of the gated figure: the error rate's, or the lift's (the same ends over the base rate)."""
+    if candidate is None:
+        return None
+    if what == "error rate":
+        return candidate.error_rate.low, candidate.error_rate.high
+    return candidate.lift_bound("lower"), candidate.lift_bound("upper")
+
+
 def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float | None = None,
                          max_error_rate: float | None = None, fdr: float = 0.05, bound: str = "point",
                          features: SliceFeatures | None = None, seed: int = 0) -> SliceDiscovery:
@@ -74,7 +83,7 @@ def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float
         return "\n\n".join(parts) + "\n\nall candidates:\n" + discovery.table(limit=15, fdr=fdr)
 
     check(caller, f"{measured} of the {where}", value, limit, "<=", family=FAMILY,
-          interval=(worst.error_rate.low, worst.error_rate.high) if worst is not None else None, evidence=evidence,
+          interval=_interval(worst, what), evidence=evidence,
           hint="collect messages like the slice's, review them (python -m pytest_mangaassist slices discover "
                "writes them in the golden-set format), add them to the golden set with `slices add`, and add "
                "training examples like them before retraining.")
