@@ -20,7 +20,7 @@ from mangaassist_reference.build import FULL
 from mangaassist_reference.derived import build_with_derived
 from mangaassist_reference.leakage_report import check_leakage
 from mangaassist_reference.planted import PLANTED_INTENT, PLANTED_TITLE, build_planted_model, mentions
-from pytest_mangaassist import (GateFailure, GoldenExample, GoldenSet, IntentModel, MangaAssistInputError,
+from pytest_mangaassist import (GoldenExample, GoldenSet, IntentModel, MangaAssistInputError,
                                 SliceFeatures, assert_no_leakage, discover_slices, evaluate, load_golden_set,
                                 near_duplicates)
 from pytest_mangaassist.analysis.slices import discover_slices as discover_on_states

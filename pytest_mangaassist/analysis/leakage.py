@@ -4,9 +4,9 @@ A golden message the model trained on measures memory, not generalisation. The s
 is the cosine of their TF-IDF vectors over character 3- to 5-grams inside word boundaries, lowercased and
 with punctuation read as a space (scikit-learn TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5),
 sublinear_tf=True), fitted on both sets): robust to case, punctuation, a typo or a changed number, it is
-1.0 for the same words and falls fast as words change. Each query's most similar message of the other set comes from scikit-learn
-NearestNeighbors(metric="cosine"). Exact duplicates (equal after the golden loader's normalize_text) are
-flagged as such and always count, whatever the threshold.
+1.0 for the same words and falls fast as words change. Each query's most similar message of the other set
+comes from scikit-learn NearestNeighbors(metric="cosine"). Exact duplicates (equal after the golden
+loader's normalize_text) are flagged as such and always count, whatever the threshold.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ CLUSTER_RADIUS_QUANTILE = 0.9
 ERRORS_PER_CLUSTER = 8  # about this many fitted errors per cluster, so a cluster is a pattern, not one message
 MAX_CLUSTERS = 30
 NAME_WORDS = 3
-KINDS = ("cluster", "title", "trigger", "romanized", "tag", "length")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class SliceFeatures:
 @dataclass(frozen=True)
 class SliceCandidate:
     name: str  # a slice tag: lowercase letters, digits and hyphens
-    kind: str  # one of KINDS
+    kind: str  # cluster, title, trigger, romanized, tag or length
     rule: str  # what puts a message in it, in words
     members: tuple[int, ...]  # positions (in the examples) on which it was tested
     errors: int
@@ -120,6 +119,17 @@ class SliceDiscovery:
         return format_table(("text", "expected", "predicted", "confidence"), rows)
 
 
+@dataclass(frozen=True, eq=False)
+class _Found:
+    """A candidate before testing: how it was made, its members, and the examples it is compared among."""
+
+    kind: str
+    rule: str
+    key: str  # its name after the kind ("" for a cluster: named by its words)
+    members: tuple[int, ...]
+    pool: np.ndarray
+
+
 def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[str], confidence: np.ndarray,
                     features: SliceFeatures, *, min_size: int = 10, n_worst: int = 5, seed: int = 0) -> SliceDiscovery:
     """Candidate failure slices of a model's predictions on golden (states: one [CLS] vector per example)."""
@@ -135,15 +145,17 @@ def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[s
             "examples has no failure slice to find in them.")
     texts = golden.texts
     found = [*_cluster_slices(states, wrong, seed), *_feature_slices(golden, features)]
-    tested = _distinct([candidate for candidate in found if len(candidate[3]) >= min_size])
+    tested = _distinct([candidate for candidate in found if len(candidate.members) >= min_size])
     if not tested:
         raise MangaAssistInputError(f"No candidate slice of {golden.source} has {min_size} or more examples.",
                                     "Lower min_size, or discover on a larger labelled set.")
-    p_values = [_worse_than_rest(members, wrong, pool) for _, _, _, members, pool in tested]
+    p_values = [_worse_than_rest(c.members, wrong, c.pool) for c in tested]
     adjusted = false_discovery_control(p_values, method="bh")
     namer = _DistinctiveWords(texts)
     candidates = []
-    for (kind, rule, key, members, pool), p, p_bh in zip(tested, p_values, adjusted):
+    for found_slice, p, p_bh in zip(tested, p_values, adjusted):
+        kind, rule, key, members, pool = (found_slice.kind, found_slice.rule, found_slice.key, found_slice.members,
+                                          found_slice.pool)
         words = namer.top(members, pool)
         errors = int(wrong[list(members)].sum())
         rate = binomial_rate(errors, len(members))
@@ -159,8 +171,8 @@ def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[s
 
 
 # -- candidates from the representation -----------------------------------------------------------------
-def _cluster_slices(states: np.ndarray, wrong: np.ndarray, seed: int):
-    """(kind, rule, key, members tested, pool) per cluster region; fitted on even positions, tested on odd."""
+def _cluster_slices(states: np.ndarray, wrong: np.ndarray, seed: int) -> list[_Found]:
+    """One candidate per cluster region: fitted on the even positions' errors, tested on the odd positions."""
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import normalize
 
@@ -179,8 +191,8 @@ def _cluster_slices(states: np.ndarray, wrong: np.ndarray, seed: int):
         own = distances[fit_errors[kmeans.labels_ == c], c]
         radius = np.quantile(own, CLUSTER_RADIUS_QUANTILE)
         members = tuple(int(i) for i in test_half if nearest[i] == c and distances[i, c] <= radius)
-        out.append(("cluster", f"[CLS] state (unit length) within distance {radius:.3f} of error centroid {c}, "
-                    "tested on the held-out half", "", members, test_half))
+        out.append(_Found("cluster", f"[CLS] state (unit length) within distance {radius:.3f} of error centroid {c}, "
+                          "tested on the held-out half", "", members, test_half))
     return out
 
 
@@ -190,41 +202,40 @@ def _words_pattern(words: Sequence[str]) -> re.Pattern:
     return re.compile(rf"(?<![\w]){'(?:' + alternatives + ')'}(?![\w])")
 
 
-def _feature_slices(golden: GoldenSet, features: SliceFeatures):
+def _feature_slices(golden: GoldenSet, features: SliceFeatures) -> list[_Found]:
     lowered = [t.lower() for t in golden.texts]
     everyone = np.arange(len(lowered))
 
     def matching(pattern: re.Pattern, keep=lambda i: True) -> tuple[int, ...]:
         return tuple(i for i, t in enumerate(lowered) if pattern.search(t) and keep(i))
 
-    out = []
-    for title in features.titles:
-        out.append(("title", f"mentions the title {title!r}", title, matching(_words_pattern([title])), everyone))
+    out = [_Found("title", f"mentions the title {title!r}", title, matching(_words_pattern([title])), everyone)
+           for title in features.titles]
     for intent, words in sorted(features.triggers.items()):
         members = matching(_words_pattern(words), lambda i, intent=intent: golden.examples[i].intent != intent)
-        out.append(("trigger", f"has a trigger word of {intent} ({', '.join(words)}) but is not labelled {intent}",
-                    intent, members, everyone))
+        out.append(_Found("trigger", f"has a trigger word of {intent} ({', '.join(words)}) but is not labelled "
+                          f"{intent}", intent, members, everyone))
     if features.romanized:
-        out.append(("romanized", "has romanized Japanese (" + ", ".join(features.romanized[:6]) + ", ...)",
-                    "japanese", matching(_words_pattern(features.romanized)), everyone))
-    for name in golden.slice_names:
-        out.append(("tag", f"tagged slice {name!r}", name,
-                    tuple(i for i, ex in enumerate(golden) if ex.slice == name), everyone))
+        out.append(_Found("romanized", "has romanized Japanese (" + ", ".join(features.romanized[:6]) + ", ...)",
+                          "japanese", matching(_words_pattern(features.romanized)), everyone))
+    out += [_Found("tag", f"tagged slice {name!r}", name, tuple(i for i, ex in enumerate(golden) if ex.slice == name),
+                   everyone) for name in golden.slice_names]
     counts = [len(t.split()) for t in lowered]
     edges = [*features.length_edges, math.inf]
     for low, high in zip(edges, edges[1:]):
-        key = f"{low}-{high - 1}-words" if high != math.inf else f"{low}-plus-words"
-        out.append(("length", f"{low} to {high - 1} words" if high != math.inf else f"{low} words or more", key,
-                    tuple(i for i, n in enumerate(counts) if low <= n < high), everyone))
+        bounded = high != math.inf
+        out.append(_Found("length", f"{low} to {high - 1} words" if bounded else f"{low} words or more",
+                          f"{low}-{high - 1}-words" if bounded else f"{low}-plus-words",
+                          tuple(i for i, n in enumerate(counts) if low <= n < high), everyone))
     return out
 
 
-def _distinct(found):
+def _distinct(found: list[_Found]) -> list[_Found]:
     """Candidates with the same members are one candidate (the first found: clusters, then features)."""
     seen, out = set(), []
     for candidate in found:
-        if candidate[3] not in seen:
-            seen.add(candidate[3])
+        if candidate.members not in seen:
+            seen.add(candidate.members)
             out.append(candidate)
     return out
 

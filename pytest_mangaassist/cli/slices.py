@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     actions = slices.add_subparsers(dest="action", required=True)
     find = actions.add_parser("discover", help="rank candidate failure slices of a model on labelled data")
     find.add_argument("--model", required=True, help="checkpoint folder of the model")
-    find.add_argument("--data", required=True, help="labelled messages (golden-set JSON Lines), e.g. the validation set")
+    find.add_argument("--data", required=True,
+                      help="labelled messages (golden-set JSON Lines), e.g. the validation set")
     find.add_argument("--out", help="write the significant slices' messages here (golden-set format, for review)")
     find.add_argument("--min-size", type=int, default=10, help="smallest slice tested (default 10)")
     find.add_argument("--fdr", type=float, default=0.05, help="Benjamini-Hochberg false discovery rate (default 0.05)")
@@ -216,7 +217,7 @@ def _messages(path: Path, name: str, golden: GoldenSet, unchanged: str):
         raise MangaAssistInputError(f"{path} has no message without a slice or of slice {name!r} (its slices: "
                                     f"{', '.join(loaded.slice_names)}). {unchanged}",
                                     "Pass --slice with one of its slice names, or a file of that slice's messages.")
-    known = golden.labels | set(INTENTS)  # a label in neither is a typo (or a new intent: add it to the golden set first)
+    known = golden.labels | set(INTENTS)  # in neither: a typo (or a new intent: add it to the golden set first)
     for ex, n in kept:
         for label in (ex.intent, *ex.also):
             if label not in known:
