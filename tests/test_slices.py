@@ -23,6 +23,7 @@ from mangaassist_reference.planted import PLANTED_INTENT, PLANTED_TITLE, build_p
 from pytest_mangaassist import (GoldenExample, GoldenSet, IntentModel, MangaAssistInputError,
                                 SliceFeatures, assert_no_leakage, discover_slices, evaluate, load_golden_set,
                                 near_duplicates)
+from pytest_mangaassist.analysis.leakage import near_duplicates_within
 from pytest_mangaassist.analysis.slices import discover_slices as discover_on_states
 from pytest_mangaassist.gates.comparison import assert_no_negative_flips, assert_not_worse, paired_comparison
 from pytest_mangaassist.gates.records import collecting
@@ -271,7 +272,12 @@ def refusals(tmp: Path):
         ("near train duplicate", [{"text": "Can I get a refund for a damaged box-set?", "intent": "return_request"}],
          ["--train", tmp / "train.jsonl"], "duplicate the train data"),
         ("repeated in the file", [{"text": "hello there friend", "intent": "chitchat"},
-                                  {"text": "hello  there friend", "intent": "chitchat"}], [], "repeated in the file"),
+                                  {"text": "hello  there friend", "intent": "chitchat"}], [],
+         "repeat an earlier line of the file"),
+        ("near repeat in the file", [{"text": "do you do a student discount", "intent": "promotion"},
+                                     {"text": "how do referral credits work", "intent": "promotion"},
+                                     {"text": "um do you do a student discount", "intent": "promotion"}], [],
+         "1 message(s) repeat an earlier line of the file"),
         ("not JSON", '{"text": "fine", "intent": "chitchat"}\n{"text": broken\n', [], "line 2"),
         ("no intent", [{"text": "a message without a label"}], [], "line 1 has no \"intent\""),
         ("unknown intent", [{"text": "a message about ordering", "intent": "order_statuss"}], [],
@@ -281,8 +287,9 @@ def refusals(tmp: Path):
     ]
 
 
-@pytest.mark.parametrize("case", range(8), ids=["exact-golden", "near-golden", "near-train", "repeated",
-                                                 "not-json", "no-intent", "unknown-intent", "bad-slice-name"])
+@pytest.mark.parametrize("case", range(9), ids=["exact-golden", "near-golden", "near-train", "repeated",
+                                                 "near-repeat", "not-json", "no-intent", "unknown-intent",
+                                                 "bad-slice-name"])
 def test_add_refuses_and_leaves_the_golden_set_byte_for_byte(pytester, files, case):
     golden, _ = files
     name, lines, extra, problem = refusals(pytester.path)[case]
@@ -332,6 +339,9 @@ def test_near_duplicates_are_measured_and_exact_ones_always_count():
     exact = near_duplicates(["Good evening"], ["Good  evening"], 0.0)
     assert exact[0].exact and exact[0].similarity == 1.0
     assert near_duplicates(["recommend a dark seinen"], ["where is my package"], 0.9) == []
+    within = near_duplicates_within(["do you do a student discount", "how do referral credits work",
+                                     "um do you do a student discount", "Do you do a student discount"], 0.9)
+    assert [(p.query_index, p.match_index) for p in within] == [(2, 0), (3, 0)]  # later lines, the first kept
 
 
 LEAK_TEST = """

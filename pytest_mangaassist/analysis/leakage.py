@@ -71,19 +71,41 @@ def near_duplicates(queries: Sequence[str], corpus: Sequence[str], max_similarit
     return sorted(pairs, key=lambda p: (-p.similarity, p.query_index))
 
 
+def near_duplicates_within(texts: Sequence[str], max_similarity: float = MAX_SIMILARITY) -> list[LeakedPair]:
+    """Each text that repeats an earlier text of the same list, exactly or more similar than max_similarity:
+    (later, earlier) pairs, in order. Keeping the first of each group keeps one of each message."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    if len(texts) < 2:
+        return []
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), preprocessor=_words_only,
+                              sublinear_tf=True).fit_transform(texts)
+    similarity = cosine_similarity(vectors)
+    pairs = []
+    for later in range(1, len(texts)):
+        earlier = int(similarity[later, :later].argmax())
+        exact = normalize_text(texts[later]) == normalize_text(texts[earlier])
+        if exact or similarity[later, earlier] > max_similarity:
+            value = 1.0 if exact else float(min(1.0, similarity[later, earlier]))
+            pairs.append(LeakedPair(later, texts[later], earlier, texts[earlier], value, exact))
+    return pairs
+
+
 def pairs_table(pairs: Sequence[LeakedPair], query_name: str = "golden", match_name: str = "train",
-                limit: int | None = 20, query_lines: Sequence[int] | None = None) -> str:
+                limit: int | None = 20, query_lines: Sequence[int] | None = None,
+                match_lines: Sequence[int] | None = None) -> str:
     """One row per pair: where each message is (line numbers where given, else 1-based positions), the two texts
     and their similarity."""
-    def line(i: int, lines) -> int:
+    def where(i: int, lines) -> int:
         return lines[i] if lines is not None else i + 1
 
-    rows = [(line(p.query_index, query_lines), _clip(p.query), p.match_index + 1, _clip(p.match),
+    rows = [(where(p.query_index, query_lines), _clip(p.query), where(p.match_index, match_lines), _clip(p.match),
              "exact" if p.exact else f"{p.similarity:.3f}") for p in pairs[:limit]]
     more = f"\n... and {len(pairs) - limit} more" if limit is not None and len(pairs) > limit else ""
-    where = "line" if query_lines is not None else "#"
-    return format_table((f"{query_name} {where}", query_name, f"{match_name} #", match_name, "similarity"),
-                        rows) + more
+    header = (f"{query_name} {'line' if query_lines is not None else '#'}", query_name,
+              f"{match_name} {'line' if match_lines is not None else '#'}", match_name, "similarity")
+    return format_table(header, rows) + more
 
 
 def _clip(text: str, width: int = 50) -> str:

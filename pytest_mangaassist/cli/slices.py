@@ -22,11 +22,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from ..analysis.leakage import MAX_SIMILARITY, SIMILARITY, LeakedPair, near_duplicates, pairs_table
+from ..analysis.leakage import (MAX_SIMILARITY, SIMILARITY, LeakedPair, near_duplicates, near_duplicates_within,
+                                pairs_table)
 from ..analysis.slices import SliceCandidate, SliceDiscovery
 from ..domain import INTENTS
 from ..errors import MangaAssistInputError
-from ..loading.golden import GoldenExample, GoldenSet, check_labels_match, duplicate_groups, load_golden_set, to_record
+from ..loading.golden import GoldenExample, GoldenSet, check_labels_match, load_golden_set, to_record
 
 INPUT_ERROR = 2
 SLICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -235,11 +236,12 @@ def _refusals(examples: list[GoldenExample], lines: list[int], golden: GoldenSet
     (near) duplicate of the training data."""
     texts = [ex.text for ex in examples]
     out = []
-    repeats = duplicate_groups(texts)
+    repeats = near_duplicates_within(texts, args.max_similarity)
     if repeats:
-        out.append(({i for group in repeats for i in group[1:]},
-                    "repeated in the file: " + "; ".join(f"{texts[g[0]]!r} on lines "
-                                                          f"{', '.join(str(lines[i]) for i in g)}" for g in repeats)))
+        out.append(({p.query_index for p in repeats},
+                    f"{len(repeats)} message(s) repeat an earlier line of the file (the first is kept):\n"
+                    + pairs_table(repeats, "messages", "earlier", limit=None, query_lines=lines,
+                                  match_lines=lines)))
     for label, path, others in (("golden", golden.source, golden.texts),
                                 *((("train", args.train, _load(Path(args.train), "--train", "", True).texts),)
                                   if args.train else ())):
