@@ -284,12 +284,14 @@ def refusals(tmp: Path):
          "did you mean 'order_status'?"),
         ("bad slice name", [{"text": "ok fine", "intent": "chitchat"}], ["--slice", "two words"],
          "is not a slice name"),
+        ("missing train", [{"text": "ok fine", "intent": "chitchat"}], ["--train", tmp / "no-such.jsonl"],
+         "--train " + str(tmp / "no-such.jsonl") + " does not exist"),
     ]
 
 
-@pytest.mark.parametrize("case", range(9), ids=["exact-golden", "near-golden", "near-train", "repeated",
-                                                 "near-repeat", "not-json", "no-intent", "unknown-intent",
-                                                 "bad-slice-name"])
+@pytest.mark.parametrize("case", range(10), ids=["exact-golden", "near-golden", "near-train", "repeated",
+                                                  "near-repeat", "not-json", "no-intent", "unknown-intent",
+                                                  "bad-slice-name", "missing-train"])
 def test_add_refuses_and_leaves_the_golden_set_byte_for_byte(pytester, files, case):
     golden, _ = files
     name, lines, extra, problem = refusals(pytester.path)[case]

@@ -81,7 +81,7 @@ def discover(args) -> SliceDiscovery:
     _check_number("--min-size", args.min_size, 5, None)
     _check_number("--fdr", args.fdr, 0.0, 1.0)
     out = _writable(Path(args.out)) if args.out else None
-    data = load_golden_set(args.data)
+    data = _load(Path(args.data), "--data")
     if args.ignore_tags:
         data = GoldenSet.from_examples((replace(ex, slice=None) for ex in data), data.source)
     model = IntentModel.load(args.model, option="--model")
@@ -200,11 +200,16 @@ def add(args) -> int:
     return len(examples)
 
 
-def _load(path: Path, option: str, unchanged: str, allow_duplicates: bool = False) -> GoldenSet:
+def _load(path: Path, option: str, unchanged: str = "", allow_duplicates: bool = False) -> GoldenSet:
+    """load_golden_set, its messages naming this command's option (and that the golden set was not changed)."""
+    if not path.is_file():
+        raise MangaAssistInputError(f"{option} {path} does not exist or is not a file. {unchanged}".rstrip(),
+                                    f"Pass {option} the path of a JSON Lines file (one {{\"text\": ..., "
+                                    "\"intent\": ...} per line).")
     try:
         return load_golden_set(path, allow_duplicates=allow_duplicates)
     except MangaAssistInputError as exc:
-        raise MangaAssistInputError(f"{option}: {exc.problem} {unchanged}", exc.fix) from None
+        raise MangaAssistInputError(f"{option}: {exc.problem} {unchanged}".rstrip(), exc.fix) from None
 
 
 def _messages(path: Path, name: str, golden: GoldenSet, unchanged: str):
@@ -242,9 +247,11 @@ def _refusals(examples: list[GoldenExample], lines: list[int], golden: GoldenSet
                     f"{len(repeats)} message(s) repeat an earlier line of the file (the first is kept):\n"
                     + pairs_table(repeats, "messages", "earlier", limit=None, query_lines=lines,
                                   match_lines=lines)))
-    for label, path, others in (("golden", golden.source, golden.texts),
-                                *((("train", args.train, _load(Path(args.train), "--train", "", True).texts),)
-                                  if args.train else ())):
+    against = [("golden", golden.source, golden.texts)]
+    if args.train:
+        train = _load(Path(args.train), "--train", f"{golden.source} was not changed.", allow_duplicates=True)
+        against.append(("train", args.train, train.texts))
+    for label, path, others in against:
         pairs = near_duplicates(texts, others, args.max_similarity)
         if pairs:
             out.append(({p.query_index for p in pairs}, _pairs_report(pairs, label, path, lines, args.max_similarity)))
