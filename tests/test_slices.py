@@ -143,7 +143,7 @@ WEAK_SLICE_TEST = """
 from pytest_mangaassist import assert_no_weak_slice
 
 def test_no_weak_slice(intent_model, validation_set):
-    assert_no_weak_slice(intent_model, validation_set, min_size=10, max_lift=2.0)
+    assert_no_weak_slice(intent_model, validation_set, min_size=10, max_error_rate=0.8)
 """
 
 
@@ -154,8 +154,8 @@ def test_the_weak_slice_gate_fails_on_the_planted_title_and_passes_on_the_clean_
     failed = pytester.runpytest_subprocess(f"--model-path={planted / 'finetuned'}", valid, "-p", "no:cacheprovider")
     failed.assert_outcomes(failed=1)
     out = failed.stdout.str()
-    assert "assert_no_weak_slice: lift of the worst of" in out and "'title-berserk'" in out
-    assert "mentions the title 'Berserk'" in out and "required <= 2" in out and "chitchat" in out
+    assert "assert_no_weak_slice: error rate of the worst of" in out and "'title-berserk'" in out
+    assert "mentions the title 'Berserk'" in out and "required <= 0.8" in out and "chitchat" in out
     clean = pytester.runpytest_subprocess(f"--model-path={small_model}", valid, "-p", "no:cacheprovider")
     clean.assert_outcomes(passed=1)
 
