@@ -73,6 +73,11 @@ _EXPORTS = {
     "RoutingPolicy": "analysis.counterfactuals",
     "MANGAASSIST_ROUTING": "domain",
     "route": "analysis.counterfactuals",
+    "assert_no_weak_slice": "gates.slices",
+    "assert_no_leakage": "gates.leakage",
+    "discover_slices": "cache.analyses",
+    "SliceFeatures": "analysis.slices",
+    "near_duplicates": "analysis.leakage",
 }
 
 __all__ = sorted(_EXPORTS)

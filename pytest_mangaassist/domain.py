@@ -7,6 +7,7 @@ elsewhere and takes these as arguments; nothing under analysis/ imports this mod
 from __future__ import annotations
 
 from .analysis.counterfactuals import RoutingPolicy
+from .analysis.slices import SliceFeatures
 
 INTENTS = (
     "product_discovery",
@@ -78,3 +79,29 @@ PARITY_PROBE_TEXTS = (
 )
 # The words assert_onnx_structure cycles through to build inputs of shapes the export never saw.
 STRUCTURE_PROBE_WORDS = ("one", "piece", "volume", "twelve", "omnibus", "edition", "please")
+
+# -- text features of failure-slice discovery (analysis.slices) ------------------------------------------
+# Romanized Japanese as MangaAssist's JP-EN traffic writes it (whole words; "no", "wa", "ga" are left out:
+# they are English words or letters too).
+ROMANIZED_WORDS = tuple(sorted({jp for _, jp in CODE_SWITCHES} | {
+    "desu", "masu", "arimasu", "dekimasu", "kudasai", "onegai", "sumimasen", "arigatou", "itsu", "nani", "nan",
+    "mada", "zaiko", "shinkan", "kanketsu", "haisou", "hassou", "henpin", "shiharai", "yoyaku", "kyanseru",
+    "yoroshiku", "oshiete", "omoshiroi", "yomitai", "kaitai", "todokanai", "watashi", "nihongo"}))
+# Words that suggest an intent: in a message labelled with another intent they are the adversarial case.
+INTENT_TRIGGER_WORDS = {
+    "promotion": (*PROMOTION_TRIGGERS, "discounted", "coupon", "promo", "voucher"),
+    "escalation": (*ESCALATION_WORDS, "manager", "supervisor"),
+    "return_request": ("return", "refund", "send back"),
+}
+# The catalogue's best-selling titles: a title's messages can fail together (a new release, a mislabelled batch).
+PRODUCT_TITLES = (
+    "One Piece", "Naruto", "Berserk", "Chainsaw Man", "Jujutsu Kaisen", "Spy x Family", "Vinland Saga", "Frieren",
+    "Re:Zero", "Mushoku Tensei", "Attack on Titan", "Demon Slayer", "My Hero Academia", "Tokyo Ghoul", "Blue Lock",
+    "Haikyu", "Oshi no Ko", "Dandadan", "Kaiju No. 8", "Vagabond", "Monster", "20th Century Boys", "Nana",
+    "Fruits Basket", "Sailor Moon", "Dragon Ball", "Bleach", "Hunter x Hunter", "Fullmetal Alchemist", "Death Note",
+    "Solo Leveling", "Tokyo Revengers", "Mob Psycho 100", "One Punch Man", "Yotsuba", "Slam Dunk", "Akira",
+    "Made in Abyss", "Goodnight Punpun", "Dorohedoro", "Hell's Paradise", "Fire Force", "Blue Period", "Kaguya-sama",
+    "Horimiya", "Mashle", "Sakamoto Days", "Witch Hat Atelier", "Dungeon Meshi", "The Apothecary Diaries",
+    "Ranma 1/2", "Inuyasha", "Gantz", "Parasyte", "Uzumaki", "Planetes", "Pluto", "Golden Kamuy", "Kingdom", "Bakuman")
+MANGAASSIST_SLICE_FEATURES = SliceFeatures(romanized=ROMANIZED_WORDS, triggers=INTENT_TRIGGER_WORDS,
+                                           titles=PRODUCT_TITLES)

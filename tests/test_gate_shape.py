@@ -8,6 +8,7 @@ examples second wherever the gate reads examples; everything after that keyword-
 Exemption: assert_no_regression is the one figure gate. It compares a number the test measured
 (`metric`, `value`) with the committed snapshot, so it has no model and no examples: its first two
 parameters are the figure's name and value, and everything after them is keyword-only like every gate.
+assert_no_leakage compares two data sets (golden, train) and reads no model: those are its first two.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pytest_mangaassist import MangaAssistInputError
 
 GATES = sorted(name for name in pytest_mangaassist.__all__ if name.startswith("assert_"))
 FIGURE_GATES = {"assert_no_regression": ("metric", "value")}  # the exemption in the module docstring
+DATA_GATES = {"assert_no_leakage": ("golden", "train")}  # compares two data sets, reads no model
 NO_EXAMPLES = {"assert_onnx_structure", "assert_latency_p95"}  # read an artifact or time a fixed input
 TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift"}
 OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "reference_model", "other_model",
                      "candidate", "previous", "pretrained"}
 LIMIT_WORDS = ("threshold", "tolerance", "atol", "rtol", "alpha", "budget", "limit", "cutoff", "floor", "ceiling")
 # float-valued parameters that are settings, not limits (what a limit is compared with is min_*/max_*)
-FLOAT_OPTIONS = {"confidence"}
+FLOAT_OPTIONS = {"confidence", "fdr"}  # fdr: the false discovery rate a weak-slice search is held to
 
 
 def signature(gate: str) -> inspect.Signature:
@@ -46,8 +48,8 @@ def test_model_first_examples_second_everything_else_keyword_only(gate):
     kinds = {p.name: p.kind for p in params}
     assert inspect.Parameter.VAR_POSITIONAL not in kinds.values(), f"{gate} takes *args"
     assert inspect.Parameter.VAR_KEYWORD not in kinds.values(), f"{gate} takes **kwargs: they escape validation"
-    if gate in FIGURE_GATES:
-        leading = list(FIGURE_GATES[gate])
+    if gate in FIGURE_GATES or gate in DATA_GATES:
+        leading = list({**FIGURE_GATES, **DATA_GATES}[gate])
     else:
         leading = ["model"] if gate in NO_EXAMPLES else ["model", "examples"]
     positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
@@ -119,6 +121,12 @@ def cases():
         ("assert_latency_p95", (model,), {}, "max_p95_ms", math.inf),
         ("assert_latency_p95", (model,), {}, "max_p95_ms", math.nan),
         ("assert_no_regression", ("accuracy", 0.9), {}, "max_regression", -0.1),
+        ("assert_no_weak_slice", (model, golden), {}, "max_lift", 0.5),
+        ("assert_no_weak_slice", (model, golden), {}, "max_error_rate", 1.5),
+        ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "fdr", 1.0),
+        ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "min_size", 0),
+        ("assert_no_leakage", (golden, golden), {}, "max_similarity", 1.0),
+        ("assert_no_leakage", (golden, golden), {}, "max_similarity", math.nan),
     ]
 
 

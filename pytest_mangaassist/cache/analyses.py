@@ -189,3 +189,17 @@ def decision_lens(model, examples) -> LogitLensResult:
     model's own decisions, not labels)."""
     return _cached_decision_lens(model, examples.texts if isinstance(examples, GoldenSet) else list(examples))
 
+
+
+def discover_slices(model, examples, *, min_size: int = 10, features=None, layer: int = -1, seed: int = 0):
+    """analysis.slices.discover_slices on the model's predictions and the sweep's [CLS] states at `layer`
+    (default the top layer) of examples (a GoldenSet); features default to MangaAssist's
+    (domain.MANGAASSIST_SLICE_FEATURES)."""
+    from ..analysis.slices import discover_slices as discover
+    from ..domain import MANGAASSIST_SLICE_FEATURES
+
+    examples = _labelled(examples, "discover_slices")
+    evaluation = evaluate(model, examples)
+    states = activation_sweep(model, examples.texts).cls_states[:, layer]
+    return discover(states, examples, evaluation.predicted, evaluation.confidence(),
+                    MANGAASSIST_SLICE_FEATURES if features is None else features, min_size=min_size, seed=seed)

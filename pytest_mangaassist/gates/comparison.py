@@ -56,6 +56,20 @@ def _selection(caller: str, model, comparison: PairedComparison, slice, intents)
     return comparison.mask(slice, intents), " and ".join(parts) or "golden set", intents
 
 
+def _multiplicity(comparison: PairedComparison, slice, intents) -> str:
+    """For one slice (or one intent) of several: its McNemar p-value adjusted with Benjamini-Hochberg across
+    all the slices (intents) of the set, and how many were tested; empty for the whole set."""
+    if slice is not None:
+        by, name, mask = "slice", slice, comparison.mask(slice=slice)
+    elif intents and len(intents) == 1:
+        by, name, mask = "intent", intents[0], comparison.mask(intents=intents)
+    else:
+        return ""
+    adjusted = comparison.adjusted_p_values(by)
+    return (f"; McNemar p {comparison.summary(mask).worse_p_value:.3g}, Benjamini-Hochberg adjusted across the "
+            f"{len(adjusted)} {by}s tested: {adjusted[name]:.3g}")
+
+
 def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     flips = comparison.negative_flip_rows(mask)
     rows = [(_clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
@@ -90,7 +104,8 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
     name = "negative-flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the negative-flip rate"
     check(caller,
           f"{name} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
-          f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method})",
+          f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method}"
+          f"{_multiplicity(comparison, slice, intents)})",
           rate.bound(bound), max_rate, "<=", family=FAMILY, interval=(rate.low, rate.high),
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate lost examples the production model handled: add training examples like them "
@@ -116,7 +131,8 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
     check(caller,
           f"McNemar exact p-value of 'the candidate is no worse' on {where} ({summary.n} examples: "
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "
-          f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f})",
+          f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
+          f"{_multiplicity(comparison, slice, intents)})",
           summary.worse_p_value, min_p_value, ">=", family=FAMILY,
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate is significantly worse than the production model here: fix the regression "

@@ -38,6 +38,7 @@ class Family(str, Enum):
     EXPORT = "export"
     LATENCY = "latency"
     SNAPSHOT = "snapshot"
+    DATA = "data"  # the evaluation data itself (leakage into training data)
 
 
 class Verdict(str, Enum):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .build import FULL, PACKAGE_DIR, BuildSpec, build_reference
+from .leakage_report import check_leakage
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ class DerivedStep:
 
 def _steps() -> tuple[DerivedStep, ...]:
     """The registered steps, in the order they run (later steps may read what earlier ones wrote)."""
-    return ()
+    # the leakage report also depends on the plugin's similarity measure, one folder up from the kit
+    return (DerivedStep("leakage", ("leakage_report.py", "../../pytest_mangaassist/analysis/leakage.py"),
+                        check_leakage),)
 
 
 def step_fingerprint(step: DerivedStep, spec: BuildSpec, model_fingerprint: str, root: Path = PACKAGE_DIR) -> str:

@@ -1,0 +1,42 @@
+"""Gates on the data and its slices (docs/slices.md).
+
+Monthly: no golden message may sit, verbatim or nearly, in the training data (assert_no_leakage; TF-IDF
+character 3-5-gram cosine above 0.9, or identical). The training data is the build's, next to the
+validation set (DIR/data/train.jsonl).
+
+Quarterly: slice discovery on the validation set (the model's own [CLS] clusters of its errors, plus
+romanized Japanese, trigger words of other intents, product titles, length buckets and slice tags). A slice
+fails when it is significantly worse than the rest after Benjamini-Hochberg correction across every
+candidate (FDR 0.05) and the lower end of its error rate's 95% interval is more than 3x the overall error
+rate. The reference model's worst such slice is at about 2.5x (a 33-message cluster of "how do referral
+credits work" questions); a planted mislabelled product title is at 7x and more.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from pytest_mangaassist import assert_no_leakage, assert_no_weak_slice, load_golden_set
+
+
+def training_data(validation_set):
+    path = Path(validation_set.source).parent / "train.jsonl"
+    if not path.is_file():
+        pytest.fail(f"the training data {path} is not next to the validation set: pass --validation-set of a "
+                    "reference build (DIR/data/valid.jsonl)")
+    return load_golden_set(path, allow_duplicates=True)  # training data repeats short messages on purpose
+
+
+@pytest.mark.gate("monthly")
+@pytest.mark.xfail(strict=True, reason="fixtures/golden.jsonl: 10 of its 154 messages are also in the reference "
+                   "build's training data (4 identical, e.g. 'I want to talk to a human', 'konbanwa'; 6 more above "
+                   "0.9, e.g. 'Good evening' / 'good evening'); DIR/leakage.json lists them. Replace them with fresh "
+                   "messages, then drop this mark.")
+def test_golden_set_is_not_in_the_training_data(golden_set, validation_set):
+    assert_no_leakage(golden_set, training_data(validation_set), max_similarity=0.9)
+
+
+@pytest.mark.gate("quarterly")
+def test_no_weak_slice_on_the_validation_set(intent_model, validation_set, mangaassist_record):
+    discovery = assert_no_weak_slice(intent_model, validation_set, min_size=30, max_lift=3.0, bound="lower")
+    mangaassist_record("candidate slices on the validation set", discovery.table(limit=10, fdr=0.05))

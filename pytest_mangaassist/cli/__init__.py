@@ -1,0 +1,1 @@
+"""The command line: python -m pytest_mangaassist (the workflows that are not a pytest run)."""
