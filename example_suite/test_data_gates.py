@@ -2,7 +2,8 @@
 
 Monthly: no golden message may sit, verbatim or nearly, in the training data (assert_no_leakage; TF-IDF
 character 3-5-gram cosine above 0.9, or identical). The training data is the build's, next to the
-validation set (DIR/data/train.jsonl).
+validation set (DIR/data/train.jsonl); the reference build leaves out of it every generated message that
+repeats a message of either golden set (docs/reference-model.md), so this gate passes on it.
 
 Quarterly: slice discovery on the validation set (the model's own [CLS] clusters of its errors, plus
 romanized Japanese, trigger words of other intents, product titles, length buckets and slice tags). A slice
@@ -28,10 +29,6 @@ def training_data(validation_set):
 
 
 @pytest.mark.gate("monthly")
-@pytest.mark.xfail(strict=True, reason="fixtures/golden.jsonl: 10 of its 154 messages are also in the reference "
-                   "build's training data (4 identical, e.g. 'I want to talk to a human', 'konbanwa'; 6 more above "
-                   "0.9, e.g. 'Good evening' / 'good evening'); DIR/leakage.json lists them. Replace them with fresh "
-                   "messages, then drop this mark.")
 def test_golden_set_is_not_in_the_training_data(golden_set, validation_set):
     assert_no_leakage(golden_set, training_data(validation_set), max_similarity=0.9)
 

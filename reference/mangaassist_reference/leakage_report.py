@@ -15,9 +15,8 @@ from pathlib import Path
 
 from pytest_mangaassist.analysis.leakage import MAX_SIMILARITY, SIMILARITY, near_duplicates
 from pytest_mangaassist.loading.golden import load_golden_set
-from .build import BuildSpec
+from .build import HELD_OUT, BuildSpec
 
-REPOSITORY_GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden.jsonl"
 REPORT = "leakage.json"
 
 
@@ -38,8 +37,8 @@ def leakage_report(train: Path, golden_sets: dict[str, Path], max_similarity: fl
 def check_leakage(out: Path, spec: BuildSpec, log: Callable[[str], None]) -> None:
     """The derived step: DIR/leakage.json, and one log line per golden set."""
     golden_sets = {"generated": out / "data" / "golden.jsonl"}
-    if REPOSITORY_GOLDEN.is_file():
-        golden_sets["fixtures"] = REPOSITORY_GOLDEN
+    if HELD_OUT.is_file():
+        golden_sets["fixtures"] = HELD_OUT
     report = leakage_report(out / "data" / "train.jsonl", golden_sets)
     (out / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name, found in report["golden_sets"].items():
