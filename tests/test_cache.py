@@ -265,7 +265,8 @@ def run_all(model, golden):
             "invariance": analyses.batch_invariance(model, golden.texts, max_texts=6),
             "ig invariance": analyses.attribution_batch_invariance(model, TEXTS[:2], "promotion"),
             "lens": analyses.decision_lens(model, golden), "patching": analyses.patching(model, golden),
-            "probes": analyses.probe_f1(model, golden)}
+            "probes": analyses.probe_f1(model, golden),
+            "cka": analyses.cka_per_layer_between(model, golden.texts, model, True)}
 
 
 def test_cached_analyses_equal_the_pure_ones_and_a_warm_run_loads_no_weights(small_model, golden, tmp_path):
@@ -280,7 +281,8 @@ def test_cached_analyses_equal_the_pure_ones_and_a_warm_run_loads_no_weights(sma
     assert same(cold["conductance"], layer_conductance(pure, TEXTS, "promotion", n_steps=8))
     names = {p.name.split("-")[0] for p in tmp_path.glob(f"*{store.ENTRY_SUFFIX}")}
     assert {"activation_sweep", "attention_sweep", "token_state_sweep", "integrated_gradients", "layer_conductance",
-            "batch_invariance", "attribution_batch_invariance", "decision_lens", "patching", "probe_f1"} <= names
+            "batch_invariance", "attribution_batch_invariance", "decision_lens", "patching", "probe_f1",
+            "cka_per_layer_between"} <= names
     warm_model = IntentModel.load(small_model, cache_dir=tmp_path)  # a fresh object: only the disk can answer
     with warnings.catch_warnings():
         warnings.simplefilter("error", store.CacheWarning)

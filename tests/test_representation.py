@@ -7,7 +7,7 @@ import pytest
 from pytest_mangaassist import (GateFailure, IntentModel, MangaAssistInputError, assert_cka_above,
                                 assert_patching_recovers, assert_probe_f1_above, linear_cka, load_golden_set)
 from pytest_mangaassist.analysis.logit_lens import LogitLensResult, lens_logits
-from pytest_mangaassist.analysis.patching import pair_errors_with_donors, patching_recovery
+from pytest_mangaassist.analysis.patching import pair_errors_with_donors, patched_logits, patching_recovery
 from pytest_mangaassist.analysis.sweep import activation_sweep
 from pytest_mangaassist.analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES
 from pytest_mangaassist.analysis.intervals import MIN_EXAMPLES
@@ -260,6 +260,49 @@ def test_patching_is_a_no_op_at_the_embeddings_and_decisive_at_the_top(models):
     assert result.recovered[0] == 0  # every [CLS] embedding is the same vector
     assert result.recovered[-1] == result.n_errors  # the last [CLS] state is the decision
     assert patching_recovery(model, valid) == result  # seeded
+
+
+def _full_forward_patched_logits(model, texts, layer, donor_cls):
+    """The reference computation: a full forward pass from the embeddings with a hook replacing position 0 of
+    `layer`'s output (patching_recovery's implementation before it resumed from recorded layer states)."""
+    import torch
+
+    module = model.embeddings if layer == 0 else model.layers[layer - 1]
+    replacement = torch.as_tensor(donor_cls, dtype=torch.float32)
+
+    def patch(_module, _inputs, output):
+        hidden = output.clone()
+        hidden[:, 0, :] = replacement
+        return hidden
+
+    handle = module.register_forward_hook(patch)
+    try:
+        with torch.inference_mode():
+            return model.hf_model(**model.encode(texts)).logits.float().numpy()
+    finally:
+        handle.remove()
+
+
+def test_resumed_patching_equals_patching_by_a_full_forward_pass(models):
+    model, _, _, valid = models
+    result = patching_recovery(model, valid, batch_size=16)
+    sweep = activation_sweep(model, valid.texts)
+    by_length = sorted(result.pairs, key=lambda pair: len(valid.texts[pair[0]]))
+    recovered = [0] * (model.num_layers + 1)
+    for start in range(0, len(by_length), 16):
+        chunk = by_length[start:start + 16]
+        texts = [valid.texts[e] for e, _ in chunk]
+        donors = sweep.cls_states[[d for _, d in chunk]]
+        truth = np.array([model.label2id[valid.intents[e]] for e, _ in chunk])
+        resumed = patched_logits(model, texts, donors)
+        assert len(resumed) == model.num_layers + 1
+        assert np.abs(resumed[1] - resumed[0]).max() > 1e-2  # a patch below the top changes the logits: not a no-op
+        for layer in range(model.num_layers + 1):
+            full = _full_forward_patched_logits(model, texts, layer, donors[:, layer])
+            np.testing.assert_allclose(resumed[layer], full, rtol=0, atol=1e-5)
+            recovered[layer] += int((full.argmax(axis=1) == truth).sum())
+    assert result.recovered == tuple(recovered)
+    assert model.layers == model.adapter.layers(model.hf_model)  # every layer is back in place after resuming
 
 
 def test_patching_gate_fails_with_the_per_layer_table(models):

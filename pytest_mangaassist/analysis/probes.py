@@ -18,6 +18,7 @@ control task too; a layer with intent structure beyond surface identity is selec
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ class ProbeResult:
     def f1_rate(self, layer: int, confidence: float = CONFIDENCE, seed: int = 0) -> Rate:
         """The layer's held-out macro-F1 with a seeded bootstrap interval over the test examples (the
         probe's own training is held fixed: this is the uncertainty of scoring on n_test examples)."""
-        return macro_f1_rate(self.test_labels, self.predicted[layer], confidence, seed=seed)
+        return _f1_rate(self.test_labels, self.predicted[layer], confidence, seed)
 
     def jump(self) -> tuple[int, float]:
         """The layer whose probe gains most over the layer below it, and the gain."""
@@ -64,6 +65,12 @@ class ProbeResult:
         header = ["layer", "probe macro-F1"] + ([f"{confidence:.0%} interval"] if self.predicted else [])
         header += ["control F1", "selectivity"] if self.control_f1 else []
         return format_table(header + ["change"], rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _f1_rate(test_labels: tuple[str, ...], predicted: tuple[str, ...], confidence: float, seed: int) -> Rate:
+    """One bootstrap per (layer, confidence, seed): the per-layer table and the gate read the same intervals."""
+    return macro_f1_rate(test_labels, predicted, confidence, seed=seed)
 
 
 def first_word_type(text: str) -> str:

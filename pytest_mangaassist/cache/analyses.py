@@ -31,6 +31,7 @@ from ..analysis import classification as _classification
 from ..analysis import conductance as _conductance
 from ..analysis import invariance as _invariance
 from ..analysis import sweep as _sweep
+from ..analysis.cka import cka_per_layer
 from ..analysis.logit_lens import LogitLensResult, logit_lens
 from ..analysis.patching import PatchingResult, patching_recovery
 from ..analysis.probes import ProbeResult, probe_f1_per_layer
@@ -40,12 +41,13 @@ from . import codec, store
 
 MIN_PROBE_EXAMPLES_PER_INTENT = 10
 PROBE_FORMAT = "probes-2"  # bump when the probe recipe changes
-PATCHING_FORMAT = "patching-1"
+PATCHING_FORMAT = "patching-2"  # resumed from recorded layer states (same figures, cached anew once)
+CKA_FORMAT = "cka-1"
 LENS_FORMAT = "lens-1"
 
 __all__ = ["activation_sweep", "attention_sweep", "token_state_sweep", "integrated_gradients",
            "attribution_batch_invariance", "layer_conductance", "batch_invariance", "probe_f1", "patching",
-           "decision_lens", "evaluate", "cached", "fingerprint"]
+           "decision_lens", "cka_per_layer_between", "evaluate", "cached", "fingerprint"]
 
 
 # -- argument fingerprints ----------------------------------------------------------------------------
@@ -155,9 +157,15 @@ def _decision_lens(model, texts: list[str]) -> LogitLensResult:
     return logit_lens(model, activation_sweep(model, texts).cls_states)
 
 
+def _cka_per_layer_between(model, texts: list[str], against, debiased: bool) -> list[float]:
+    return cka_per_layer(activation_sweep(model, texts).cls_states, activation_sweep(against, texts).cls_states,
+                         debiased)
+
+
 _cached_probe_f1 = cached(None, "probe_f1", PROBE_FORMAT, pure=_probe_f1)
 _cached_patching = cached(None, "patching", PATCHING_FORMAT, pure=_patching)
 _cached_decision_lens = cached(None, "decision_lens", LENS_FORMAT, pure=_decision_lens)
+_cached_cka = cached(None, "cka_per_layer_between", CKA_FORMAT, pure=_cka_per_layer_between)
 
 
 def _labelled(examples, what: str) -> GoldenSet:
@@ -190,7 +198,6 @@ def decision_lens(model, examples) -> LogitLensResult:
     return _cached_decision_lens(model, examples.texts if isinstance(examples, GoldenSet) else list(examples))
 
 
-
 def discover_slices(model, examples, *, min_size: int = 10, features=None, layer: int = -1, seed: int = 0):
     """analysis.slices.discover_slices on the model's predictions and the sweep's [CLS] states at `layer`
     (default the top layer) of examples (a GoldenSet); features default to MangaAssist's
@@ -203,3 +210,11 @@ def discover_slices(model, examples, *, min_size: int = 10, features=None, layer
     states = activation_sweep(model, examples.texts).cls_states[:, layer]
     return discover(states, examples, evaluation.predicted, evaluation.confidence(),
                     MANGAASSIST_SLICE_FEATURES if features is None else features, min_size=min_size, seed=seed)
+
+
+def cka_per_layer_between(model, texts: list[str], against, debiased: bool) -> list[float]:
+    """cka_per_layer of the sweeps' [CLS] states of two models on the same texts: computed once per session and
+    cached on disk (a gate file reads it once per gated layer; a warm run then reads no sweep at all)."""
+    if not isinstance(getattr(against, "content_hash", None), str):  # a wrapper: nothing identifies it in a key
+        return _cka_per_layer_between(model, list(texts), against, bool(debiased))
+    return _cached_cka(model, list(texts), against, bool(debiased))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 
-from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES, cka_per_layer
+from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES
 from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
 from ..analysis.layers import layer_name, resolve_layer
 from ..analysis.logit_lens import LogitLensResult
 from ..analysis.patching import PatchingResult
 from ..analysis.probes import ProbeResult
-from ..cache.analyses import activation_sweep, decision_lens, patching, probe_f1
+from ..cache.analyses import cka_per_layer_between, decision_lens, patching, probe_f1
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
@@ -66,10 +66,7 @@ def cka_between(model, examples, *, against, debiased: bool = DEBIASED) -> list[
             "Compare checkpoints of the same architecture (the model under test against its pre-trained "
             "start or its previous release).",
         )
-    texts = _texts(examples)
-    states = activation_sweep(model, texts).cls_states
-    other_states = activation_sweep(against, texts).cls_states
-    return cka_per_layer(states, other_states, debiased)
+    return list(cka_per_layer_between(model, _texts(examples), against, debiased))
 
 
 def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, debiased: bool = DEBIASED) -> list[float]:
@@ -135,7 +132,8 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
     result = probe_f1(model, golden, seed)
     rate = result.f1_rate(layer, confidence, seed)
     jump_layer, gain = result.jump()
-    evidence = result.table(confidence) + (f"\n\nseparability jumps most at {layer_name(jump_layer)} ({gain:+.3f} "
+    def evidence() -> str:  # every layer's bootstrap interval: built only for a failure message
+        return result.table(confidence) + (f"\n\nseparability jumps most at {layer_name(jump_layer)} ({gain:+.3f} "
                                            f"over {layer_name(jump_layer - 1)})")
     sizes = f"train {result.n_train} / test {result.n_test} examples"
     what = "probe macro-F1" if bound == "point" else f"{confidence:.0%} lower bound of the probe macro-F1"

@@ -48,10 +48,15 @@ class ArchitectureAdapter:
         return self.base(model).embeddings
 
     def layers(self, model) -> list:
+        owner, attr = self.layer_list(model)
+        return list(getattr(owner, attr))
+
+    def layer_list(self, model) -> tuple:
+        """(module, attribute name) of the encoder's layer list, for code that swaps the list for part of it."""
         node = self.base(model)
-        for attr in self.layers_path:
+        for attr in self.layers_path[:-1]:
             node = getattr(node, attr)
-        return list(node)
+        return node, self.layers_path[-1]
 
 
 ADAPTERS = {

@@ -159,6 +159,8 @@ def _invisible(char: str) -> bool:
 def normalize_text(text: str) -> str:
     """The form in which two golden texts count as the same message: Unicode NFC, invisible
     characters removed, whitespace runs collapsed to one space, ends stripped; case kept."""
+    if text.isascii() and text.isprintable():  # the common case: nothing to normalise or remove but spacing
+        return " ".join(text.split())
     kept = (c for c in unicodedata.normalize("NFC", text) if c.isspace() or not _invisible(c))
     return " ".join("".join(kept).split())
 
