@@ -73,6 +73,11 @@ _EXPORTS = {
     "RoutingPolicy": "analysis.counterfactuals",
     "MANGAASSIST_ROUTING": "domain",
     "route": "analysis.counterfactuals",
+    "assert_traffic_agreement": "gates.traffic",
+    "assert_route_shares_stable": "gates.traffic",
+    "traffic_replay": "gates.traffic",
+    "Traffic": "loading.traffic",
+    "load_traffic": "loading.traffic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,7 +23,8 @@ from pytest_mangaassist import MangaAssistInputError
 GATES = sorted(name for name in pytest_mangaassist.__all__ if name.startswith("assert_"))
 FIGURE_GATES = {"assert_no_regression": ("metric", "value")}  # the exemption in the module docstring
 NO_EXAMPLES = {"assert_onnx_structure", "assert_latency_p95"}  # read an artifact or time a fixed input
-TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift"}
+TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift",
+              "assert_traffic_agreement", "assert_route_shares_stable"}
 OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "reference_model", "other_model",
                      "candidate", "previous", "pretrained"}
 LIMIT_WORDS = ("threshold", "tolerance", "atol", "rtol", "alpha", "budget", "limit", "cutoff", "floor", "ceiling")
@@ -119,6 +120,10 @@ def cases():
         ("assert_latency_p95", (model,), {}, "max_p95_ms", math.inf),
         ("assert_latency_p95", (model,), {}, "max_p95_ms", math.nan),
         ("assert_no_regression", ("accuracy", 0.9), {}, "max_regression", -0.1),
+        ("assert_traffic_agreement", (model, golden), {"against": model}, "max_flip_rate", 1.5),
+        ("assert_traffic_agreement", (model, golden), {"against": model, "max_flip_rate": 0.1}, "max_route_flip_rate",
+         math.nan),
+        ("assert_route_shares_stable", (model, golden), {"against": model}, "max_shift", -0.01),
     ]
 
 
