@@ -9,6 +9,7 @@
    traffic (target: 10^6 messages under 2 GiB).
 
     python benchmarks/replay.py [--messages 100000] [--rss 10000 100000 1000000] [--no-ray] [--reference DIR]
+                                [--rss-reference DIR]
 
 The load average is printed with the figures: on a shared machine only the ratios mean anything.
 """
@@ -120,6 +121,9 @@ def main() -> None:
     parser.add_argument("--rss", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--reference", type=Path, default=ROOT / "artifacts" / "reference")
+    parser.add_argument("--rss-reference", type=Path, default=None,
+                        help="models of the memory runs (default --reference; artifacts/test-models/small is ~4x "
+                             "faster where the machine cannot replay 10^6 messages of the full model in time)")
     args = parser.parse_args()
 
     from mangaassist_reference.traffic import write_traffic
@@ -148,7 +152,9 @@ def main() -> None:
     print(f"flip rate {figures[0]:.4f} [{figures[1]:.4f}, {figures[2]:.4f}]", flush=True)
     if args.rss:
         print("peak resident memory of the embedded replay (a fresh process per size):", flush=True)
-        peak_rss(args.rss, args.reference, exports, work)
+        rss_reference = args.rss_reference or args.reference
+        print(f"  (models: {rss_reference})", flush=True)
+        peak_rss(args.rss, rss_reference, exports, work)
     print(load_average(), flush=True)
 
 

@@ -228,7 +228,7 @@ def _run_ray(models, traffic: Traffic, shards: Sequence[int], progress) -> dict[
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset statistics in the test output
     served = ray.put(list(models))  # once in the object store, not pickled into every actor's definition
-    actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     by_path = {str(traffic.shards[s].path.resolve()): s for s in shards}
     gathered: dict[int, list[list]] = {s: [[] for _ in models] for s in shards}
     confidences: dict[int, list[list]] = {s: [[] for _ in models] for s in shards}
@@ -236,12 +236,15 @@ def _run_ray(models, traffic: Traffic, shards: Sequence[int], progress) -> dict[
         paths = [str(traffic.shards[s].path.resolve()) for s in shards if traffic.shards[s].format == kind]
         if not paths:
             continue
-        # reading is light next to the forward passes: read tasks take no CPU of the actors' (else the actor
-        # pool holds every CPU and no read task is ever scheduled)
+        # reading is light next to the forward passes: read tasks take no CPU of the actors' (else an actor pool
+        # holding every CPU leaves no read task scheduled). Reading Parquet still waits for a free CPU (measured:
+        # Ray 2.60 hangs with an actor on every CPU), so its pool leaves one free.
         if kind == "jsonl":
             data = ray.data.read_text(paths, include_paths=True, num_cpus=0).rename_columns({"text": "line"})
+            actors = cpus
         else:
             data = ray.data.read_parquet(paths, columns=[traffic.text_field], include_paths=True, num_cpus=0)
+            actors = max(1, cpus - 1)
         answers = data.map_batches(_RayPredictor, fn_constructor_kwargs={
             "models": served, "text_field": traffic.text_field, "batch_size": traffic.batch_size},
             batch_size=traffic.batch_size * CHUNK_BATCHES, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
