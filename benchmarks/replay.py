@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--rss", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--reference", type=Path, default=ROOT / "artifacts" / "reference")
+    parser.add_argument("--exports", type=Path, default=None,
+                        help="folder of the models' ONNX exports, reused between runs (default: a new temporary one)")
     parser.add_argument("--rss-reference", type=Path, default=None,
                         help="models of the memory runs (default --reference; artifacts/test-models/small is ~4x "
                              "faster where the machine cannot replay 10^6 messages of the full model in time)")
@@ -130,7 +132,7 @@ def main() -> None:
     from pytest_mangaassist import load_traffic
 
     work = Path(tempfile.mkdtemp(prefix="mangaassist-replay-bench-"))
-    exports = work / "exports"
+    exports = args.exports or work / "exports"
     print(load_average(), flush=True)
     models, served = served_models(args.reference, exports)
     traffic = load_traffic(write_traffic(work / "traffic.jsonl", args.messages, seed=5))

@@ -18,10 +18,11 @@ pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate a
 # The reference candidate against its previous snapshot (one epoch earlier), on the build's 20,000 messages:
 # 1.1% of them change route (95% interval 1.0-1.3%), no route's share moves by more than 0.3 points, and the
 # fallback route loses a third of its 155 messages, mostly to promotion (the candidate is surer of promotions):
-# commerce support and promotion are the rare routes the verdict names as moved. The limits leave room for that
-# and stop a retrain that moves several times more.
+# commerce support and promotion are the rare routes the verdict names as moved. On the first 1,000-5,000
+# messages alone the same figures are 1.3-1.7%, 0.5 points and 0.42-0.50 of the fallback's 10-41 messages. The
+# limits leave room for that and stop a retrain that moves several times more.
 MAX_FLIP_RATE = 0.03
-MAX_ROUTE_FLIP_RATE = 0.5  # no route may lose more than half of its messages to other routes
+MAX_ROUTE_FLIP_RATE = 0.6  # no route may lose more than 60% of its messages to other routes
 MAX_SHIFT = 0.01  # one point of traffic: a route's team would see the change in its queue
 
 

@@ -62,6 +62,12 @@ class RouteShift:
         return abs(self.shift) if which == "point" else max(abs(self.low), abs(self.high))
 
     @property
+    def size_interval(self) -> tuple[float, float]:
+        """The interval of |shift|: what a limit on the size of the shift is compared with."""
+        ends = sorted((abs(self.low), abs(self.high)))
+        return (0.0 if self.low <= 0 <= self.high else ends[0]), ends[1]
+
+    @property
     def moved(self) -> bool:
         """The interval excludes no change."""
         return self.low > 0 or self.high < 0

@@ -226,7 +226,7 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
     check(caller, f"{name} on {result.n:,} messages ({worst.route}: {worst.production.estimate:.4f} -> "
                   f"{worst.candidate.estimate:.4f}, {CONFIDENCE:.0%} interval of the shift [{worst.low:+.4f}, "
                   f"{worst.high:+.4f}]{rare_note}; {result.stats.describe()})",
-          worst.bound(bound), max_shift, "<=", family=FAMILY, interval=(worst.low, worst.high),
+          worst.bound(bound), max_shift, "<=", family=FAMILY, interval=worst.size_interval,
           payload=result.payload(),
           evidence=lambda: (f"route shares, production vs candidate (in / out: messages that moved into / out of "
                             f"the route):\n{result.shares_table()}\n\nflip matrix:\n{result.flip_matrix_table()}"),
