@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..analysis.counterfactuals import RoutingPolicy
-from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, rates_table
+from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, examples_needed, rates_table
 from ..analysis.traffic import RouteShift, TrafficComparison
 from ..cache.traffic import ReplayStats, traffic_comparison
 from ..domain import MANGAASSIST_ROUTING
@@ -178,7 +178,7 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
                                   "the limit in review) or fix the candidate.")
     if max_route_flip_rate is not None:
         decidable = {r: rate for r, rate in per_route.items()
-                     if rate.n >= (min_examples or _needed(max_route_flip_rate, bound))}
+                     if rate.n >= (min_examples or examples_needed(max_route_flip_rate, bound))}
         worst = max(decidable, key=lambda r: decidable[r].bound(bound), default=None)
         failing = {r: "FAIL" for r, rate in decidable.items() if rate.bound(bound) > max_route_flip_rate}
         value = decidable[worst].bound(bound) if worst else math.nan
@@ -188,12 +188,6 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
               evidence=lambda: evidence(failing), hint="the routes marked FAIL lost more of their messages than "
                                                        "allowed; the flipped messages above show where they went.")
     return result
-
-
-def _needed(limit: float, bound: str) -> int:
-    from ..analysis.intervals import examples_needed
-
-    return examples_needed(limit, bound)
 
 
 def _interval(rate: Rate) -> str:

@@ -8,8 +8,8 @@ each message's top intent and its probability, in shard order.
   one session per model. Memory is bounded by the chunk, not by the traffic (the answer itself is 6 bytes a
   message and model).
 - ray: Ray Data reads the shards (read_text / read_parquet, order preserved) and runs `map_batches` on a
-  pool of actors (one per CPU of the cluster), each holding one ONNX Runtime session per model; the driver
-  gathers the answers per shard.
+  pool of actors (one per CPU of the cluster; for Parquet one CPU is left to the readers), each holding one
+  ONNX Runtime session per model; the driver gathers the answers per shard.
 
 Both run the same function (`_predict_chunk`) on each chunk. The exported models' logits do not depend on
 how messages are batched or padded (the plugin's batch-invariance check warns where they do), so the two
@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import MangaAssistInputError
 from .progress import EVERY_S, SHOW_AFTER_S, Progress
-from .traffic import RAY_FIX, Shard, Traffic
+from .traffic import RAY_FIX, Traffic
 
 CHUNK_BATCHES = 16  # batches per chunk: enough to sort by length, few enough to bound memory
 
