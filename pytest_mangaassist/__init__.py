@@ -78,6 +78,11 @@ _EXPORTS = {
     "discover_slices": "cache.analyses",
     "SliceFeatures": "analysis.slices",
     "near_duplicates": "analysis.leakage",
+    "assert_traffic_agreement": "gates.traffic",
+    "assert_route_shares_stable": "gates.traffic",
+    "traffic_replay": "gates.traffic",
+    "Traffic": "loading.traffic",
+    "load_traffic": "loading.traffic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,6 +21,7 @@ SNAPSHOT = pytest.StashKey["SnapshotStore"]()
 RUN_LOG = pytest.StashKey["RunLog"]()
 GATE_RUN_CHECK = pytest.StashKey[preflight.GateRunCheck]()
 HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
+TRAFFIC = pytest.StashKey["Traffic | None"]()
 
 
 def pytest_addoption(parser):
@@ -52,6 +53,7 @@ def pytest_configure(config):
         preflight.check_rootdir(config)  # also here: pytest_load_initial_conftests is skipped by some runners
         settings = config.stash[SETTINGS] = load_settings(config)
         preflight.check_destinations(settings)
+        config.stash[TRAFFIC] = preflight.load_traffic_input(settings)
         config.stash[SNAPSHOT] = SnapshotStore.load(settings.snapshot_file, settings.update_snapshot)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
@@ -177,6 +179,10 @@ def pytest_report_header(config):
     for what, path in (("onnx", settings.onnx_path), ("serving artifact", settings.serving_artifact)):
         if path is not None:
             lines.append(f"mangaassist: {what} {path}")
+    traffic = config.stash.get(TRAFFIC, None)
+    if traffic is not None:
+        lines.append(f"mangaassist: traffic {traffic.source} ({len(traffic):,} messages in {len(traffic.shards)} "
+                     f"shard(s), field {traffic.text_field!r}, {traffic.engine} engine)")
     if settings.tiers:
         lines.append(f"mangaassist: gate tiers {', '.join(settings.tiers)}")
     if settings.no_cache:
@@ -249,6 +255,16 @@ def validation_set(mangaassist_settings):
     if mangaassist_settings.validation_set is None:
         preflight.missing_input(mangaassist_settings, "validation_set")
     return mangaassist_settings.validation_set
+
+
+@pytest.fixture(scope="session")
+def traffic(request, mangaassist_settings):
+    """The unlabelled traffic to replay (--traffic), validated at start-up, with the replay engine
+    (--mangaassist-engine, --mangaassist-ray-address)."""
+    loaded = request.config.stash.get(TRAFFIC, None)
+    if loaded is None:
+        preflight.missing_input(mangaassist_settings, "traffic")
+    return loaded
 
 
 def _artifact_dir(request) -> Path:

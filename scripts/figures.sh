@@ -8,6 +8,6 @@ python -m mangaassist_reference build --out "$REFERENCE"
 python -m pytest example_suite -q \
     --model-path="$REFERENCE/finetuned" --pretrained-path="$REFERENCE/pretrained" \
     --baseline-path="$REFERENCE/previous" --validation-set="$REFERENCE/data/valid.jsonl" \
-    --mangaassist-report="$REPORT" "$@" || true  # the page records failures too
+    --traffic="$REFERENCE/data/traffic.jsonl" --mangaassist-report="$REPORT" "$@" || true  # the page records failures too
 python scripts/figures.py "$REPORT/results.json" "$REFERENCE/build.json" > "$ROOT/docs/figures.md"
 echo "wrote $ROOT/docs/figures.md (report: $REPORT/report.html)"

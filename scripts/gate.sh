@@ -10,4 +10,5 @@ exec python -m pytest example_suite \
     --pretrained-path="$REFERENCE/pretrained" \
     --baseline-path="$REFERENCE/previous" \
     --validation-set="$REFERENCE/data/valid.jsonl" \
+    --traffic="$REFERENCE/data/traffic.jsonl" \
     "$@"

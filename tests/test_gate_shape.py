@@ -25,7 +25,8 @@ GATES = sorted(name for name in pytest_mangaassist.__all__ if name.startswith("a
 FIGURE_GATES = {"assert_no_regression": ("metric", "value")}  # the exemption in the module docstring
 DATA_GATES = {"assert_no_leakage": ("golden", "train")}  # compares two data sets, reads no model
 NO_EXAMPLES = {"assert_onnx_structure", "assert_latency_p95"}  # read an artifact or time a fixed input
-TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift"}
+TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift",
+              "assert_traffic_agreement", "assert_route_shares_stable"}
 OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "reference_model", "other_model",
                      "candidate", "previous", "pretrained"}
 LIMIT_WORDS = ("threshold", "tolerance", "atol", "rtol", "alpha", "budget", "limit", "cutoff", "floor", "ceiling")
@@ -127,6 +128,10 @@ def cases():
         ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "min_size", 0),
         ("assert_no_leakage", (golden, golden), {}, "max_similarity", 1.0),
         ("assert_no_leakage", (golden, golden), {}, "max_similarity", math.nan),
+        ("assert_traffic_agreement", (model, golden), {"against": model}, "max_flip_rate", 1.5),
+        ("assert_traffic_agreement", (model, golden), {"against": model, "max_flip_rate": 0.1}, "max_route_flip_rate",
+         math.nan),
+        ("assert_route_shares_stable", (model, golden), {"against": model}, "max_shift", -0.01),
     ]
 
 

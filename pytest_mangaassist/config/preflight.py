@@ -8,7 +8,9 @@
 - a run in which the plugin's inputs were needed but no gate ran is a failure;
 - the libraries the plugin drives write only inside pytest's cache folder (hypothesis) or nothing
   (onnxruntime telemetry);
-- once per model: logits and IG word scores must not depend on batch composition.
+- once per model: logits and IG word scores must not depend on batch composition;
+- the traffic to replay (--traffic) is read and validated whole, and the replay engine can run (Ray Data
+  installed, the cluster address answering).
 
 Bad input raises MangaAssistInputError; the plugin turns it into a UsageError at start-up or a short
 failure message inside a test. Nothing heavy is imported at module import.
@@ -37,6 +39,7 @@ INPUT_FIXTURES = {
     "baseline_model": ("--baseline-path", "baseline", "production (baseline) model"),
     "golden_set": ("--golden-set", "golden_set", "golden set"),
     "validation_set": ("--validation-set", "validation_set", "validation set"),
+    "traffic": ("--traffic", "traffic_path", "traffic to replay (unlabelled messages)"),
 }
 OPTIONAL_MARKER = "mangaassist_optional"
 ALLOW_MISSING_FLAG = "--mangaassist-allow-missing"
@@ -143,6 +146,22 @@ def _check_writable(folder: Path, flag: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise MangaAssistInputError(f"{flag}: {existing} is not writable, so {folder} cannot be written.",
                                     f"Pass {flag} a path in a writable folder.")
+
+
+# -- traffic --------------------------------------------------------------------------------------
+def load_traffic_input(settings: Settings):
+    """The validated Traffic of --traffic (None when not given), with the engine checked: every shard is read
+    once now, so a bad line stops the run before any model loads."""
+    from ..loading.replay import check_ray
+    from ..loading.traffic import check_engine, load_traffic
+
+    check_engine(settings.engine)
+    if settings.engine == "ray":
+        check_ray(settings.ray_address)
+    if settings.traffic_path is None:
+        return None
+    return load_traffic(settings.traffic_path, settings.traffic_text_field, engine=settings.engine,
+                        ray_address=settings.ray_address)
 
 
 # -- tiers -----------------------------------------------------------------------------------------

@@ -54,6 +54,15 @@ OPTIONS = (
            "folder (release gates that must not trust a restored cache)", kind="flag"),
     Option("--mangaassist-allow-missing", "skip, instead of fail, a test whose input option was not given "
            "(per test: @pytest.mark.mangaassist_optional('baseline_model', ...))", kind="flag"),
+    Option("--traffic", "unlabelled production traffic to replay: a JSON Lines or Parquet file, a folder of shards or "
+           "a glob (fixture traffic)", "PATH"),
+    Option("--traffic-text-field", "the field of a traffic record that holds the message (the others are kept for "
+           "the report)", "FIELD", default="text", kind="text"),
+    Option("--mangaassist-engine", "where the traffic replay runs: embedded (in this process) or ray (Ray Data on a "
+           "pool of actors; pip install pytest-mangaassist[ray])", "{embedded,ray}", choices=("embedded", "ray"),
+           default="embedded", kind="text"),
+    Option("--mangaassist-ray-address", "address of an existing Ray cluster for --mangaassist-engine=ray (default: "
+           "start a local one)", "ADDRESS", kind="text"),
     Option("--mangaassist-allow-duplicates", "accept golden-set lines that repeat a message (counted in the header) "
            "instead of refusing them", kind="flag"),
 )
@@ -77,6 +86,10 @@ class Settings:
     no_cache: bool = False
     allow_missing: bool = False
     allow_duplicates: bool = False
+    traffic_path: str | None = None  # a file, folder or glob: validated and loaded by preflight.load_traffic_input
+    traffic_text_field: str = "text"
+    engine: str = "embedded"
+    ray_address: str | None = None
 
 
 def add_options(parser) -> None:
@@ -164,6 +177,10 @@ def load_settings(config) -> Settings:
         no_cache=_flag(config, by_flag["--mangaassist-no-cache"]),
         allow_missing=_flag(config, by_flag["--mangaassist-allow-missing"]),
         allow_duplicates=allow_duplicates,
+        traffic_path=None if paths["--traffic"] is None else str(paths["--traffic"]),
+        traffic_text_field=_raw(config, by_flag["--traffic-text-field"])[0] or "text",
+        engine=_raw(config, by_flag["--mangaassist-engine"])[0] or "embedded",
+        ray_address=_raw(config, by_flag["--mangaassist-ray-address"])[0] or None,
     )
 
 

@@ -96,7 +96,34 @@ class SnapshotFigure:
     kind: str = "snapshot"
 
 
-Payload = Curve | TokenHeatmap | LatencySamples | StructureChecks | SnapshotFigure
+@dataclass(frozen=True)
+class TrafficFlip:
+    record: str  # the message's record as JSON (text and the other fields of the traffic)
+    production: str  # route, production model
+    production_confidence: float
+    candidate: str
+    candidate_confidence: float
+    why: str  # "most confident" or "sample"
+
+
+@dataclass(frozen=True)
+class TrafficReplay:
+    """A replay's routes: the flip matrix, per-route flip rates and shares, example flips, throughput."""
+
+    routes: tuple[str, ...]
+    matrix: tuple[tuple[int, ...], ...]  # [production route][candidate route] message counts
+    route_flip_rates: dict[str, tuple[float, float, float, int]]  # route -> (rate, low, high, n)
+    shares: dict[str, tuple[float, float, float, float, float, bool]]  # route -> (production, candidate, shift,
+    #                                                                      its low, its high, rare)
+    flips: tuple[TrafficFlip, ...]
+    messages: int
+    replayed: int
+    seconds: float
+    engine: str
+    kind: str = "traffic"
+
+
+Payload = Curve | TokenHeatmap | LatencySamples | StructureChecks | SnapshotFigure | TrafficReplay
 
 
 def _payload_from_json(raw: dict | None) -> Payload | None:
@@ -117,6 +144,12 @@ def _payload_from_json(raw: dict | None) -> Payload | None:
         return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
     if kind == "snapshot":
         return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"])
+    if kind == "traffic":
+        return TrafficReplay(tuple(raw["routes"]), tuple(tuple(r) for r in raw["matrix"]),
+                             {k: tuple(v) for k, v in raw["route_flip_rates"].items()},
+                             {k: tuple(v) for k, v in raw["shares"].items()},
+                             tuple(TrafficFlip(**f) for f in raw["flips"]), raw["messages"], raw["replayed"],
+                             raw["seconds"], raw["engine"])
     raise ValueError(f"unknown gate record payload {kind!r}")
 
 

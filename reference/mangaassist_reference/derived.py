@@ -26,9 +26,18 @@ class DerivedStep:
 
 def _steps() -> tuple[DerivedStep, ...]:
     """The registered steps, in the order they run (later steps may read what earlier ones wrote)."""
-    # the leakage report also depends on the plugin's similarity measure, one folder up from the kit
-    return (DerivedStep("leakage", ("leakage_report.py", "../../pytest_mangaassist/analysis/leakage.py"),
-                        check_leakage),)
+    return (DerivedStep("traffic", ("traffic.py", "corpus.py", "templates.py"), _write_traffic),
+            # the leakage report also depends on the plugin's similarity measure, one folder up from the kit
+            DerivedStep("leakage", ("leakage_report.py", "../../pytest_mangaassist/analysis/leakage.py"),
+                        check_leakage))
+
+
+def _write_traffic(out: Path, spec: BuildSpec, log: Callable[[str], None]) -> None:
+    """DIR/data/traffic.jsonl: a month of unlabelled messages for the traffic replay gates."""
+    from .traffic import TRAFFIC_MESSAGES, write_traffic
+
+    path = write_traffic(out / "data" / "traffic.jsonl", TRAFFIC_MESSAGES, seed=spec.data_seed + 3)
+    log(f"  traffic: {TRAFFIC_MESSAGES:,} unlabelled messages in {path}")
 
 
 def step_fingerprint(step: DerivedStep, spec: BuildSpec, model_fingerprint: str, root: Path = PACKAGE_DIR) -> str:
