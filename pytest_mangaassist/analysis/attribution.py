@@ -44,6 +44,7 @@ MAX_RELATIVE_DELTA = 0.01
 DELTA_FLOOR = 1.0  # logits: a gap under one logit must still be matched within 0.01 logit
 SCORE_FLOOR = 0.01  # logits: word scores all under it count as converged within MAX_WORD_CHANGE of it
 BATCH_EXAMPLES = 16
+MAX_PADDING = 1.15  # a group's longest message has at most 15% more tokens than its shortest
 INTERNAL_BATCH = 256  # interpolated rows per forward/backward pass inside captum
 _WORD = re.compile(r"\S+")
 _STRIP = string.punctuation + "“”‘’…「」、。！？"
@@ -123,8 +124,17 @@ def baseline_token_id(tokenizer, baseline: str) -> int:
 
 
 def _length_groups(lengths: list[int], batch_examples: int) -> list[list[int]]:
-    order = np.argsort(lengths, kind="stable")
-    return [order[i:i + batch_examples].tolist() for i in range(0, len(order), batch_examples)]
+    """Messages sorted by length, in groups of at most batch_examples whose longest message is at most
+    MAX_PADDING longer than the shortest: every row runs forward and backward at the group's width, so
+    padding costs FLOPs (measured: groups of 16 over the reference benchmark's lengths ran 30% more FLOPs
+    per evaluation than each message alone)."""
+    groups: list[list[int]] = []
+    for i in np.argsort(lengths, kind="stable").tolist():
+        if groups and len(groups[-1]) < batch_examples and lengths[i] <= lengths[groups[-1][0]] * MAX_PADDING:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 @dataclass
