@@ -228,7 +228,7 @@ def main() -> None:
     print(f"audit / plain: {audit_count.evaluations / plain_count.evaluations:.0%} of the evaluations, "
           f"{(audit_count.evaluations / cold_wall) / (plain_count.evaluations / plain_wall):.0%} of the evaluations "
           f"per wall second ({(audit_count.evaluations / cold_cpu) / (plain_count.evaluations / plain_cpu):.0%} per CPU "
-          f"second), CPU time {plain_cpu / cold_cpu:.2f}x less, word error {audit_error.max() / plain_error.max():.2f}x the plain loop's")
+          f"second), CPU time ratio plain / audit {plain_cpu / cold_cpu:.2f}x, word error {audit_error.max() / plain_error.max():.2f}x the plain loop's")
     print("audit intervals per message: " + ", ".join(f"{s}: {int((steps == s).sum())}" for s in np.unique(steps)))
     worst = int(np.argmax(audit_error))
     print(f"worst audit message ({audit_error[worst]:.4f}, plain {plain_error[worst]:.4f}, {steps[worst]} intervals): "
