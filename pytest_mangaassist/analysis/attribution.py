@@ -7,17 +7,17 @@ sum to F(x) - F(x') (completeness). Many messages go into one captum call (simil
 together, captum's internal_batch_size bounding memory).
 
 The quadrature: nested trapezoid doubling with captum's Riemann rules. A message starts at
-n_steps / 2 equal intervals (captum's riemann_trapezoid) and is refined with captum's riemann_middle
+n_steps / 4 equal intervals (captum's riemann_trapezoid) and is refined with captum's riemann_middle
 at the midpoints only (T_2n = (T_n + M_n) / 2), so every integrand evaluation is reused when the
-steps double; it stops when no word's score moved by more than MAX_WORD_CHANGE of its largest
-|score| at the last doubling and the scores sum to F(x) - F(x') within MAX_RELATIVE_DELTA, or at
-max_steps. Why not Gauss-Legendre (captum's default): its nodes do not nest (doubling recomputed
-everything), and the integrand is not smooth: the ReLU of DistilBERT's classification head switches
-units on and off along the path (on the small test model 142 of 511 intervals between
-Gauss-Legendre nodes hold a switch, and the integrand jumps there), so high-order rules lose their
-order and equal spacing, finer in the middle of the path than Gauss-Legendre's, does as well per
-evaluation. Why word scores and not completeness alone: errors of opposite sign cancel in the sum
-(issue #14: a message with 0.35% completeness error and one word off by 10% of the largest score).
+steps double; from n_steps on it stops when its word-score error estimate (_error_estimate) is at
+most MAX_WORD_CHANGE of its largest |score| and the scores sum to F(x) - F(x') within
+MAX_RELATIVE_DELTA, or at max_steps. Why not Gauss-Legendre (captum's default): its nodes do not
+nest (doubling recomputed everything), and its high order buys nothing here: the integrand is not
+smooth. The ReLU of DistilBERT's classification head switches units on and off along the path (on
+the small test model 142 of the 511 intervals between 512 Gauss-Legendre nodes of one message hold a
+switch, and the integrand jumps there), so every rule converges at first order. Why word scores and
+not completeness alone: errors of opposite sign cancel in the sum (issue #14: a message with 0.35%
+completeness error and one word off by 10% of the largest score).
 
 Word merging (by hand: tokenizers give token offsets, not the user's words): every token is
 assigned, by its character offsets, to the whitespace-separated word that contains it, so
@@ -80,8 +80,8 @@ class Attribution:
 
     @property
     def converged(self) -> bool:
-        """Both stopping conditions hold: the word scores moved by at most MAX_WORD_CHANGE of the largest
-        score at the last doubling, and they sum to F(x) - F(x') within MAX_RELATIVE_DELTA."""
+        """Both stopping conditions hold: the word-score error estimate is at most MAX_WORD_CHANGE of the
+        largest score, and the scores sum to F(x) - F(x') within MAX_RELATIVE_DELTA."""
         return self.word_change <= MAX_WORD_CHANGE and self.relative_delta <= MAX_RELATIVE_DELTA
 
     def top_words(self, k: int = 6) -> str:
