@@ -55,12 +55,14 @@ class ShortcutAudit:
         return len(self.shares) > 1 and max(self.shares.values()) - min(self.shares.values()) > 0.1
 
     def baseline_table(self, max_share: float) -> str:
-        """Each baseline's share, and its messages whose completeness error stayed over 1% at max_steps."""
+        """Each baseline's share, and its messages that had not converged at max_steps (word scores still
+        moving by more than 2% of the largest score, or completeness error over 1%)."""
         rows = [(b, s, "above" if s > max_share else "below",
                  f"{sum(not a.converged for a in self.attributions[b])} / {len(self.attributions[b])}",
+                 max(a.word_change for a in self.attributions[b]),
                  max(a.relative_delta for a in self.attributions[b])) for b, s in self.shares.items()]
         return format_table(("IG baseline", "family share", f"vs {max_share:.2f}", "not converged",
-                             "worst |delta| / gap"), rows)
+                             "worst word change", "worst |delta| / gap"), rows)
 
     def worst_table(self, k: int = WORST) -> str:
         attributions = next(iter(self.attributions.values()))
