@@ -56,10 +56,23 @@ def reference() -> Path:
         return build(ROOT / "artifacts" / "reference")
 
 
-def suite_args(model: Path, reference: Path, target: Path = EXAMPLE_SUITE) -> list[str]:
+# The suite replays the build's 20,000-message traffic in scripts/gate.sh; here its first messages, enough for
+# the replay gates' limits, at a tenth of the cost (the replay's figures on all of it: docs/traffic.md).
+TRAFFIC_MESSAGES = 2000
+
+
+@pytest.fixture(scope="module")
+def traffic_shard(reference, tmp_path_factory) -> Path:
+    lines = (reference / "data" / "traffic.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    shard = tmp_path_factory.mktemp("traffic") / "traffic.jsonl"
+    shard.write_text("".join(lines[:TRAFFIC_MESSAGES]), encoding="utf-8")
+    return shard
+
+
+def suite_args(model: Path, reference: Path, traffic: Path, target: Path = EXAMPLE_SUITE) -> list[str]:
     return [str(target), f"--model-path={model}", f"--pretrained-path={reference / 'pretrained'}",
             f"--baseline-path={reference / 'previous'}",
-            f"--validation-set={reference / 'data' / 'valid.jsonl'}"]
+            f"--validation-set={reference / 'data' / 'valid.jsonl'}", f"--traffic={traffic}"]
 
 
 @pytest.fixture(autouse=True)
@@ -105,8 +118,8 @@ def latency_not_measurable(result) -> int:
 
 
 def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_tables(pytester, reference,
-                                                                                     shared_cache):
-    args = suite_args(reference / "finetuned", reference) + shared_cache
+                                                                                     traffic_shard, shared_cache):
+    args = suite_args(reference / "finetuned", reference, traffic_shard) + shared_cache
     kinds = collected(pytester, args)
     assert kinds["run"] and kinds["strict-xfail"], kinds
     assert {Path(nodeid.split("::")[0]).name for nodeid in kinds["run"]} == {
@@ -122,11 +135,11 @@ def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_ta
     assert "layer 6" in out
 
 
-def test_deep_dive_fails_on_a_reinitialised_top_layer(pytester, reference, tmp_path, shared_cache):
+def test_deep_dive_fails_on_a_reinitialised_top_layer(pytester, reference, traffic_shard, tmp_path, shared_cache):
     broken = reinitialise_top_layer(reference / "finetuned", tmp_path / "reinit")
     # patching is left out: a broken top layer makes thousands of errors to patch, and the CKA and probe
     # gates are the ones the deep dive relies on to catch this defect
-    result = pytester.runpytest_subprocess(*suite_args(broken, reference, EXAMPLE_SUITE / "test_deep_dive.py"),
+    result = pytester.runpytest_subprocess(*suite_args(broken, reference, traffic_shard, EXAMPLE_SUITE / "test_deep_dive.py"),
                                            *shared_cache, "-k", "not decision_is_carried")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
