@@ -16,11 +16,14 @@ from pytest_mangaassist import assert_route_shares_stable, assert_traffic_agreem
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate against production
 
 # The reference candidate against its previous snapshot (one epoch earlier), on the build's 20,000 messages:
-# 1.1% of them change route (95% interval 1.0-1.3%), no route's share moves by more than 0.3 points, and the
-# fallback route loses a third of its 155 messages, mostly to promotion (the candidate is surer of promotions):
-# commerce support and promotion are the rare routes the verdict names as moved. On the first 1,000-5,000
-# messages alone the same figures are 1.3-1.7%, 0.5 points and 0.42-0.50 of the fallback's 10-41 messages. The
-# limits leave room for that and stop a retrain that moves several times more.
+# 2.0% of them change route (409; 95% interval 1.9-2.3%) and no route's share moves by more than 0.7 points
+# (checkout_payment gains 129 messages, 50 of them from shipping). The fallback route (promotions below the
+# 0.75 threshold) loses half of its 199 messages (97: 33 to product_question, 18 to order_status, 17 each to
+# product_discovery and checkout_payment) and takes 31 of promotion's 946: commerce support and promotion are
+# the rare routes the verdict names as moved. On the first 1,000, 2,000 and 5,000 messages alone the same
+# figures are 1.7%, 1.75% and 1.8%, 0.6, 0.5 and 0.6 points, and 4 of 6, 12 of 20 and 27 of 52 of the
+# fallback's messages (12 of 20 is exactly the 0.6 route limit; 6 are too few to gate). The limits leave room
+# for that and stop a retrain that moves several times more.
 MAX_FLIP_RATE = 0.03
 MAX_ROUTE_FLIP_RATE = 0.6  # no route may lose more than 60% of its messages to other routes
 MAX_SHIFT = 0.01  # one point of traffic: a route's team would see the change in its queue
