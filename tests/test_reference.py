@@ -18,7 +18,8 @@ import pytest
 from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.loading.golden import load_golden_set
 from pytest_mangaassist.domain import INTENTS, RARE_INTENTS, SLICES
-from mangaassist_reference.build import BUILD_SOURCES, FULL, PACKAGE_DIR, SMALL, build_reference, fingerprint
+from mangaassist_reference.build import (BUILD_SOURCES, FULL, PACKAGE_DIR, SMALL, build_reference, fingerprint,
+                                         without_golden_messages)
 from mangaassist_reference.corpus import (GOLDEN_MULTI_INTENT, GOLDEN_PER_SLICE, GOLDEN_PER_TEMPLATE, Sampler,
                                           generate_corpus)
 from mangaassist_reference.templates import TEMPLATE_DIR, TEMPLATE_FILES, load_templates
@@ -100,7 +101,10 @@ def test_small_build_writes_the_contract_layout(small_reference):
         assert config["model_type"] == "distilbert"
         assert [config["id2label"][str(i)] for i in range(len(INTENTS))] == list(INTENTS)
         assert (small_reference / folder / "model.safetensors").is_file()
-    sizes = {"train": SMALL.n_train, "valid": SMALL.n_valid, "golden": expected_golden_size(SMALL.golden_scale)}
+    corpus = generate_corpus(SMALL.data_seed, SMALL.n_train, SMALL.n_valid, SMALL.golden_scale)
+    kept, left_out = without_golden_messages(corpus["train"], corpus["golden"])
+    assert len(kept) == SMALL.n_train - left_out
+    sizes = {"train": len(kept), "valid": SMALL.n_valid, "golden": expected_golden_size(SMALL.golden_scale)}
     for split, size in sizes.items():  # training data may repeat a short message; evaluation splits may not
         assert len(load_golden_set(small_reference / "data" / f"{split}.jsonl", allow_duplicates=split == "train")) == size
     quality = json.loads((small_reference / "build.json").read_text())["quality"]
@@ -379,3 +383,14 @@ def test_training_shows_that_it_is_alive(small_reference):
     fine_tune(IntentModel.load(small_reference / "pretrained"), train, recipe, log=log, clock=clock)
     assert [line for _, line in lines if "examples/s" in line] == []
     assert len(lines) == recipe.epochs
+
+
+def test_no_training_message_repeats_a_golden_message(small_reference):
+    from pytest_mangaassist.analysis.leakage import near_duplicates
+    from mangaassist_reference.build import HELD_OUT
+
+    train = load_golden_set(small_reference / "data" / "train.jsonl", allow_duplicates=True).texts
+    golden = load_golden_set(small_reference / "data" / "golden.jsonl").texts + load_golden_set(HELD_OUT).texts
+    assert not near_duplicates(train, golden)
+    corpus = generate_corpus(SMALL.data_seed, SMALL.n_train, SMALL.n_valid, SMALL.golden_scale)
+    assert near_duplicates([ex.text for ex in corpus["train"]], golden), "the filter had something to remove"
