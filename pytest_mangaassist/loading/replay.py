@@ -243,7 +243,8 @@ def _run_ray(models, traffic: Traffic, shards: Sequence[int], progress) -> dict[
             data = ray.data.read_text(paths, include_paths=True, num_cpus=0).rename_columns({"text": "line"})
             actors = cpus
         else:
-            data = ray.data.read_parquet(paths, columns=[traffic.text_field], include_paths=True, num_cpus=0)
+            data = ray.data.read_parquet(paths, include_paths=True, num_cpus=0).select_columns(
+                [traffic.text_field, "path"])  # Ray pushes the projection down into the read
             actors = max(1, cpus - 1)
         answers = data.map_batches(_RayPredictor, fn_constructor_kwargs={
             "models": served, "text_field": traffic.text_field, "batch_size": traffic.batch_size},
