@@ -22,7 +22,8 @@ pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate a
 # product_discovery and checkout_payment) and takes 31 of promotion's 946: commerce support and promotion are
 # the rare routes the verdict names as moved. On the first 1,000, 2,000 and 5,000 messages alone the same
 # figures are 1.7%, 1.75% and 1.8%, 0.6, 0.5 and 0.6 points, and 4 of 6, 12 of 20 and 27 of 52 of the
-# fallback's messages (12 of 20 is exactly the 0.6 route limit; 6 are too few to gate). The limits leave room
+# fallback's messages (12 of 20 is exactly the 0.6 route limit; 6 are too few to gate); on the first 3,000
+# (what the plugin's end-to-end test replays) 1.77% and 19 of 36. The limits leave room
 # for that and stop a retrain that moves several times more.
 MAX_FLIP_RATE = 0.03
 MAX_ROUTE_FLIP_RATE = 0.6  # no route may lose more than 60% of its messages to other routes

@@ -12,6 +12,11 @@ from filelock import FileLock
 
 from mangaassist_reference.build import SMALL, build_reference
 
+# pytester puts sys.modules back as it was after every test that uses it, so a module first imported inside
+# such a test is imported again by a later one; torch refuses to register an operator library twice (the
+# torch.distributed modules that transformers' model code loads). Imported here, before any test, they stay.
+import transformers.modeling_utils  # noqa: E402,F401
+
 # Test models are built once per machine, not per run or per xdist worker: the builds reuse a folder whose
 # build.json fingerprint (spec, kit sources, library versions) is current, and a file lock makes the other
 # workers wait for the one building. Tests copy a model before they break it.
