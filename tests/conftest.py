@@ -65,6 +65,17 @@ def model_copy(small_model, tmp_path):
     return copy
 
 
+def assert_usage_error(result, *phrases):
+    """A pytester run that stopped at start-up (exit 4) with a message naming the problem (phrases) and the
+    fix, and no traceback."""
+    out, err = result.stdout.str(), result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out + err
+    assert "fix:" in err, err
+    for phrase in phrases:
+        assert phrase in err, err
+    assert "Traceback" not in out + err and "INTERNALERROR" not in out + err
+
+
 def edit_config(folder: Path, **changes) -> None:
     config_file = folder / "config.json"
     config = json.loads(config_file.read_text())

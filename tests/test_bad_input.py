@@ -5,7 +5,7 @@ import json
 import pytest
 from safetensors.torch import load_file, save_file
 
-from conftest import edit_config
+from conftest import assert_usage_error, edit_config
 
 USES_EVERYTHING = """
 def test_uses_model(intent_model):
@@ -16,15 +16,6 @@ def test_uses_model(intent_model):
 def run(pytester, *args):
     pytester.makepyfile(USES_EVERYTHING)
     return pytester.runpytest_subprocess(*map(str, args))
-
-
-def assert_usage_error(result, *phrases):
-    err = result.stderr.str()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + err
-    assert "fix:" in err
-    for phrase in phrases:
-        assert phrase in err, err
-    assert "Traceback" not in err + result.stdout.str()
 
 
 def test_model_path_that_does_not_exist(pytester, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edit_config
+from conftest import assert_usage_error, edit_config
 from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.loading.checkpoint import inspect_checkpoint
 from pytest_mangaassist.loading.jsonfile import parse_json, read_json
@@ -29,15 +29,6 @@ def run(pytester, *args):
     pytester.makepyfile(USES_MODEL)
     options = [f"{flag}={value}" for flag, value in zip(args[::2], args[1::2])]
     return pytester.runpytest_subprocess(*options)
-
-
-def assert_usage_error(result, *phrases):
-    out, err = result.stdout.str(), result.stderr.str()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, out + err
-    assert "fix:" in err, err
-    for phrase in phrases:
-        assert phrase in err, err
-    assert "Traceback" not in out + err and "INTERNALERROR" not in out + err
 
 
 def vocab_tokens(folder: Path) -> list[str]:

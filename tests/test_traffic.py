@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import edit_config
+from conftest import assert_usage_error, edit_config
 from mangaassist_reference.traffic import write_traffic
 from pytest_mangaassist import INTENTS, MANGAASSIST_ROUTING, RoutingPolicy
 from pytest_mangaassist.analysis.traffic import compare_routes, route_codes, route_names
@@ -24,15 +24,6 @@ def test_traffic(traffic):
 def run(pytester, *args, source: str = USES_TRAFFIC):
     pytester.makepyfile(source)
     return pytester.runpytest_subprocess(*map(str, args))
-
-
-def assert_usage_error(result, *phrases):
-    err = result.stderr.str()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + err
-    assert "fix:" in err
-    for phrase in phrases:
-        assert phrase in err, err
-    assert "Traceback" not in err + result.stdout.str()
 
 
 def write_lines(path, lines: list[str]) -> str:
@@ -195,11 +186,11 @@ def test_the_sample_of_flips_is_deterministic():
 
 
 def test_progress_shows_messages_rate_and_time_left(monkeypatch):
-    from pytest_mangaassist.loading import replay
+    from pytest_mangaassist.loading import progress, replay
     from pytest_mangaassist.loading.progress import showing_progress
 
-    monkeypatch.setattr(replay, "SHOW_AFTER_S", 0.0)
-    monkeypatch.setattr(replay, "EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
     lines = []
     with showing_progress(lines.append):
         tracker = replay.ReplayProgress("traffic replay (embedded), finetuned", 2000)

@@ -41,11 +41,18 @@ class Progress:
         now = time.perf_counter()
         if now - self.started >= SHOW_AFTER_S and (self.shown_at is None or now - self.shown_at >= EVERY_S):
             self.shown_at = now
-            self.write(f"mangaassist: {self.label}: {self.done}/{self.total} ({now - self.started:.0f} s)")
+            self.write(f"mangaassist: {self.label}: {self.running(now - self.started)}")
 
     def finish(self) -> None:
         if self.write is not None and self.shown_at is not None:
-            self.write(f"mangaassist: {self.label}: done in {time.perf_counter() - self.started:.0f} s")
+            self.write(f"mangaassist: {self.label}: {self.finished(time.perf_counter() - self.started)}")
+
+    def running(self, seconds: float) -> str:
+        """The line while it runs, `seconds` after it started (subclasses say more)."""
+        return f"{self.done}/{self.total} ({seconds:.0f} s)"
+
+    def finished(self, seconds: float) -> str:
+        return f"done in {seconds:.0f} s"
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MangaAssistInputError
-from .progress import EVERY_S, SHOW_AFTER_S, Progress
+from .progress import Progress
 from .traffic import RAY_FIX, Traffic
 
 CHUNK_BATCHES = 16  # batches per chunk: enough to sort by length, few enough to bound memory
@@ -53,23 +52,13 @@ class Predictions:
 class ReplayProgress(Progress):
     """Messages done, messages per second and the time left, through the plugin's progress sink."""
 
-    def tick(self, n: int = 1) -> None:
-        self.done += n
-        if self.write is None:
-            return
-        now = time.perf_counter()
-        if now - self.started >= SHOW_AFTER_S and (self.shown_at is None or now - self.shown_at >= EVERY_S):
-            self.shown_at = now
-            rate = self.done / (now - self.started)
-            left = (self.total - self.done) / rate if rate else float("inf")
-            self.write(f"mangaassist: {self.label}: {self.done:,}/{self.total:,} messages, {rate:,.0f} messages/s, "
-                       f"{left:,.0f} s left")
+    def running(self, seconds: float) -> str:
+        rate = self.done / seconds
+        left = (self.total - self.done) / rate if rate else float("inf")
+        return f"{self.done:,}/{self.total:,} messages, {rate:,.0f} messages/s, {left:,.0f} s left"
 
-    def finish(self) -> None:
-        if self.write is not None and self.shown_at is not None:
-            seconds = time.perf_counter() - self.started
-            self.write(f"mangaassist: {self.label}: {self.done:,} messages in {seconds:,.0f} s "
-                       f"({self.done / max(seconds, 1e-9):,.0f} messages/s)")
+    def finished(self, seconds: float) -> str:
+        return f"{self.done:,} messages in {seconds:,.0f} s ({self.done / max(seconds, 1e-9):,.0f} messages/s)"
 
 
 # -- one chunk, the same in both engines -------------------------------------------------------------
