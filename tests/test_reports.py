@@ -5,9 +5,12 @@ log (failures first, xfail marked as expected, nothing cut, nothing drawn twice,
 import json
 import math
 import re
+import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -76,12 +79,39 @@ def chart_count(data: dict) -> int:
                 if g["payload"] and g["payload"]["kind"] in ("curve", "latency")})
 
 
-def test_summary_junit_json_and_html_report(pytester, small_reference, tmp_path):
-    pytester.makepyfile(test_gates=GATES)
-    report_dir, junit = tmp_path / "report", tmp_path / "junit.xml"
-    result = pytester.runpytest_subprocess(*model_args(small_reference), f"--mangaassist-report={report_dir}",
-                                           f"--junitxml={junit}")
-    result.assert_outcomes(**GATES_OUTCOMES)
+@dataclass(frozen=True)
+class GatesRun:
+    folder: Path
+    stdout: str
+    report_dir: Path
+    junit: Path
+
+
+def outcomes(stdout: str) -> dict[str, int]:
+    """Outcome counts from the run's last line, read as RunResult.assert_outcomes reads them (warnings aside)."""
+    nouns = pytest.RunResult.parse_summary_nouns(stdout.splitlines())
+    return {name: count for name, count in nouns.items() if name != "warnings"}
+
+
+@pytest.fixture(scope="module")
+def gates_run(small_reference, tmp_path_factory) -> GatesRun:
+    """GATES run once, as a user runs it (pytest in a subprocess, in its own folder), with every report on:
+    the tests below each read their own output of it (summary, JUnit, results.json, report.html, disk cache),
+    instead of each paying for a run that loads the model."""
+    folder = tmp_path_factory.mktemp("gates")
+    (folder / "test_gates.py").write_text(GATES)
+    report_dir, junit = folder / "report", folder / "junit.xml"
+    env = {**os.environ, "PY_COLORS": "0"}  # as pytester runs it: plain text, none of our own options
+    env.pop("PYTEST_ADDOPTS", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={folder / 'basetemp'}",
+                           *model_args(small_reference), f"--mangaassist-report={report_dir}", f"--junitxml={junit}"],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    return GatesRun(folder, done.stdout, report_dir, junit)
+
+
+def test_summary_junit_json_and_html_report(gates_run, small_reference):
+    report_dir, junit = gates_run.report_dir, gates_run.junit
+    assert outcomes(gates_run.stdout) == GATES_OUTCOMES, gates_run.stdout
     data = json.loads((report_dir / "results.json").read_text())
     assert data["outcomes"] == GATES_OUTCOMES
     records = all_records(data)
@@ -90,7 +120,7 @@ def test_summary_junit_json_and_html_report(pytester, small_reference, tmp_path)
     assert len(failing) == GATES_OUTCOMES["failed"] and len(expected_failures) == GATES_OUTCOMES["xfailed"]
 
     # terminal: the failed family first, its failed row first, the xfailed gate marked as expected, nothing cut
-    out = result.stdout.str()
+    out = gates_run.stdout
     summary = out[out.index("mangaassist gates"):]
     titles = re.findall(r"^(\w+): ", summary, flags=re.M)
     assert titles[0] == "latency" and {"classification", "representation"} <= set(titles)
@@ -144,20 +174,17 @@ def test_summary_junit_json_and_html_report(pytester, small_reference, tmp_path)
         assert metric.replace("'", "&#x27;") in page  # whole, the browser wraps it
 
 
-def test_report_renders_in_headless_chromium(pytester, small_reference, tmp_path):
+def test_report_renders_in_headless_chromium(gates_run, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    pytester.makepyfile(test_gates=GATES)
-    report_dir = tmp_path / "report"
-    pytester.runpytest_subprocess(*model_args(small_reference), f"--mangaassist-report={report_dir}", "-k",
-                                  "cka or within_budget")
-    data = json.loads((report_dir / "results.json").read_text())
-    page = (report_dir / "report.html").as_uri()
+    data = json.loads((gates_run.report_dir / "results.json").read_text())
+    page = (gates_run.report_dir / "report.html").as_uri()
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page],
                          capture_output=True, text=True, timeout=120).stdout
     charts = chart_count(data)
-    assert charts == 2  # the CKA curve and the latency histogram
+    latency_tests = GATES.count("assert_latency_p95(")
+    assert latency_tests and charts == 1 + latency_tests  # the CKA curve and each latency test's histogram
     assert "mangaassist gate report" in dom and dom.count("<svg") == charts
     assert dom.count('id="axes_1"') == charts  # drawn by matplotlib: every chart has its axes
     assert "latency per call (ms)" in dom and "budget" in dom  # the histogram's axis and its budget
@@ -398,16 +425,17 @@ def test_progress_shows_through_capture_and_stays_quiet_with_q(pytester):
     assert "probing layers" not in pytester.runpytest_subprocess("-q").stdout.str()
 
 
-def test_xdist_gives_the_same_verdicts_and_shares_the_cache(pytester, small_reference, tmp_path):
+def test_xdist_gives_the_same_verdicts_and_shares_the_cache(pytester, gates_run, small_reference, tmp_path):
     from pytest_mangaassist.cache.store import ENTRY_SUFFIX
 
+    # the serial run is gates_run: its test file and its disk cache, copied
     pytester.makepyfile(test_gates=GATES)
-    serial_dir, parallel_dir = tmp_path / "serial", tmp_path / "parallel"
-    serial = pytester.runpytest_subprocess(*model_args(small_reference), f"--mangaassist-report={serial_dir}")
+    shutil.copytree(gates_run.folder / ".pytest_cache", pytester.path / ".pytest_cache")
+    parallel_dir = tmp_path / "parallel"
     entries = sorted(p.name for p in (pytester.path / ".pytest_cache").rglob(f"*{ENTRY_SUFFIX}"))
     parallel = pytester.runpytest_subprocess(*model_args(small_reference), "-n", "2",
                                              f"--mangaassist-report={parallel_dir}")
-    serial.assert_outcomes(**GATES_OUTCOMES)
+    assert outcomes(gates_run.stdout) == GATES_OUTCOMES, gates_run.stdout
     parallel.assert_outcomes(**GATES_OUTCOMES)
     assert "mangaassist gates" in parallel.stdout.str()
 
@@ -415,6 +443,6 @@ def test_xdist_gives_the_same_verdicts_and_shares_the_cache(pytester, small_refe
         data = json.loads((folder / "results.json").read_text())
         return sorted((t["nodeid"], g["gate"], g["verdict"]) for t, g in all_records(data))
 
-    assert verdicts(parallel_dir) == verdicts(serial_dir) and verdicts(serial_dir)
+    assert verdicts(parallel_dir) == verdicts(gates_run.report_dir) and verdicts(gates_run.report_dir)
     assert entries  # the serial run cached its analyses ...
     assert sorted(p.name for p in (pytester.path / ".pytest_cache").rglob(f"*{ENTRY_SUFFIX}")) == entries  # ... reused
