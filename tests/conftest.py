@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,21 @@ def assert_usage_error(result, *phrases):
     for phrase in phrases:
         assert phrase in err, err
     assert "Traceback" not in out + err and "INTERNALERROR" not in out + err
+
+
+def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest in a subprocess in folder, as pytester's runpytest_subprocess runs it (plain text, none of this
+    run's PYTEST_ADDOPTS), for a run that several tests of a module read: pytester's runs are per test."""
+    env = {**os.environ, "PY_COLORS": "0"}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={folder / 'basetemp'}", *args], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def outcomes(stdout: str) -> dict[str, int]:
+    """Outcome counts from a run's last line, read as RunResult.assert_outcomes reads them (warnings aside)."""
+    nouns = pytest.RunResult.parse_summary_nouns(stdout.splitlines())
+    return {name: count for name, count in nouns.items() if name != "warnings"}
 
 
 def edit_config(folder: Path, **changes) -> None:

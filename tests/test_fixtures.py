@@ -3,13 +3,17 @@
 Runs that load a model use a subprocess: pytester's in-process runs drop the modules they imported
 afterwards, and torch cannot import its operator registrations twice in one process."""
 
+import textwrap
+
+import pytest
+
+from conftest import outcomes, run_pytest
 from pytest_mangaassist.domain import INTENTS
 
 
-def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small_model, small_golden):
-    pytester.makeconftest("LOADED = []")
-    pytester.makepyfile(
-        test_a="""
+MODEL_SUITE = {
+    "conftest": "LOADED = []",
+    "test_a": """
         import conftest
         from pytest_mangaassist.domain import INTENTS
 
@@ -21,22 +25,14 @@ def test_intent_model_fixture_loads_once_with_labels_and_adapter(pytester, small
             assert intent_model.embeddings is intent_model.hf_model.distilbert.embeddings
             assert tokenizer is intent_model.tokenizer
         """,
-        test_b="""
+    "test_b": """
         import conftest
 
         def test_same_object(intent_model):
             conftest.LOADED.append(id(intent_model))
             assert len(set(conftest.LOADED)) == 1, "the model must load once per session"
         """,
-    )
-    result = pytester.runpytest_subprocess(f"--model-path={small_model}", f"--golden-set={small_golden}")
-    result.assert_outcomes(passed=2)
-    assert f"mangaassist: model {small_model}" in result.stdout.str()
-
-
-def test_forward_returns_every_layer_and_attention_in_input_order(pytester, small_model):
-    pytester.makepyfile(
-        """
+    "test_forward": """
         import numpy as np
 
         def test_forward(intent_model):
@@ -52,9 +48,28 @@ def test_forward_returns_every_layer_and_attention_in_input_order(pytester, smal
             np.testing.assert_allclose(single.logits[0], out.logits[1], atol=1e-5)
             np.testing.assert_allclose(single.cls_states[0], out.cls_states[1], atol=1e-5)
             np.testing.assert_allclose(out.probabilities.sum(1), 1.0)
-        """
-    )
-    pytester.runpytest_subprocess(f"--model-path={small_model}").assert_outcomes(passed=1)
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def model_run(small_model, small_golden, tmp_path_factory) -> str:
+    """One suite that uses the model fixtures, run once (each run pays for torch and a model load); the tests
+    below read its output. The golden set is given, so the plugin's batch-invariance check runs on the model."""
+    folder = tmp_path_factory.mktemp("fixtures")
+    for name, source in MODEL_SUITE.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return run_pytest(folder, "-rA", f"--model-path={small_model}", f"--golden-set={small_golden}").stdout
+
+
+def test_intent_model_fixture_loads_once_with_labels_and_adapter(model_run, small_model):
+    assert "PASSED test_a.py::test_model" in model_run and "PASSED test_b.py::test_same_object" in model_run, model_run
+    assert f"mangaassist: model {small_model}" in model_run
+
+
+def test_forward_returns_every_layer_and_attention_in_input_order(model_run):
+    assert "PASSED test_forward.py::test_forward" in model_run, model_run
+    assert outcomes(model_run) == {"passed": len(MODEL_SUITE) - 1}, model_run  # a test per file but the conftest
 
 
 def test_missing_inputs_fail_naming_the_option_and_ini_key(pytester):
@@ -146,13 +161,12 @@ invariance.batch_invariance = leaky
 """
 
 
-def test_the_plugin_warns_once_per_model_when_logits_depend_on_batching(pytester, small_model, small_golden):
+def test_the_plugin_warns_once_per_model_when_logits_depend_on_batching(pytester, model_run, small_model,
+                                                                        small_golden):
     pytester.makepyfile("def test_uses_model(intent_model):\n    assert intent_model.labels\n")
     args = (f"--model-path={small_model}", f"--golden-set={small_golden}", "-p", "no:cacheprovider")
-    clean = pytester.runpytest_subprocess(*args)
-    clean.assert_outcomes(passed=1)
-    assert "depend on batch composition" not in clean.stdout.str()
-    assert "IG word scores" not in clean.stdout.str()  # the small model's attributions are batch-invariant too
+    assert "depend on batch composition" not in model_run  # the clean model, checked in a cold cache
+    assert "IG word scores" not in model_run  # the small model's attributions are batch-invariant too
     pytester.makeconftest(LEAKY_CONFTEST)
     leaky = pytester.runpytest_subprocess(*args)
     leaky.assert_outcomes(passed=1, warnings=1)

@@ -5,16 +5,15 @@ log (failures first, xfail marked as expected, nothing cut, nothing drawn twice,
 import json
 import math
 import re
-import os
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from conftest import outcomes, run_pytest
 from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.gates.records import (Curve, Family, GateRecord, HeatmapRow, LatencySamples, SnapshotFigure,
                                               StructureCheck, StructureChecks, TokenHeatmap, Verdict, collecting)
@@ -87,12 +86,6 @@ class GatesRun:
     junit: Path
 
 
-def outcomes(stdout: str) -> dict[str, int]:
-    """Outcome counts from the run's last line, read as RunResult.assert_outcomes reads them (warnings aside)."""
-    nouns = pytest.RunResult.parse_summary_nouns(stdout.splitlines())
-    return {name: count for name, count in nouns.items() if name != "warnings"}
-
-
 @pytest.fixture(scope="module")
 def gates_run(small_reference, tmp_path_factory) -> GatesRun:
     """GATES run once, as a user runs it (pytest in a subprocess, in its own folder), with every report on:
@@ -101,11 +94,8 @@ def gates_run(small_reference, tmp_path_factory) -> GatesRun:
     folder = tmp_path_factory.mktemp("gates")
     (folder / "test_gates.py").write_text(GATES)
     report_dir, junit = folder / "report", folder / "junit.xml"
-    env = {**os.environ, "PY_COLORS": "0"}  # as pytester runs it: plain text, none of our own options
-    env.pop("PYTEST_ADDOPTS", None)
-    done = subprocess.run([sys.executable, "-m", "pytest", f"--basetemp={folder / 'basetemp'}",
-                           *model_args(small_reference), f"--mangaassist-report={report_dir}", f"--junitxml={junit}"],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    done = run_pytest(folder, *model_args(small_reference), f"--mangaassist-report={report_dir}",
+                      f"--junitxml={junit}")
     return GatesRun(folder, done.stdout, report_dir, junit)
 
 
