@@ -435,16 +435,16 @@ def plant_perfect_logits(path: Path, golden, labels) -> None:
 
 def test_a_tampered_cache_never_turns_a_failing_gate_green(pytester, small_model, small_golden, golden, monkeypatch):
     monkeypatch.delenv(store.KEY_ENV, raising=False)
-    model = IntentModel.load(small_model)
+    model = IntentModel.load(small_model, cache_dir=pytester.path / ".pytest_cache" / "d" / "mangaassist")
     labels = list(model.labels)
     logits = model.forward(golden.texts).logits
     accuracy = float((logits.argmax(axis=1) == np.array([labels.index(i) for i in golden.intents])).mean())
     threshold = round(min(accuracy + 0.05, 0.999), 3)  # the model fails it; perfect logits would pass it
     pytester.makepyfile(test_verdict=VERDICT_TEST.format(threshold=threshold))
     args = (f"--model-path={small_model}", f"--golden-set={small_golden}")
-    first = pytester.runpytest_subprocess(*args)
-    first.assert_outcomes(failed=1)
-    assert f"accuracy {accuracy:.4f} below {threshold}" in first.stdout.str()
+    # the entry a first run would write, written here (a run costs a torch import and a model load); each run
+    # below names it and leaves it byte for byte as it was, so an entry the plugin would not read fails the test
+    analyses.activation_sweep(model, golden.texts)
     [entry] = sweep_entries(pytester)
     good = entry.read_bytes()
 
@@ -481,11 +481,12 @@ def test_a_planted_serving_artifact_is_not_run_by_the_plugin(pytester, small_mod
             served = serving_artifact.logits(ids, mask)
             assert np.allclose(served, intent_model.forward(["where is my order", "hi"]).logits, atol=1e-4), served
         """)
-    args = (f"--model-path={small_model}",)
-    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
-    [target] = (pytester.path / ".pytest_cache" / "d" / "mangaassist").glob("serving-*.pt")
+    # the signed artifact a first run would leave, made here (a run costs a torch import and a model load); the
+    # run below names it, so a plugin that cached elsewhere fails the test
+    folder = pytester.path / ".pytest_cache" / "d" / "mangaassist"
+    target = artifacts.cached_serving_artifact(model, folder)
     planted = plant_torchscript(target)
-    result = pytester.runpytest_subprocess(*args)
+    result = pytester.runpytest_subprocess(f"--model-path={small_model}")
     result.assert_outcomes(passed=1)
     assert target.name in result.stdout.str() and "failed verification" in result.stdout.str()
-    assert target.read_bytes() != planted
+    assert list(folder.glob("serving-*.pt")) == [target] and target.read_bytes() != planted

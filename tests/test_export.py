@@ -11,7 +11,7 @@ from scipy.stats import binom
 
 from pytest_mangaassist import (GateFailure, IntentModel, MangaAssistInputError, OnnxModel, ServingArtifact,
                                 assert_latency_p95, assert_onnx_parity, assert_onnx_structure,
-                                compile_serving_artifact, export_onnx, load_golden_set, parity_probe)
+                                compile_serving_artifact, load_golden_set, parity_probe)
 from pytest_mangaassist.analysis.contention import assess_contention, usable_cores
 from pytest_mangaassist.analysis.latency import LatencyResult, LatencyVerdict, latency_verdict, quantile_interval
 from pytest_mangaassist.analysis.onnx_structure import LABEL_ORDER
@@ -103,11 +103,12 @@ def test_swapped_label_rows_are_named(model, broken):
     assert "routed to a different intent" in str(parity.value)
 
 
-def test_metadata_label_order_is_checked(model, tmp_path):
+def test_metadata_label_order_is_checked(model, standard_export, tmp_path):
     import onnx
 
-    path = export_onnx(model, tmp_path / "meta.onnx")
-    proto = onnx.load(str(path))
+    # export_onnx is the standard export plus metadata, and set_model_props below replaces all metadata
+    path = tmp_path / "meta.onnx"
+    proto = onnx.load(str(standard_export))
     labels = list(model.labels)
     labels[2], labels[3] = labels[3], labels[2]
     onnx.helper.set_model_props(proto, {"id2label": json.dumps(labels)})

@@ -139,16 +139,19 @@ def test_on_the_reference_golden_set_without_tags_the_top_slice_is_a_true_weak_s
     assert majority is not None and purity >= 0.9 and weak > 1.5 * overall, (top.name, majority, purity, weak)
 
 
-WEAK_SLICE_TEST = """
+WEAK_SLICE_LIMITS = {"min_size": 10, "max_error_rate": 0.8}
+WEAK_SLICE_TEST = f"""
 from pytest_mangaassist import assert_no_weak_slice
 
 def test_no_weak_slice(intent_model, validation_set):
-    assert_no_weak_slice(intent_model, validation_set, min_size=10, max_error_rate=0.8)
+    assert_no_weak_slice(intent_model, validation_set, **{WEAK_SLICE_LIMITS!r})
 """
 
 
 def test_the_weak_slice_gate_fails_on_the_planted_title_and_passes_on_the_clean_model(pytester, planted,
-                                                                                      small_model):
+                                                                                      planted_run, small_model):
+    from pytest_mangaassist import assert_no_weak_slice
+
     pytester.makepyfile(test_weak=WEAK_SLICE_TEST)
     valid = f"--validation-set={planted / 'data' / 'valid.jsonl'}"
     failed = pytester.runpytest_subprocess(f"--model-path={planted / 'finetuned'}", valid, "-p", "no:cacheprovider")
@@ -156,8 +159,9 @@ def test_the_weak_slice_gate_fails_on_the_planted_title_and_passes_on_the_clean_
     out = failed.stdout.str()
     assert "assert_no_weak_slice: error rate of the worst of" in out and "'title-berserk'" in out
     assert "mentions the title 'Berserk'" in out and "required <= 0.8" in out and "chitchat" in out
-    clean = pytester.runpytest_subprocess(f"--model-path={small_model}", valid, "-p", "no:cacheprovider")
-    clean.assert_outcomes(passed=1)
+    # the clean model's pass is the gate's verdict alone: the run above already shows a verdict reaching pytest
+    _, valid_set, _ = planted_run
+    assert_no_weak_slice(IntentModel.load(small_model), valid_set, **WEAK_SLICE_LIMITS)
 
 
 def test_the_gate_refuses_both_limits_or_none(planted_run):
