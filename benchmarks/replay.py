@@ -156,6 +156,7 @@ def main() -> None:
         print("peak resident memory of the embedded replay (a fresh process per size):", flush=True)
         rss_reference = args.rss_reference or args.reference
         print(f"  (models: {rss_reference})", flush=True)
+        served_models(rss_reference, exports)  # exported here: each sized process then measures the replay alone
         peak_rss(args.rss, rss_reference, exports, work)
     print(load_average(), flush=True)
 
