@@ -6,17 +6,19 @@
 plain: for each message, LayerIntegratedGradients(...).attribute(one message, n_steps=64) on the
        embedding layer (captum's default Gauss-Legendre rule), [PAD] baseline, target = the message's
        labelled intent (or --target), as a notebook would write it (weights left trainable).
-audit: pytest_mangaassist's integrated_gradients: messages of similar length batched into one captum
-       call, no weight gradients, nested trapezoid doubling from 4 to 16 intervals for every message and
-       on (up to 256) for every message whose word-score error estimate is over 2% of its largest score
-       or whose completeness error is over 1% (docs/attribution.md); cold (nothing cached) and warm (the .npz cache the cold run
-       wrote, read by a fresh model object).
+audit: pytest_mangaassist's integrated_gradients: messages of similar length batched into one forward
+       pass, no weight gradients, the product trapezoid rule at 16 intervals for every message (its
+       error estimate from 8 intervals on the even nodes), doubled (up to 256) for every message whose
+       word-score error estimate is over 2% of its largest score or whose completeness error is over 1%
+       (docs/attribution.md); cold (nothing cached) and warm (the .npz cache the cold run wrote, read by
+       a fresh model object).
 
 Figures per row: wall and CPU seconds, speed-up over the plain loop (wall; the CPU-time ratio is printed below
 the table, the fairer figure on a shared machine), integrand evaluations
-(interpolated rows run forward and backward, counted by a hook on the embedding layer), evaluations
-per second, the FLOPs of those evaluations (forward + backward through the model at the padded width
-actually run, counted by torch's FlopCounterMode on one row per width) and their rate as a share of
+(interpolated rows run forward and backward, counted by a hook on the embedding layer), the audit's extra
+backward passes (its even nodes' second one, which gives the error estimate), evaluations per second, the
+FLOPs of both (forward + backward through the model at the padded width actually run, the extra passes
+backward only, counted by torch's FlopCounterMode on one row per width) and their rate as a share of
 this machine's sgemm rate (a float32 torch.matmul measured in the same run, per wall and per CPU second), the word-score error
 against captum at 2,048 Gauss-Legendre steps (per message: the largest |score - reference| over its
 words relative to its largest |reference score|; the max over messages), and the completeness error
@@ -57,44 +59,65 @@ def sgemm_rate(n: int = 1024, seconds: float = 1.0) -> tuple[float, float]:
 
 
 class EvaluationCounter:
-    """Counts the rows the embedding layer emits with gradients on (one row = one integrand evaluation)
-    and the padded widths they ran at."""
+    """Counts the rows the embedding layer emits with gradients on (one row = one integrand evaluation: a
+    forward pass, and the backward pass every one of them gets) and the padded widths they ran at, and the
+    audit's extra backward passes (its even nodes' second one, for the error estimate)."""
 
     def __init__(self, model):
-        self.model, self.shapes = model, []
+        self.model, self.shapes, self.extra_backward = model, [], []
 
     def __enter__(self):
         import torch
+
+        from pytest_mangaassist.analysis import attribution
 
         def record(module, inputs, output):
             if torch.is_grad_enabled():
                 self.shapes.append(tuple(output.shape[:2]))
 
+        def counted(values, path, cotangent, delta, retain):
+            if self.retained.pop(id(path), False):  # a second backward pass through a kept graph
+                self.extra_backward.append(tuple(path.shape[:2]))
+            if retain:
+                self.retained[id(path)] = True
+            return self.token_scores(values, path, cotangent, delta, retain)
+
+        self.retained = {}
         self.handle = self.model.embeddings.register_forward_hook(record)
+        self.token_scores, attribution._token_scores = attribution._token_scores, counted
         return self
 
     def __exit__(self, *exc):
+        from pytest_mangaassist.analysis import attribution
+
         self.handle.remove()
+        attribution._token_scores = self.token_scores
 
     @property
     def evaluations(self) -> int:
         return sum(rows for rows, _ in self.shapes)
 
+    @property
+    def extra_backward_rows(self) -> int:
+        return sum(rows for rows, _ in self.extra_backward)
+
     def flops(self, per_row) -> float:
-        return sum(rows * per_row(width) for rows, width in self.shapes)
+        """Forward and backward of every evaluation, and the backward of each extra backward pass."""
+        return (sum(rows * sum(per_row(width)) for rows, width in self.shapes)
+                + sum(rows * per_row(width)[1] for rows, width in self.extra_backward))
 
 
 def flops_per_row(model):
-    """FLOPs of one integrand evaluation at a width: forward and backward (activation gradients only) of
-    one row, counted by torch's FlopCounterMode."""
+    """FLOPs of one integrand evaluation at a width, (forward, backward): the backward counts activation
+    gradients only, as IG runs it; counted by torch's FlopCounterMode."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from pytest_mangaassist.analysis.attribution import frozen_weights
 
-    known: dict[int, float] = {}
+    known: dict[int, tuple[float, float]] = {}
 
-    def per_row(width: int) -> float:
+    def per_row(width: int) -> tuple[float, float]:
         if width not in known:
             ids = torch.full((1, width), model.tokenizer.unk_token_id)
             with torch.no_grad():
@@ -103,12 +126,14 @@ def flops_per_row(model):
             path = leaf * 1.0  # not a leaf: FlopCounterMode cannot follow autograd.grad to a leaf
             hook = model.embeddings.register_forward_hook(lambda module, inputs, output: path)
             try:
-                with frozen_weights(model.hf_model), torch.enable_grad(), FlopCounterMode(display=False) as counter:
-                    logit = model.hf_model(input_ids=ids).logits[0, 0]
-                    torch.autograd.grad(logit, path)
+                with frozen_weights(model.hf_model), torch.enable_grad():
+                    with FlopCounterMode(display=False) as forward:
+                        logit = model.hf_model(input_ids=ids).logits[0, 0]
+                    with FlopCounterMode(display=False) as backward:
+                        torch.autograd.grad(logit, path)
             finally:
                 hook.remove()
-            known[width] = float(counter.get_total_flops())
+            known[width] = (float(forward.get_total_flops()), float(backward.get_total_flops()))
         return known[width]
 
     return per_row
@@ -203,18 +228,19 @@ def main() -> None:
     plain_error, audit_error = word_error(plain_scores, reference), word_error([a.scores for a in found], reference)
     steps = np.array([a.n_steps for a in found])
 
-    def row(name, wall, cpu, evaluations=None, flops=None, error=None, completeness=None):
-        computed = [f"{evaluations}", f"{evaluations / wall:.0f}", f"{flops / 1e9:.1f}", f"{flops / wall / 1e9:.1f}",
+    def row(name, wall, cpu, count=None, flops=None, error=None, completeness=None):
+        computed = [f"{count.evaluations}", f"{count.extra_backward_rows}", f"{count.evaluations / wall:.0f}",
+                    f"{flops / 1e9:.1f}", f"{flops / wall / 1e9:.1f}",
                     f"{flops / wall / gemm[0]:.0%}", f"{flops / cpu / gemm[1]:.0%}", f"{error.max():.4f}",
-                    f"{completeness.max():.4f}"] if evaluations is not None else ["0"] + ["(cached)"] * 7
+                    f"{completeness.max():.4f}"] if count is not None else ["0", "0"] + ["(cached)"] * 7
         return [name, f"{wall:.1f}", f"{cpu:.1f}", f"{plain_wall / wall:.2f}x"] + computed
 
-    rows = [row("plain loop, 64 steps", plain_wall, plain_cpu, plain_count.evaluations, plain_flops, plain_error,
+    rows = [row("plain loop, 64 steps", plain_wall, plain_cpu, plain_count, plain_flops, plain_error,
                 plain_completeness),
-            row("audit, cold", cold_wall, cold_cpu, audit_count.evaluations, audit_flops, audit_error,
-                audit_completeness),
+            row("audit, cold", cold_wall, cold_cpu, audit_count, audit_flops, audit_error, audit_completeness),
             row("audit, warm (disk cache)", warm_wall, warm_cpu)]
-    header = ["", "wall s", "cpu s", "speed-up", "evaluations", "eval/s", "GFLOP", "GFLOP/s", "of sgemm",
+    header = ["", "wall s", "cpu s", "speed-up", "evaluations", "extra backward", "eval/s", "GFLOP", "GFLOP/s",
+              "of sgemm",
               "of sgemm (cpu s)",
               f"word error vs {REFERENCE_STEPS}", "completeness max"]
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
@@ -225,7 +251,8 @@ def main() -> None:
           f"reference ({REFERENCE_STEPS} steps) {how}")
     for r in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
-    print(f"audit / plain: {audit_count.evaluations / plain_count.evaluations:.0%} of the evaluations, "
+    print(f"audit / plain: {audit_count.evaluations / plain_count.evaluations:.0%} of the evaluations "
+          f"({audit_flops / plain_flops:.0%} of the FLOPs, its extra backward passes included), "
           f"{(audit_count.evaluations / cold_wall) / (plain_count.evaluations / plain_wall):.0%} of the evaluations "
           f"per wall second ({(audit_count.evaluations / cold_cpu) / (plain_count.evaluations / plain_cpu):.0%} per CPU "
           f"second), CPU time ratio plain / audit {plain_cpu / cold_cpu:.2f}x, word error {audit_error.max() / plain_error.max():.2f}x the plain loop's")

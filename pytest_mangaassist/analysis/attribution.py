@@ -1,21 +1,30 @@
 """Integrated Gradients over the embedding layer, merged back into the words the user typed.
 
-captum's LayerIntegratedGradients on the adapter's embedding module, target = the intent's logit.
+IG on the output of the adapter's embedding module (as captum's LayerIntegratedGradients defines it),
+target = the intent's logit.
 The baseline input keeps [CLS], [SEP] and padding and replaces every other token by the [PAD],
 [MASK] or [UNK] id, so special tokens get exactly zero attribution and the scores of a message
-sum to F(x) - F(x') (completeness). Many messages go into one captum call (similar lengths
-together, captum's internal_batch_size bounding memory).
+sum to F(x) - F(x') (completeness). Many messages go into one forward pass (similar lengths
+together, INTERNAL_BATCH bounding memory).
 
-The quadrature: nested trapezoid doubling with captum's Riemann rules. A message starts at
-n_steps / 4 equal intervals (captum's riemann_trapezoid) and is refined with captum's riemann_middle
-at the midpoints only (T_2n = (T_n + M_n) / 2), so every integrand evaluation is reused when the
-steps double; from n_steps on it stops when its word-score error estimate (_error_estimate) is at
-most MAX_WORD_CHANGE of its largest |score| and the scores sum to F(x) - F(x') within
-MAX_RELATIVE_DELTA, or at max_steps. Why not Gauss-Legendre (captum's default): its nodes do not
-nest (doubling recomputed everything), and its high order buys nothing here: the integrand is not
-smooth. The ReLU of DistilBERT's classification head switches units on and off along the path (on
-the small test model 142 of the 511 intervals between 512 Gauss-Legendre nodes of one message hold a
-switch, and the integrand jumps there), so every rule converges at first order. Why word scores and
+The quadrature: a product trapezoid rule, written by hand (captum's rules weigh a node's units alike).
+The integrand is not smooth: the ReLU of DistilBERT's classification head, ReLU(pre_classifier(h)),
+switches units on and off along the path (on the small test model 142 of the 511 intervals between 512
+Gauss-Legendre nodes of one message hold a switch, and the integrand jumps there), so every rule that
+weighs nodes, Gauss-Legendre (captum's default), Clenshaw-Curtis or trapezoid, converges at first order.
+The ReLU's input z is known at every node from the forward pass; the rule starts each node's backward
+pass from w_target * (the length of the node's cell where z_j > 0, z interpolated linearly between
+nodes) instead of w_target * 1[z_j > 0] times the cell length, so a unit that switches inside a cell
+counts only where it is on; what remains is smooth (GELU, softmax, LayerNorm) and the rule converges at
+second order. Heads without a ReLU (BERT's and RoBERTa's end in tanh) are smooth already: the same rule
+with every unit on is the plain trapezoid rule.
+
+Every message runs n_steps intervals; the same nodes give the rule with half the intervals (the even
+nodes' backward pass run a second time with their own weights), and a third of the largest change of a
+word score between the two is its error estimate (second order: ERROR_PER_CHANGE). A message stops when
+that estimate is at most MAX_WORD_ERROR of its largest |score| and its scores sum to F(x) - F(x')
+within MAX_RELATIVE_DELTA; otherwise the intervals double (the rule does not nest: each node's weights
+depend on its cell, so the doubled rule runs all its nodes anew), up to max_steps. Why word scores and
 not completeness alone: errors of opposite sign cancel in the sum (issue #14: a message with 0.35%
 completeness error and one word off by 10% of the largest score).
 
@@ -35,17 +44,18 @@ import numpy as np
 
 from ..errors import MangaAssistInputError
 
-ATTRIBUTION_FORMAT = "ig-2"  # bump when how attributions are computed changes (part of the cache key)
+ATTRIBUTION_FORMAT = "ig-3"  # bump when how attributions are computed changes (part of the cache key)
 BASELINES = {"pad": "pad_token", "mask": "mask_token", "unk": "unk_token"}
 DEFAULT_STEPS = 16
 MAX_STEPS = 256
-MAX_WORD_CHANGE = 0.02
+MAX_WORD_ERROR = 0.02
+ERROR_PER_CHANGE = 1 / 3  # second order: the rule with half the intervals is off by 4e, this one by e
 MAX_RELATIVE_DELTA = 0.01
 DELTA_FLOOR = 1.0  # logits: a gap under one logit must still be matched within 0.01 logit
-SCORE_FLOOR = 0.01  # logits: word scores all under it count as converged within MAX_WORD_CHANGE of it
+SCORE_FLOOR = 0.01  # logits: word scores all under it count as converged within MAX_WORD_ERROR of it
 BATCH_EXAMPLES = 16
 MAX_PADDING = 1.15  # a group's longest message has at most 15% more tokens than its shortest
-INTERNAL_BATCH = 256  # interpolated rows per forward/backward pass inside captum
+INTERNAL_BATCH = 256  # interpolated rows (integrand evaluations) per forward/backward pass
 _WORD = re.compile(r"\S+")
 _STRIP = string.punctuation + "“”‘’…「」、。！？"
 
@@ -70,9 +80,9 @@ class Attribution:
     scores: np.ndarray  # one per word, in logit units
     delta: float  # completeness error: sum(scores) - (F(x) - F(x'))
     gap: float  # F(x) - F(x')
-    n_steps: int  # intervals of the trapezoid rule (n_steps + 1 integrand evaluations)
+    n_steps: int  # intervals of the rule it stopped at (n_steps + 1 integrand evaluations)
     probability: float  # softmax probability of the target intent on the message
-    word_change: float  # error estimate of the word scores, relative to the largest |score| (_error_estimate)
+    word_error: float  # error estimate of the word scores, relative to the largest |score| (ERROR_PER_CHANGE)
 
     @property
     def relative_delta(self) -> float:
@@ -80,9 +90,9 @@ class Attribution:
 
     @property
     def converged(self) -> bool:
-        """Both stopping conditions hold: the word-score error estimate is at most MAX_WORD_CHANGE of the
+        """Both stopping conditions hold: the word-score error estimate is at most MAX_WORD_ERROR of the
         largest score, and the scores sum to F(x) - F(x') within MAX_RELATIVE_DELTA."""
-        return self.word_change <= MAX_WORD_CHANGE and self.relative_delta <= MAX_RELATIVE_DELTA
+        return self.word_error <= MAX_WORD_ERROR and self.relative_delta <= MAX_RELATIVE_DELTA
 
     def top_words(self, k: int = 6) -> str:
         """The k words with the largest |score|, e.g. 'sale:+1.92 return:-0.81'."""
@@ -139,7 +149,7 @@ def _length_groups(lengths: list[int], batch_examples: int) -> list[list[int]]:
 
 @dataclass
 class _Group:
-    """A captum call's worth of messages (similar lengths), padded to one width."""
+    """Messages of similar lengths, padded to one width, attributed together."""
 
     ids: object  # (n, width) token ids
     mask: object
@@ -163,33 +173,112 @@ def _group(model, encoded: list[WordTokens], targets: list[int], baseline_id: in
     return _Group(ids, mask, base, torch.tensor(targets, device=model.device))
 
 
-def _riemann_sum(model, group: _Group, rows: list[int], method: str, n_steps: int) -> np.ndarray:
-    """captum's LayerIntegratedGradients with one of its Riemann rules for the given rows of the group:
-    token scores (rows, width) in float64."""
-    from captum.attr import LayerIntegratedGradients
+def _cell_on_measure(alphas, z):
+    """Per node and unit, the length of the node's cell (from the midpoint to its left neighbour to the one
+    to its right) on which the unit's input z is > 0, with z interpolated linearly between nodes: the
+    weight that integrates the head's ReLU switches inside a cell (module docstring). alphas: (nodes,);
+    z: (..., nodes, units), float64."""
+    import torch
 
-    def logits(input_ids, attention_mask):
-        return model.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def on_length(a, b, za, zb):  # the length of [a, b] on which z, linear from za to zb, is > 0
+        on_a, on_b = za > 0, zb > 0
+        switched = on_a != on_b
+        crossing = za / torch.where(switched, za - zb, torch.ones_like(za))  # share of [a, b] before z crosses 0
+        share = torch.where(on_a & on_b, 1.0, torch.where(switched, torch.where(on_a, crossing, 1 - crossing), 0.0))
+        return (b - a)[:, None] * share
 
-    lig = LayerIntegratedGradients(logits, model.embeddings)
-    attributions = lig.attribute(group.ids[rows], baselines=group.base[rows], target=group.target[rows],
-                                 additional_forward_args=(group.mask[rows],), n_steps=n_steps, method=method,
-                                 internal_batch_size=max(INTERNAL_BATCH, len(rows)))
-    return attributions.sum(dim=-1).detach().double().cpu().numpy()
-
-
-def _trapezoid(model, group: _Group, rows: list[int], intervals: int) -> np.ndarray:
-    """The trapezoid rule with `intervals` equal intervals (intervals + 1 integrand evaluations). captum's
-    riemann_trapezoid puts n nodes at linspace(0, 1, n) but weighs them 1/n (ends 1/(2n)) instead of
-    1/(n - 1): its weights sum to (n - 1) / n, so its result is rescaled by n / (n - 1)."""
-    nodes = intervals + 1
-    return _riemann_sum(model, group, rows, "riemann_trapezoid", nodes) * (nodes / intervals)
+    mids, z_mids = (alphas[:-1] + alphas[1:]) / 2, (z[..., :-1, :] + z[..., 1:, :]) / 2
+    measure = torch.zeros_like(z)
+    measure[..., :-1, :] += on_length(alphas[:-1], mids, z[..., :-1, :], z_mids)
+    measure[..., 1:, :] += on_length(mids, alphas[1:], z_mids, z[..., 1:, :])
+    return measure
 
 
-def _refined(model, group: _Group, rows: list[int], coarse: np.ndarray, intervals: int) -> np.ndarray:
-    """The trapezoid rule with twice the intervals, from the coarse rule and the midpoints only
-    (T_2n = (T_n + M_n) / 2): every evaluation of the coarse rule is reused, only `intervals` are new."""
-    return (coarse + _riemann_sum(model, group, rows, "riemann_middle", intervals)) / 2
+def _cell_length(alphas, z):
+    """Per node, the length of its cell, for every unit: the trapezoid weights (heads without a ReLU)."""
+    import torch
+
+    cells = torch.zeros_like(alphas)
+    cells[:-1] += (alphas[1:] - alphas[:-1]) / 2
+    cells[1:] += (alphas[1:] - alphas[:-1]) / 2
+    return cells[:, None].expand(z.shape[-2:]).expand_as(z)
+
+
+def _head_inputs(model, path, ids, mask):
+    """Runs the model with the embedding layer's output replaced by path (rows, width, dim) and returns the
+    tensor the quadrature weighs per unit: the input of the ReLU (DistilBERT's pre_classifier output) or,
+    for heads without one, the input of the head's last Linear."""
+    hf, adapter = model.hf_model, model.adapter
+    found = []
+    relu = adapter.relu_layer(hf)
+    if relu is not None:
+        watch = relu.register_forward_hook(lambda module, inputs, output: found.append(output))
+    else:
+        watch = adapter.score_layer(hf).register_forward_pre_hook(lambda module, inputs: found.append(inputs[0]))
+    swap = model.embeddings.register_forward_hook(lambda module, inputs, output: path)
+    try:
+        hf(input_ids=ids, attention_mask=mask)
+    finally:
+        swap.remove()
+        watch.remove()
+    return found[0].reshape(len(path), -1)  # BERT/RoBERTa heads read position 0: (rows, 1, units) -> (rows, units)
+
+
+def _quadrature(model, group: _Group, rows: list[int], intervals: int, with_half: bool):
+    """Token scores (rows, width), float64, of the product trapezoid rule with `intervals` equal intervals
+    and, with_half, of the same rule with half the intervals on the even nodes (the error estimate), from
+    one forward pass per node (module docstring).
+
+    Written by hand: captum's Riemann rules weigh every unit of a node alike (one weight per node); this rule
+    weighs each unit of the head's ReLU by the share of its cell where the unit is on."""
+    import torch
+
+    hf, adapter = model.hf_model, model.adapter
+    weigh = _cell_on_measure if adapter.relu_layer(hf) is not None else _cell_length
+    alphas = torch.linspace(0, 1, intervals + 1, dtype=torch.float64, device=model.device)
+    parts = (slice(0, None, 2), slice(1, None, 2)) if with_half else (slice(None),)
+    ids, mask = group.ids[rows], group.mask[rows]
+    with torch.no_grad():
+        start = model.embeddings(group.base[rows])
+        delta = model.embeddings(ids) - start
+    weights = adapter.score_layer(hf).weight[group.target[rows]].double()  # (rows, units): d logit / d ReLU output
+    fine = np.zeros(ids.shape)
+    half = np.zeros(ids.shape) if with_half else None
+    per_chunk = max(1, INTERNAL_BATCH // (intervals + 1))  # whole messages per forward pass: a cell needs both neighbours
+    for first in range(0, len(rows), per_chunk):
+        chunk = slice(first, first + per_chunk)
+        n = len(ids[chunk])
+        paths, inputs = [], []
+        for part in parts:
+            steps = alphas[part].to(start.dtype)
+            path = (start[chunk, None] + steps[None, :, None, None] * delta[chunk, None]).reshape(-1, *start.shape[1:])
+            path.requires_grad_(True)
+            repeat = len(steps)
+            inputs.append(_head_inputs(model, path, ids[chunk].repeat_interleave(repeat, 0),
+                                       mask[chunk].repeat_interleave(repeat, 0)).reshape(n, repeat, -1))
+            paths.append(path)
+        z = torch.empty(n, intervals + 1, inputs[0].shape[-1], dtype=torch.float64, device=model.device)
+        for part, values in zip(parts, inputs):
+            z[:, part] = values.detach().double()
+        cotangent = weigh(alphas, z) * weights[chunk, None, :]
+        for index, (part, path, values) in enumerate(zip(parts, paths, inputs)):
+            retain = with_half and index == 0
+            fine[chunk] += _token_scores(values, path, cotangent[:, part], delta[chunk], retain)
+        if with_half:
+            coarse = weigh(alphas[::2], z[:, ::2]) * weights[chunk, None, :]
+            half[chunk] += _token_scores(inputs[0], paths[0], coarse, delta[chunk], False)
+    return fine, half
+
+
+def _token_scores(values, path, cotangent, delta, retain: bool) -> np.ndarray:
+    """Sum over nodes of the gradient (pulled back from values with the given cotangent) times the path's
+    direction, per token: (messages, width), float64."""
+    import torch
+
+    (grad,) = torch.autograd.grad(values, path, grad_outputs=cotangent.to(values.dtype), retain_graph=retain)
+    n = len(delta)
+    per_node = (grad.reshape(n, -1, *delta.shape[1:]) * delta[:, None]).sum(dim=-1)
+    return per_node.double().sum(dim=1).detach().cpu().numpy()
 
 
 def _word_matrix(encoded: list[WordTokens], token_scores: np.ndarray) -> list[np.ndarray]:
@@ -205,10 +294,10 @@ def word_change(fine: np.ndarray, coarse: np.ndarray) -> float:
 
 def _attribute_group(model, encoded: list[WordTokens], targets: list[int], baseline_id: int, n_steps: int,
                      max_steps: int):
-    """Nested trapezoid doubling for one group: n_steps // 4 intervals, doubled twice to n_steps (every
-    message), then doubled again for the messages that have not converged (_error_estimate,
-    MAX_WORD_CHANGE, MAX_RELATIVE_DELTA), up to max_steps. Returns per message: word scores, gap,
-    probability, intervals and the error estimate."""
+    """The product trapezoid rule for one group: n_steps intervals for every message, with its error
+    estimate from the rule with half the intervals on the same nodes, then doubled for the messages that
+    have not converged (ERROR_PER_CHANGE, MAX_WORD_ERROR, MAX_RELATIVE_DELTA), up to max_steps. Returns per
+    message: word scores, gap, probability, intervals and the word-score error estimate."""
     import torch
 
     group = _group(model, encoded, targets, baseline_id)
@@ -219,38 +308,26 @@ def _attribute_group(model, encoded: list[WordTokens], targets: list[int], basel
         gaps = (out.gather(1, pick) - at_base.gather(1, pick))[:, 0].double().cpu().numpy()
         probs = torch.softmax(out.double(), dim=1).gather(1, pick)[:, 0].cpu().numpy()
     everyone = list(range(len(encoded)))
-    intervals = n_steps // 4
-    tokens = _trapezoid(model, group, everyone, intervals)
-    words = _word_matrix(encoded, tokens)
+    intervals = n_steps
+    tokens, half = _quadrature(model, group, everyone, intervals, with_half=True)
+    words, halves = _word_matrix(encoded, tokens), _word_matrix(encoded, half)
+    error = np.array([word_change(w, h) * ERROR_PER_CHANGE for w, h in zip(words, halves)])
     steps = np.full(len(encoded), intervals)
-    changes = [[] for _ in everyone]  # word change at each doubling, per message
-    pending = everyone
+    pending = [row for row in everyone if not _stops(words[row], gaps[row], error[row])]
     while pending and intervals * 2 <= max_steps:
-        tokens[pending] = _refined(model, group, pending, tokens[pending], intervals)
         intervals *= 2
-        for row in pending:
-            fine = word_scores(encoded[row], tokens[row, :len(encoded[row].ids)])
-            changes[row].append(word_change(fine, words[row]))
+        tokens, _ = _quadrature(model, group, pending, intervals, with_half=False)
+        for k, row in enumerate(pending):
+            fine = word_scores(encoded[row], tokens[k, :len(encoded[row].ids)])
+            error[row] = word_change(fine, words[row]) * ERROR_PER_CHANGE
             words[row], steps[row] = fine, intervals
-        if intervals >= n_steps:
-            pending = [row for row in pending if not _stops(words[row], gaps[row], _error_estimate(changes[row]))]
-    return words, gaps, probs, steps, np.array([_error_estimate(c) for c in changes])
-
-
-def _error_estimate(changes: list[float]) -> float:
-    """The word-score error estimate after the last doubling: the larger of the last word change and half
-    the one before. The integrand jumps (module docstring), so the rule converges at first order and
-    its error about halves per doubling: the earlier change, halved, guards against a last change that is
-    small by coincidence (measured on the small test model: with the last change alone, 2% lets a message
-    stop 2.7% off captum at 2,048 steps; with both, the worst is 1.3%)."""
-    if not changes:
-        return float("inf")  # one rule alone says nothing of its error
-    return max(changes[-1], changes[-2] / 2 if len(changes) > 1 else 0.0)
+        pending = [row for row in pending if not _stops(words[row], gaps[row], error[row])]
+    return words, gaps, probs, steps, error
 
 
 def _stops(scores: np.ndarray, gap: float, estimate: float) -> bool:
     complete = abs(scores.sum() - gap) / max(abs(gap), DELTA_FLOOR) <= MAX_RELATIVE_DELTA
-    return estimate <= MAX_WORD_CHANGE and complete
+    return estimate <= MAX_WORD_ERROR and complete
 
 
 def word_scores(e: WordTokens, token_scores: np.ndarray) -> np.ndarray:
@@ -279,7 +356,7 @@ def frozen_weights(hf_model):
 def compute_attributions(model, texts: list[str], targets: list[str] | str, baseline: str = "pad",
                          n_steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
                          batch_examples: int = BATCH_EXAMPLES, sort_by_length: bool = True) -> list[Attribution]:
-    """IG for each (text, target intent), in one or more captum calls; see integrated_gradients."""
+    """IG for each (text, target intent), messages of similar length together; see integrated_gradients."""
     import torch
 
     targets = [targets] * len(texts) if isinstance(targets, str) else list(targets)
@@ -292,13 +369,13 @@ def compute_attributions(model, texts: list[str], targets: list[str] | str, base
     found: list = [None] * len(texts)
     with torch.enable_grad(), frozen_weights(model.hf_model):
         for members in groups:
-            words, gaps, probs, steps, changes = _attribute_group(
+            words, gaps, probs, steps, errors = _attribute_group(
                 model, [encoded[i] for i in members], [target_ids[i] for i in members], baseline_id, n_steps,
                 max_steps)
             for k, i in enumerate(members):
                 found[i] = Attribution(texts[i], targets[i], encoded[i].words, words[k],
                                        float(words[k].sum() - gaps[k]), float(gaps[k]), int(steps[k]),
-                                       float(probs[k]), float(changes[k]))
+                                       float(probs[k]), float(errors[k]))
     return found
 
 
@@ -315,11 +392,13 @@ def integrated_gradients(model, texts: list[str], targets: list[str] | str, base
         raise MangaAssistInputError(
             f"integrated_gradients needs at least one text and one target per text (got {len(texts)} texts, "
             f"{len(targets)} targets).", "Pass a non-empty list of texts and one intent, or one intent per text.")
-    if not (isinstance(n_steps, int) and isinstance(max_steps, int) and 8 <= n_steps <= max_steps):
+    if not (isinstance(n_steps, int) and isinstance(max_steps, int) and 8 <= n_steps <= max_steps
+            and n_steps % 2 == 0):
         raise MangaAssistInputError(
-            f"integrated_gradients needs whole numbers 8 <= n_steps <= max_steps (got n_steps={n_steps!r}, "
-            f"max_steps={max_steps!r}).", f"Leave the defaults (n_steps={DEFAULT_STEPS}, max_steps={MAX_STEPS}) or "
-            "pass e.g. n_steps=16, max_steps=64: the trapezoid rule starts at n_steps / 4 intervals and doubles.")
+            f"integrated_gradients needs whole numbers 8 <= n_steps <= max_steps, n_steps even (got "
+            f"n_steps={n_steps!r}, max_steps={max_steps!r}).", f"Leave the defaults (n_steps={DEFAULT_STEPS}, "
+            f"max_steps={MAX_STEPS}) or pass e.g. n_steps=16, max_steps=64: the rule starts at n_steps intervals, "
+            "checked against n_steps / 2 on the same nodes, and doubles.")
     unknown = sorted(set(targets) - set(model.labels))
     if unknown:
         raise MangaAssistInputError(f"Unknown intent(s) {unknown} for the model {model.source}.",
@@ -372,7 +451,7 @@ def dominant_word_types(attributions: list[Attribution], min_examples: int = 3) 
 def attribution_batch_invariance(model, texts: list[str], target: str, baseline: str = "pad",
                                  n_steps: int = DEFAULT_STEPS) -> float:
     """Largest difference of a word score between attributing each text alone and all texts in one
-    padded batch of mixed lengths, relative to the largest |score| (captum and padding must not
+    padded batch of mixed lengths, relative to the largest |score| (padding must not
     change the figures)."""
     texts = list(texts)
     targets = [target] * len(texts)

@@ -56,13 +56,13 @@ class ShortcutAudit:
 
     def baseline_table(self, max_share: float) -> str:
         """Each baseline's share, and its messages that had not converged at max_steps (word scores still
-        moving by more than 2% of the largest score, or completeness error over 1%)."""
+        estimated off by more than 2% of the largest score, or completeness error over 1%)."""
         rows = [(b, s, "above" if s > max_share else "below",
                  f"{sum(not a.converged for a in self.attributions[b])} / {len(self.attributions[b])}",
-                 max(a.word_change for a in self.attributions[b]),
+                 max(a.word_error for a in self.attributions[b]),
                  max(a.relative_delta for a in self.attributions[b])) for b, s in self.shares.items()]
         return format_table(("IG baseline", "family share", f"vs {max_share:.2f}", "not converged",
-                             "worst word change", "worst |delta| / gap"), rows)
+                             "worst word error (est.)", "worst |delta| / gap"), rows)
 
     def worst_table(self, k: int = WORST) -> str:
         attributions = next(iter(self.attributions.values()))

@@ -36,6 +36,8 @@ class ArchitectureAdapter:
     layers_key: str  # config.json keys of the layer count and the hidden size
     hidden_key: str
     head_fn: Callable  # (hf_model, [CLS] states (n, hidden) tensor) -> logits (n, labels)
+    score_path: tuple[str, ...]  # the head's last Linear, which turns its input into the logits
+    relu_path: tuple[str, ...] = ()  # the head's Linear whose output passes a ReLU on to score_path, if any
 
     def head(self, model, cls_states):
         """The model's own classification head applied to [CLS] states (of any layer: the logit lens)."""
@@ -43,6 +45,13 @@ class ArchitectureAdapter:
 
     def base(self, model):
         return getattr(model, self.base_attr)
+
+    def score_layer(self, model):
+        return _submodule(model, self.score_path)
+
+    def relu_layer(self, model):
+        """The Linear before the head's ReLU (DistilBERT's pre_classifier), or None for heads without one."""
+        return _submodule(model, self.relu_path) if self.relu_path else None
 
     def embeddings(self, model):
         return self.base(model).embeddings
@@ -59,12 +68,19 @@ class ArchitectureAdapter:
         return node, self.layers_path[-1]
 
 
+def _submodule(model, path: tuple[str, ...]):
+    for attr in path:
+        model = getattr(model, attr)
+    return model
+
+
 ADAPTERS = {
     "distilbert": ArchitectureAdapter("distilbert", "distilbert", ("transformer", "layer"), "n_layers", "dim",
-                                      _distilbert_head),
-    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer"), "num_hidden_layers", "hidden_size", _bert_head),
+                                      _distilbert_head, ("classifier",), ("pre_classifier",)),
+    "bert": ArchitectureAdapter("bert", "bert", ("encoder", "layer"), "num_hidden_layers", "hidden_size", _bert_head,
+                                ("classifier",)),
     "roberta": ArchitectureAdapter("roberta", "roberta", ("encoder", "layer"), "num_hidden_layers", "hidden_size",
-                                   _roberta_head),
+                                   _roberta_head, ("classifier", "out_proj")),
 }
 
 
