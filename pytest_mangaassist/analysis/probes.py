@@ -95,29 +95,38 @@ def probe_f1_per_layer(cls_states: np.ndarray, labels, test_size: float = 0.3, s
 
     labels = np.asarray(labels)
     train, test = train_test_split(np.arange(len(labels)), test_size=test_size, random_state=seed, stratify=labels)
-    f1, predicted = _probe_layers(cls_states, labels, train, test, seed)
-    control = ()
-    if texts is not None:
-        control = tuple(_probe_layers(cls_states, control_labels(texts, labels, seed), train, test, seed)[0])
-    return ProbeResult(tuple(f1), len(train), len(test), control, tuple(map(str, labels[test])),
-                       tuple(tuple(map(str, p)) for p in predicted))
+    tasks = [labels] + ([control_labels(texts, labels, seed)] if texts is not None else [])
+    (f1, predicted), *control = _probe_layers(cls_states, tasks, train, test, seed)
+    return ProbeResult(tuple(f1), len(train), len(test), tuple(control[0][0]) if control else (),
+                       tuple(map(str, labels[test])), tuple(tuple(map(str, p)) for p in predicted))
 
 
-def _probe_layers(cls_states, labels, train, test, seed):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def _probe_layers(cls_states, tasks, train, test, seed):
+    """Per task (one label per example), per layer: the probe's held-out macro-F1 and its predictions. The
+    fits are independent, so they run on every usable core, in threads (scikit-learn's lbfgs spends its time
+    in numpy, which releases the GIL; processes would pay their start-up and copy the states)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    scores, predictions = [], []
-    # One BLAS thread: beside torch's OpenMP pool, threaded BLAS on these small matrices oversubscribes
+    from .contention import usable_cores
+
+    def fit(task, layer):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+        probe.fit(cls_states[train, layer], task[train])
+        predicted = probe.predict(cls_states[test, layer])
+        return float(f1_score(task[test], predicted, average="macro")), predicted
+
+    jobs = [(task, layer) for task in tasks for layer in range(cls_states.shape[1])]
+    # One BLAS thread per fit: beside torch's OpenMP pool, threaded BLAS on these small matrices oversubscribes
     # the cores (measured 5x slower on 2 cores) and makes the lbfgs path depend on the thread count.
-    with threadpool_limits(limits=1):
-        for layer in range(cls_states.shape[1]):
-            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
-            probe.fit(cls_states[train, layer], labels[train])
-            predicted = probe.predict(cls_states[test, layer])
-            scores.append(float(f1_score(labels[test], predicted, average="macro")))
-            predictions.append(predicted)
-    return scores, predictions
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+        done = list(pool.map(lambda job: fit(*job), jobs))
+    layers = cls_states.shape[1]
+    return [([f for f, _ in done[i:i + layers]], [p for _, p in done[i:i + layers]])
+            for i in range(0, len(done), layers)]
