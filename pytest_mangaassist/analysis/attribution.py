@@ -221,7 +221,7 @@ def _head_inputs(model, path, ids, mask):
     finally:
         swap.remove()
         watch.remove()
-    return found[0].reshape(len(path), -1)  # BERT/RoBERTa heads read position 0: (rows, 1, units) -> (rows, units)
+    return found[0].reshape(len(path), -1)  # one vector of units per row
 
 
 def _quadrature(model, group: _Group, rows: list[int], intervals: int, with_half: bool):
