@@ -102,13 +102,21 @@ def test_examples_whose_word_scores_still_move_get_more_steps(clean_model):
         assert after.word_error <= MAX_WORD_ERROR or after.n_steps == 64
 
 
-def test_stopping_reads_the_word_scores_not_only_completeness(clean_model):
+ISSUE_MESSAGE = "the courier agent said my Berserk order was returned to sender, where is it now"
+
+
+@pytest.fixture(scope="module")
+def issue_message_exact(clean_model):
+    """captum at 2,048 Gauss-Legendre steps on issue #14's message, target promotion."""
+    return captum_word_scores(clean_model, ISSUE_MESSAGE, "promotion", 2048)
+
+
+def test_stopping_reads_the_word_scores_not_only_completeness(clean_model, issue_message_exact):
     """The message of issue #14: at 16 Gauss-Legendre steps its scores sum to F(x) - F(x') within 1%
     (the old stopping rule stopped there) while single words are off by 10% of the largest score, because
     errors of opposite sign cancel in the sum. The audit's scores must match captum at 2,048 steps within
     WORD_SCORE_TOLERANCE of the largest score (docs/attribution.md)."""
-    text = "the courier agent said my Berserk order was returned to sender, where is it now"
-    exact = captum_word_scores(clean_model, text, "promotion", 2048)
+    text, exact = ISSUE_MESSAGE, issue_message_exact
     early, completeness = captum_word_scores(clean_model, text, "promotion", 16, with_completeness=True)
     assert completeness <= 0.01  # the old rule's only check passes ...
     assert np.abs(early - exact).max() / np.abs(exact).max() > WORD_SCORE_TOLERANCE  # ... on wrong word scores
@@ -118,12 +126,11 @@ def test_stopping_reads_the_word_scores_not_only_completeness(clean_model):
     assert np.abs(found.scores - exact).max() / np.abs(exact).max() <= WORD_SCORE_TOLERANCE
 
 
-def test_the_product_rule_converges_at_second_order(clean_model):
+def test_the_product_rule_converges_at_second_order(clean_model, issue_message_exact):
     """The head's ReLU switches make every rule that weighs whole nodes first order; weighing each unit by
     the share of its cell where it is on leaves a smooth integrand (docs/attribution.md): doubling the
     intervals cuts the error about fourfold, and 32 intervals beat captum's 64 Gauss-Legendre steps."""
-    text = "the courier agent said my Berserk order was returned to sender, where is it now"
-    exact = captum_word_scores(clean_model, text, "promotion", 2048)
+    text, exact = ISSUE_MESSAGE, issue_message_exact
 
     def error(scores):
         return np.abs(scores - exact).max() / np.abs(exact).max()

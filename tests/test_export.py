@@ -380,18 +380,19 @@ from pytest_mangaassist import assert_latency_p95
 
 @pytest.fixture(scope="module")
 def busy_model(intent_model):
+    intent_model.hf_model  # weights load lazily: loaded before the loops start, which spin only while timing
     loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range({loops})]
-    time.sleep(1.0)  # started and runnable
+    time.sleep(0.3)  # started and runnable
     yield intent_model
     for loop in loops:
         loop.kill()
         loop.wait()
 
 def test_within_a_generous_budget(busy_model):
-    assert_latency_p95(busy_model, max_p95_ms=1e6, seq_len=8, min_calls=50, max_seconds=2, max_wait_seconds=0)
+    assert_latency_p95(busy_model, max_p95_ms=1e6, seq_len=8, min_calls=50, max_seconds=1, max_wait_seconds=0)
 
 def test_over_a_budget_no_machine_meets(busy_model):
-    assert_latency_p95(busy_model, max_p95_ms=1e-6, seq_len=8, min_calls=50, max_seconds=2, max_wait_seconds=0)
+    assert_latency_p95(busy_model, max_p95_ms=1e-6, seq_len=8, min_calls=50, max_seconds=1, max_wait_seconds=0)
 """
 
 
