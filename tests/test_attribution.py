@@ -207,6 +207,9 @@ def test_shortcut_gate_rejects_bad_input(clean_model):
         assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", max_steps=8)
     with pytest.raises(MangaAssistInputError, match="min_effect must be a number in \\[0, 1\\]; got nan"):
         assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", min_effect=float("nan"))
+    for n_steps in (9, 4):  # the error estimate reads the even nodes: an odd count has none to spare
+        with pytest.raises(MangaAssistInputError, match="8 <= n_steps <= max_steps, n_steps even"):
+            integrated_gradients(clean_model, ["hi"], "promotion", n_steps=n_steps)
 
 
 def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
