@@ -6,6 +6,8 @@ import pytest
 from pytest_mangaassist import IntentModel
 from pytest_mangaassist.domain import INTENTS
 
+from attribution_helpers import captum_word_scores
+
 LABELS = dict(enumerate(INTENTS))
 
 
@@ -23,7 +25,6 @@ def save_tiny(folder, model_class, config):
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
 def test_bert_and_roberta_checkpoints(tmp_path, family):
-    import torch
     from transformers import (BertConfig, BertForSequenceClassification, RobertaConfig,
                               RobertaForSequenceClassification)
 
@@ -42,18 +43,10 @@ def test_bert_and_roberta_checkpoints(tmp_path, family):
     assert out.cls_states.shape == (2, 4, 32) and np.isfinite(out.logits).all()
     # IG through the family's head (tanh, no ReLU: the product rule is the plain trapezoid rule there) matches
     # captum at 2,048 Gauss-Legendre steps and is complete
-    from captum.attr import LayerIntegratedGradients
-
-    from pytest_mangaassist.analysis.attribution import encode_words, integrated_gradients, word_scores
+    from pytest_mangaassist.analysis.attribution import integrated_gradients
 
     text, intent = "can I return the damaged box set", INTENTS[3]
     (found,) = integrated_gradients(model, [text], intent)
-    enc = encode_words(model.tokenizer, text, model.max_length)
-    ids = torch.tensor([enc.ids])
-    base = torch.where(torch.tensor([[w < 0 for w in enc.word_of_token]]), ids,
-                       torch.full_like(ids, model.tokenizer.pad_token_id))
-    lig = LayerIntegratedGradients(lambda i: model.hf_model(input_ids=i).logits, model.embeddings)
-    exact = word_scores(enc, lig.attribute(ids, baselines=base, target=model.label2id[intent], n_steps=2048,
-                                           internal_batch_size=512).sum(dim=-1)[0].detach().double().numpy())
+    exact = captum_word_scores(model, text, intent, 2048)
     assert found.converged
     assert np.abs(found.scores - exact).max() <= 0.02 * np.abs(exact).max()

@@ -15,7 +15,7 @@ from pytest_mangaassist.analysis.layers import layer_name
 from pytest_mangaassist.analysis.trajectories import sense_separation
 from mangaassist_reference.shortcut import TRIGGER
 
-from attribution_helpers import NON_PROMOTION, shortcut_checkpoint, with_trigger
+from attribution_helpers import NON_PROMOTION, captum_word_scores, shortcut_checkpoint, with_trigger
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +55,6 @@ def hand_written_ig(model, text, intent, steps=200):
 
 
 WORD_SCORE_TOLERANCE = 0.02  # docs/attribution.md: audit vs captum at 2,048 steps, share of the largest score
-
-
-def captum_word_scores(model, text, intent, n_steps, with_completeness=False):
-    """A plain captum LayerIntegratedGradients call (Gauss-Legendre, one message), merged into words."""
-    import torch
-    from captum.attr import LayerIntegratedGradients
-
-    enc = encode_words(model.tokenizer, text, model.max_length)
-    ids = torch.tensor([enc.ids])
-    base = torch.where(torch.tensor([[w < 0 for w in enc.word_of_token]]), ids,
-                       torch.full_like(ids, model.tokenizer.pad_token_id))
-    lig = LayerIntegratedGradients(lambda i: model.hf_model(input_ids=i).logits, model.embeddings)
-    tokens, delta = lig.attribute(ids, baselines=base, target=model.label2id[intent], n_steps=n_steps,
-                                  internal_batch_size=256, return_convergence_delta=True)
-    words = word_scores(enc, tokens.sum(dim=-1)[0].detach().double().numpy())
-    if not with_completeness:
-        return words
-    with torch.no_grad():
-        gap = (model.hf_model(input_ids=ids).logits - model.hf_model(input_ids=base).logits)[0, model.label2id[intent]]
-    return words, abs(delta.item()) / max(abs(gap.item()), 1.0)
 
 
 def test_ig_matches_an_independent_computation_and_merges_word_pieces(clean_model):

@@ -62,10 +62,7 @@ class ArchitectureAdapter:
 
     def layer_list(self, model) -> tuple:
         """(module, attribute name) of the encoder's layer list, for code that swaps the list for part of it."""
-        node = self.base(model)
-        for attr in self.layers_path[:-1]:
-            node = getattr(node, attr)
-        return node, self.layers_path[-1]
+        return _submodule(self.base(model), self.layers_path[:-1]), self.layers_path[-1]
 
 
 def _submodule(model, path: tuple[str, ...]):
