@@ -91,19 +91,37 @@ def issue_message_exact(clean_model):
     return captum_word_scores(clean_model, ISSUE_MESSAGE, "promotion", 2048)
 
 
+def completeness_passes_on_wrong_words(model, issue_message_exact):
+    """(message, Gauss-Legendre steps, captum's 2,048-step word scores) of the first message, issue #14's
+    first, and step count where captum's scores meet the old stopping rule (completeness within 1%) while a
+    word is off by more than WORD_SCORE_TOLERANCE. Which step counts show it depends on the trained weights,
+    and so on the BLAS kernels of the machine that built the model (issue #14's message: 16 steps where it
+    was filed, 36 on another CPU): the test looks for one instead of naming it."""
+    for text in (ISSUE_MESSAGE, *NON_PROMOTION):
+        exact = None
+        for steps in range(8, 42, 2):
+            early, completeness = captum_word_scores(model, text, "promotion", steps, with_completeness=True)
+            if completeness > 0.01:
+                continue
+            if exact is None:
+                exact = (issue_message_exact if text == ISSUE_MESSAGE
+                         else captum_word_scores(model, text, "promotion", 2048))
+            if np.abs(early - exact).max() / np.abs(exact).max() > WORD_SCORE_TOLERANCE:
+                return text, steps, exact
+    raise AssertionError("no message and step count where completeness alone passes on wrong word scores: the "
+                         "case this test guards is gone from the model; add messages to the candidates")
+
+
 def test_stopping_reads_the_word_scores_not_only_completeness(clean_model, issue_message_exact):
-    """The message of issue #14: at 16 Gauss-Legendre steps its scores sum to F(x) - F(x') within 1%
-    (the old stopping rule stopped there) while single words are off by 10% of the largest score, because
-    errors of opposite sign cancel in the sum. The audit's scores must match captum at 2,048 steps within
-    WORD_SCORE_TOLERANCE of the largest score (docs/attribution.md)."""
-    text, exact = ISSUE_MESSAGE, issue_message_exact
-    early, completeness = captum_word_scores(clean_model, text, "promotion", 16, with_completeness=True)
-    assert completeness <= 0.01  # the old rule's only check passes ...
-    assert np.abs(early - exact).max() / np.abs(exact).max() > WORD_SCORE_TOLERANCE  # ... on wrong word scores
+    """Issue #14: at some step count a message's scores sum to F(x) - F(x') within 1% (the old stopping rule
+    stopped there) while single words are off by more than 2% of the largest score, because errors of opposite
+    sign cancel in the sum. The audit's scores must match captum at 2,048 steps within WORD_SCORE_TOLERANCE of
+    the largest score (docs/attribution.md), converged or flagged."""
+    text, steps, exact = completeness_passes_on_wrong_words(clean_model, issue_message_exact)
     (found,) = integrated_gradients(clean_model, [text], "promotion")
-    assert found.n_steps > 16, "the audit must not stop where completeness alone was met"
     assert found.converged or found.n_steps == MAX_STEPS  # refined until converged, or flagged as not converged
-    assert np.abs(found.scores - exact).max() / np.abs(exact).max() <= WORD_SCORE_TOLERANCE
+    error = np.abs(found.scores - exact).max() / np.abs(exact).max()
+    assert error <= WORD_SCORE_TOLERANCE, (text, steps, error)
 
 
 def test_the_product_rule_converges_at_second_order(clean_model, issue_message_exact):

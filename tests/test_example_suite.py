@@ -119,11 +119,14 @@ LATENCY_TEST = "test_release_gate.py::test_p95_latency_on_onnx_runtime_at_batch_
 
 
 def latency_not_measurable(result) -> int:
-    """1 where the run's only failure is the latency test, ended as "not measurable on this machine now" (a
-    busy machine: the plugin's tests must not depend on its speed); 0 otherwise, a plain budget miss included."""
+    """1 where the run's only failure is the latency test and it was timed on a busy machine ("not measurable
+    on this machine now", or a miss measured while the gate reported the machine BUSY: on two hyperthreads a
+    neighbour inflates the calls' own CPU time too, so the plugin's tests must not depend on the machine's
+    speed); 0 otherwise, a plain budget miss on a quiet machine included."""
     failed = [line.split()[1] for line in result.stdout.lines if line.startswith("FAILED ")]
     only_latency = len(failed) == 1 and failed[0].endswith(LATENCY_TEST)
-    return int(only_latency and "not measurable on this machine now" in result.stdout.str())
+    out = result.stdout.str()
+    return int(only_latency and ("not measurable on this machine now" in out or "machine BUSY" in out))
 
 
 def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_tables(pytester, reference,
