@@ -39,7 +39,7 @@ def _cell(value: object) -> str:
 def _number(value: float) -> str:
     if isinstance(value, int):
         return str(value)
-    return f"{value:.2e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+    return f"{value:.2e}" if value and not 1e-3 <= abs(value) < 1e6 else f"{value:.4f}"  # never 309 digits
 
 
 class GateFailure(AssertionError):

@@ -21,6 +21,7 @@ SNAPSHOT = pytest.StashKey["SnapshotStore"]()
 RUN_LOG = pytest.StashKey["RunLog"]()
 GATE_RUN_CHECK = pytest.StashKey[preflight.GateRunCheck]()
 HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
+INDUCTOR_HOME = pytest.StashKey[preflight.InductorHome]()
 TRAFFIC = pytest.StashKey["Traffic | None"]()
 
 
@@ -53,12 +54,14 @@ def pytest_configure(config):
         preflight.check_rootdir(config)  # also here: pytest_load_initial_conftests is skipped by some runners
         settings = config.stash[SETTINGS] = load_settings(config)
         preflight.check_destinations(settings)
+        preflight.check_cache(config, settings)
         config.stash[TRAFFIC] = preflight.load_traffic_input(settings)
         config.stash[SNAPSHOT] = SnapshotStore.load(settings.snapshot_file, settings.update_snapshot)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
     config.stash[HYPOTHESIS_HOME] = preflight.HypothesisHome()
+    config.stash[INDUCTOR_HOME] = preflight.InductorHome()
     config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[SNAPSHOT]),
                                   "mangaassist-reporting")
     config.stash[GATE_RUN_CHECK] = preflight.GateRunCheck()
@@ -66,9 +69,10 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    home = config.stash.get(HYPOTHESIS_HOME, None)
-    if home is not None:
-        home.restore()
+    for key in (HYPOTHESIS_HOME, INDUCTOR_HOME):
+        home = config.stash.get(key, None)
+        if home is not None:
+            home.restore()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -79,6 +83,7 @@ def pytest_collection_modifyitems(config, items):
     without it), not in the working folder."""
     if preflight.uses_plugin(items):
         config.stash[HYPOTHESIS_HOME].move_to(_cache_dir(config, "hypothesis"))
+        config.stash[INDUCTOR_HOME].move_to(_cache_dir(config, "torchinductor"))
     tiers = config.stash[SETTINGS].tiers
     if tiers:
         try:
@@ -187,6 +192,10 @@ def pytest_report_header(config):
         lines.append(f"mangaassist: gate tiers {', '.join(settings.tiers)}")
     if settings.no_cache:
         lines.append("mangaassist: no disk cache (--mangaassist-no-cache)")
+    elif getattr(config, "cache", None) is not None:
+        from .cache.store import key_source
+
+        lines.append(f"mangaassist: cache signed with {key_source()}")
     return lines
 
 

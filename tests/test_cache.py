@@ -154,7 +154,7 @@ def test_an_entry_renamed_to_another_key_does_not_verify(tmp_path, monkeypatch):
 
 
 def test_a_cache_key_from_the_environment_stops_a_forger_who_reads_the_cache_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.KEY_ENV, "ci-secret")
+    monkeypatch.setenv(store.KEY_ENV, "ci-secret-" + "a" * 32)
     store.write_entry(tmp_path, "sweep-x", {"logits": np.full(4, 1.0)})
     assert not (tmp_path / store.KEY_FILE).exists()  # nothing in the folder to steal
     forged_key = os.urandom(32)  # whatever key the forger signs with, it is not the secret
@@ -164,9 +164,9 @@ def test_a_cache_key_from_the_environment_stops_a_forger_who_reads_the_cache_fol
     store.entry_path(tmp_path, "sweep-x").write_bytes(
         store.MAGIC + store.key_id(forged_key) + store.mac(forged_key, "entry", "sweep-x", payload) + payload)
     assert store.read_entry(tmp_path, "sweep-x") == (None, store.OTHER_KEY)
-    monkeypatch.setenv(store.KEY_ENV, "another-secret")
+    monkeypatch.setenv(store.KEY_ENV, "another-secret-" + "b" * 32)
     store.write_entry(tmp_path, "sweep-y", {"logits": np.full(4, 1.0)})
-    monkeypatch.setenv(store.KEY_ENV, "ci-secret")
+    monkeypatch.setenv(store.KEY_ENV, "ci-secret-" + "a" * 32)
     assert store.read_entry(tmp_path, "sweep-y") == (None, store.OTHER_KEY)
 
 

@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 
 from ..loading import export
-from . import store
+from . import files, store
 
 MAC_SUFFIX = ".mac"
 MAC_HEADER = "mangaassist-artifact-mac-1"
+MAC_LIMIT = 1024  # a header and two hex digests
 
 
 def _mac_path(target: Path) -> Path:
@@ -29,13 +30,15 @@ def _mac_path(target: Path) -> Path:
 
 def _verified_bytes(target: Path) -> tuple[bytes | None, str | None]:
     try:
-        data = target.read_bytes()
+        data = files.read_file(target)
     except FileNotFoundError:
         return None, store.MISSING
+    except files.NotAFile as exc:
+        return None, exc.strerror
     except OSError as exc:
         return None, f"could not be read ({type(exc).__name__}: {exc})"
     try:
-        header, stored_id, tag = _mac_path(target).read_text().split()
+        header, stored_id, tag = files.read_file(_mac_path(target), MAC_LIMIT).decode("ascii").split()
         stored_id, tag = bytes.fromhex(stored_id), bytes.fromhex(tag)
     except (OSError, ValueError, UnicodeDecodeError):
         return None, store.UNSIGNED
@@ -72,6 +75,8 @@ def signed_artifact(target: Path, make) -> bytes:
             make(tmp)
             data = tmp.read_bytes()
             _mac_path(target).unlink(missing_ok=True)  # no moment where the old MAC vouches for the new file
+            with files.folder(target.parent) as folder:
+                files.clear(folder, target.name)  # a folder planted under the name: a rename cannot replace it
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)

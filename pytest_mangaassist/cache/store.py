@@ -6,8 +6,9 @@ What the cache trusts and what it does not:
 
 - Every entry is authenticated when it is written: HMAC-SHA256 over the entry's name (which is its
   key: analysis, model content hash, arguments, library versions, format) and its bytes. The MAC key
-  is MANGAASSIST_CACHE_KEY when that environment variable is set (set it from a CI secret), else a
-  random key generated once and kept in the cache folder itself (KEY_FILE).
+  is MANGAASSIST_CACHE_KEY when that environment variable is set (set it from a CI secret; set but
+  shorter than MIN_KEY_LENGTH, empty included, is refused), else a random key generated once and kept
+  in the cache folder itself (KEY_FILE).
 - An entry whose MAC does not verify (altered, truncated, planted, renamed from another key, signed
   with another key) is a miss: it is recomputed and replaced, with a CacheWarning naming it. So is an
   entry that cannot be read or decoded. A verdict never comes from an unverified entry.
@@ -18,6 +19,10 @@ What the cache trusts and what it does not:
 - Entries hold numpy arrays only and are read with allow_pickle=False: reading never runs pickles.
 - Exports and compiled artifacts (ONNX, TorchScript) are verified the same way before they are
   loaded (cache/artifacts.py).
+- The folder, its entries, locks and key file are opened without following symbolic links
+  (files.py): a link, FIFO, device or folder planted where a file belongs is a miss (removed and
+  recomputed, with a CacheWarning), and a cache folder that is a link or not a folder is refused at
+  start-up (check_cache_folders) and, if it becomes one during the run, used for nothing.
 - Keys include the versions of the libraries that compute the figures (LIBRARIES), the plugin's own
   version and CACHE_FORMAT, so an upgrade never serves figures of the old versions.
 
@@ -35,17 +40,26 @@ import hmac
 import io
 import os
 import secrets
+import stat
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import MangaAssistInputError
+from . import files
+
 CACHE_FORMAT = "cache-2"  # bump when the entry format or the key recipe changes
 KEY_ENV = "MANGAASSIST_CACHE_KEY"
 KEY_FILE = ".mangaassist-cache-key"
+# HMAC-SHA256 takes a key of any length, so a short one is accepted without a word; 32 characters hold
+# 128 bits when they are hex digits (`python -c "import secrets; print(secrets.token_hex(32))"` prints 64),
+# the security strength NIST SP 800-107 asks of an HMAC key; an empty one is what CI hands a fork's pull
+# request whose secret is withheld.
+MIN_KEY_LENGTH = 32
+KEY_FILE_LIMIT = 1024  # the key file holds 64 hex digits; anything longer is not ours
 ENTRY_SUFFIX = ".entry"
 MAGIC = b"MACACHE2"  # 8 bytes, then an 8-byte key id, a 32-byte HMAC-SHA256, the npz payload
 HEADER = len(MAGIC) + 8 + 32
@@ -93,18 +107,40 @@ def environment_key() -> str:
 
 
 # -- the MAC key --------------------------------------------------------------------------------
+def key_from_environment() -> str | None:
+    """MANGAASSIST_CACHE_KEY, None where it is not set; MangaAssistInputError where it is set but shorter
+    than MIN_KEY_LENGTH (empty included): a withheld CI secret must not fall back to the folder key unseen."""
+    secret = os.environ.get(KEY_ENV)
+    if secret is not None and len(secret.strip()) < MIN_KEY_LENGTH:
+        raise MangaAssistInputError(
+            f"{KEY_ENV} is set but {'empty' if not secret.strip() else f'{len(secret.strip())} characters long'}; "
+            f"the cache key must be at least {MIN_KEY_LENGTH} characters (128 bits as hex digits). An empty value is "
+            "what CI gives a pull request whose secret is withheld: the cache would fall back to the folder key, "
+            "which anyone who can write the cache folder can read.",
+            f"Set {KEY_ENV} from a secret of {MIN_KEY_LENGTH}+ characters (e.g. python -c \"import secrets; "
+            f"print(secrets.token_hex(32))\"), or unset it to use the folder key knowingly.")
+    return secret
+
+
+def key_source() -> str:
+    """Which key signs the cache, for the run header (never the secret itself)."""
+    if key_from_environment() is not None:
+        return f"{KEY_ENV} (a secret from the environment)"
+    return (f"the folder key {KEY_FILE} kept in the cache folder (catches alterations, not a forger who can read "
+            f"the folder: set {KEY_ENV} from a CI secret)")
+
+
 def signing_key(cache_dir: Path) -> bytes:
-    """MANGAASSIST_CACHE_KEY when set (any string), else the random key kept in cache_dir/KEY_FILE."""
-    secret = os.environ.get(KEY_ENV, "")
-    if secret:
+    """MANGAASSIST_CACHE_KEY when set, else the random key kept in cache_dir/KEY_FILE."""
+    secret = key_from_environment()
+    if secret is not None:
         return hashlib.sha256(b"mangaassist-cache-key\0" + secret.encode("utf-8", "surrogatepass")).digest()
     return _folder_key(Path(cache_dir))
 
 
 def _read_key_file(path: Path) -> bytes | None:
     try:
-        text = path.read_text().strip()
-        key = bytes.fromhex(text)
+        key = bytes.fromhex(files.read_file(path, KEY_FILE_LIMIT).decode("ascii").strip())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return key if len(key) == 32 else None
@@ -115,10 +151,7 @@ def _folder_key(cache_dir: Path) -> bytes:
     key = _read_key_file(path)
     if key is not None:
         return key
-    from filelock import FileLock
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_dir / f".{KEY_FILE}.lock")):  # xdist workers agree on one key
+    with lock(cache_dir, KEY_FILE):  # xdist workers agree on one key
         key = _read_key_file(path)
         if key is None:  # absent (or unreadable: then every entry signed with it is recomputed)
             key = secrets.token_bytes(32)
@@ -153,7 +186,8 @@ def remove_orphans(cache_dir: Path, max_age_s: float = ORPHAN_AGE_S) -> list[Pat
         return removed
     for path in candidates:
         try:
-            if path.is_file() and now - path.stat().st_mtime > max_age_s:
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > max_age_s:
                 path.unlink()
                 removed.append(path)
         except OSError:  # another process removed or renamed it first
@@ -162,8 +196,10 @@ def remove_orphans(cache_dir: Path, max_age_s: float = ORPHAN_AGE_S) -> list[Pat
 
 
 def _prepare(cache_dir: Path) -> Path:
+    """cache_dir, created; files.NotAFile where it is a symbolic link or not a folder."""
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    with files.folder(cache_dir):
+        pass
     if cache_dir not in _swept:
         _swept.add(cache_dir)
         remove_orphans(cache_dir)
@@ -172,36 +208,64 @@ def _prepare(cache_dir: Path) -> Path:
 
 def temporary_path(target: Path, suffix: str = "") -> Path:
     """A new, empty temporary file beside target, named so that remove_orphans recognises it."""
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TMP_MARK}", suffix=suffix)
+    with files.folder(target.parent) as folder:
+        name, handle = files.create_temporary(folder, target.name, suffix, mark=TMP_MARK)
     os.close(handle)
-    return Path(tmp)
+    return target.parent / name
 
 
-def atomic_write(target: Path, data: bytes, mode: int | None = None) -> None:
-    tmp = temporary_path(target)
-    try:
-        if mode is not None:
-            os.chmod(tmp, mode)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def atomic_write(target: Path, data: bytes, mode: int = 0o600) -> None:
+    """target holds data, whole, or its old content; a link or folder in its place is replaced, never followed."""
+    with files.folder(target.parent) as folder:
+        files.clear(folder, target.name)  # a rename cannot replace a folder
+        files.replace(folder, target.name, data, mode, mark=TMP_MARK)
 
 
+@contextlib.contextmanager
 def lock(cache_dir: Path | None, name: str):
-    """A file lock per cache entry, so concurrent xdist workers compute an entry once."""
+    """A file lock per cache entry, so concurrent xdist workers compute an entry once. A link, FIFO or
+    folder planted as the lock is removed (with a CacheWarning); a lock that still cannot be taken costs
+    the sharing, not the run: the entry is computed without it (the rename keeps the entry whole)."""
     if cache_dir is None:
-        return contextlib.nullcontext()
+        yield
+        return
     from filelock import FileLock
 
-    return FileLock(str(_prepare(cache_dir) / f".{name}.lock"))
+    path = _prepare(cache_dir) / f".{name}.lock"
+    try:
+        with files.folder(path.parent) as folder:
+            planted = files.clear(folder, path.name)
+        if planted is not None:
+            warnings.warn(CacheWarning(f"pytest-mangaassist: cache lock {path} was {planted}; it was removed."),
+                          stacklevel=3)
+        held = FileLock(str(path))
+        held.acquire()
+    except OSError as exc:
+        warnings.warn(CacheWarning(f"pytest-mangaassist: cache lock {path} could not be taken "
+                                   f"({type(exc).__name__}: {exc}); the entry is computed without it."), stacklevel=3)
+        yield
+        return
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def warn_ignored(path: Path, problem: str) -> None:
     warnings.warn(CacheWarning(f"pytest-mangaassist: cache entry {path} {problem}; it was ignored, "
                                f"recomputed and replaced."), stacklevel=3)
+
+
+def check_cache_folders(folders) -> None:
+    """At start-up: each of folders is a real folder or absent; MangaAssistInputError naming the first that is
+    a symbolic link (a restored cache would send every entry where it points), a file or anything else."""
+    for folder in folders:
+        what = files.folder_problem(folder)
+        if what is not None:
+            raise MangaAssistInputError(
+                f"The cache folder {folder} is {what}, not a folder; the plugin writes no cache entry through it "
+                "(a CI cache restored with a link there would receive every entry outside the project).",
+                f"Remove it (rm {folder}; the plugin rebuilds its cache), or run with --mangaassist-no-cache.")
 
 
 # -- entries ------------------------------------------------------------------------------------
@@ -220,9 +284,11 @@ def _verified_payload(cache_dir: Path, name: str) -> tuple[bytes | None, str | N
     """(payload, None) for an entry that verifies, else (None, why not)."""
     path = entry_path(cache_dir, name)
     try:
-        blob = path.read_bytes()
+        blob = files.read_file(path)
     except FileNotFoundError:
         return None, MISSING
+    except files.NotAFile as exc:
+        return None, exc.strerror
     except OSError as exc:
         return None, f"could not be read ({type(exc).__name__}: {exc})"
     if not blob.startswith(MAGIC):
@@ -278,7 +344,12 @@ def load_or_compute(cache_dir: Path | None, name: str, compute, encode=None, dec
     A computed value is returned as decode(encode(value)), so cold and warm runs return the same thing."""
     if cache_dir is None:
         return compute()
-    cache_dir = _prepare(cache_dir)
+    try:
+        cache_dir = _prepare(cache_dir)
+    except OSError as exc:  # the folder became a link or a file after the start-up check: use it for nothing
+        warnings.warn(CacheWarning(f"pytest-mangaassist: cache folder unusable ({exc.strerror or exc}); the result "
+                                   "is used uncached."))
+        return compute()
     value, problem = read_entry(cache_dir, name, decode)
     if problem is None:
         return value

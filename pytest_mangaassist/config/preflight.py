@@ -6,8 +6,10 @@
 - `--gate-tier` names tiers that collected tests carry;
 - a test whose input (model, golden set, ...) was not given fails, unless skipping was asked for;
 - a run in which the plugin's inputs were needed but no gate ran is a failure;
-- the libraries the plugin drives write only inside pytest's cache folder (hypothesis) or nothing
-  (onnxruntime telemetry);
+- the disk cache's key (MANGAASSIST_CACHE_KEY) is long enough where set, and pytest's cache folders the
+  plugin writes in are real folders, not links planted by a restored cache;
+- the libraries the plugin drives write only inside pytest's cache folder (hypothesis, torch's inductor)
+  or nothing (onnxruntime telemetry);
 - once per model: logits and IG word scores must not depend on batch composition;
 - the traffic to replay (--traffic) is read and validated whole, and the replay engine can run (Ray Data
   installed, the cluster address answering).
@@ -124,11 +126,9 @@ def check_destinations(settings: Settings) -> None:
         _check_writable(report, "--mangaassist-report")
     snapshot = settings.snapshot_file
     if snapshot is not None:
-        if snapshot.exists() and not snapshot.is_file():
-            raise MangaAssistInputError(
-                f"The snapshot file {snapshot} is a folder, not a file.",
-                "Point --mangaassist-snapshot-file (ini mangaassist_snapshot_file) at a file (default: "
-                "mangaassist-snapshot.json next to the ini file).")
+        from ..gates.snapshot import check_path
+
+        check_path(snapshot)
         if settings.update_snapshot:
             if snapshot.exists() and not os.access(snapshot, os.W_OK):
                 raise MangaAssistInputError(f"The snapshot file {snapshot} is not writable.",
@@ -146,6 +146,30 @@ def _check_writable(folder: Path, flag: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise MangaAssistInputError(f"{flag}: {existing} is not writable, so {folder} cannot be written.",
                                     f"Pass {flag} a path in a writable folder.")
+
+
+# -- the disk cache --------------------------------------------------------------------------------
+CACHE_FOLDERS = ("mangaassist", "hypothesis", "torchinductor")  # what the plugin keeps in pytest's cache
+
+
+def check_cache(config, settings: Settings) -> None:
+    """MANGAASSIST_CACHE_KEY, where set, is a usable secret; in a run given the plugin's inputs, pytest's
+    cache folder, its d/ and the plugin's folders in it are real folders (or absent): a restored CI cache
+    must not make a link of them. (A project that merely has the plugin installed keeps its own choices.)"""
+    from ..cache import store
+
+    store.key_from_environment()
+    root = cache_root(config, settings)
+    if root is not None and any(getattr(settings, attribute) for _, attribute, _ in INPUT_FIXTURES.values()):
+        store.check_cache_folders([root, root / "d", *(root / "d" / name for name in CACHE_FOLDERS)])
+
+
+def cache_root(config, settings: Settings) -> Path | None:
+    """pytest's cache folder (cache_dir ini); None without a disk cache."""
+    cache = getattr(config, "cache", None)
+    if cache is None or settings.no_cache:
+        return None
+    return Path(cache._cachedir)  # pytest's Cache keeps it there; cache.mkdir(name) is _cachedir / "d" / name
 
 
 # -- traffic --------------------------------------------------------------------------------------
@@ -357,6 +381,36 @@ class HypothesisHome:
             import hypothesis.configuration as configuration
 
             configuration.set_hypothesis_home_dir(self._previous)
+            self._moved = False
+        if self._temporary:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
+
+
+class InductorHome:
+    """torch's inductor (torch.export, the dynamo ONNX exporter) keeps a cache in /tmp/torchinductor_<user>;
+    for runs that use the plugin it goes into pytest's cache folder (a temporary folder without one), unless
+    TORCHINDUCTOR_CACHE_DIR is set. torch reads the variable on each use, so setting it before the first
+    export is enough; restored at the end of the run."""
+
+    VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+
+    def __init__(self) -> None:
+        self._moved = False
+        self._temporary: str | None = None
+
+    def move_to(self, folder: Path | None) -> None:
+        if self._moved or self.VARIABLE in os.environ:
+            return
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="mangaassist-inductor-"))
+            self._temporary = str(folder)
+        os.environ[self.VARIABLE] = str(folder)
+        self._moved = True
+
+    def restore(self) -> None:
+        if self._moved:
+            os.environ.pop(self.VARIABLE, None)
             self._moved = False
         if self._temporary:
             shutil.rmtree(self._temporary, ignore_errors=True)

@@ -120,7 +120,10 @@ def _path(config, option: Option) -> Path | None:
     if value is None:
         return None
     try:
-        return (base / Path(value).expanduser()).resolve()
+        path = base / Path(value).expanduser()
+        if option.flag == "--mangaassist-snapshot-file":  # checked as it is: a link there is refused, not followed
+            return path.parent.resolve() / path.name
+        return path.resolve()
     except (RuntimeError, OSError, ValueError) as exc:  # ~nosuchuser, a NUL byte, a loop of links
         raise MangaAssistInputError(f"{option.flag} (ini {option.dest}) = {value!r} is not a usable path ({exc}).",
                                     f"Pass {option.flag} an existing path.") from None

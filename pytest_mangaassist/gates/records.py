@@ -93,6 +93,8 @@ class SnapshotFigure:
     name: str  # the figure's key in the snapshot file
     stored: float | None  # the committed figure (None: not in the file yet)
     max_regression: float
+    low: float = 0.0  # the metric's possible range (assert_no_regression's bounds); high None: no upper end
+    high: float | None = 1.0
     kind: str = "snapshot"
 
 
@@ -143,7 +145,8 @@ def _payload_from_json(raw: dict | None) -> Payload | None:
     if kind == "structure":
         return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
     if kind == "snapshot":
-        return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"])
+        return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"], raw.get("low", 0.0),
+                              raw.get("high", 1.0))
     if kind == "traffic":
         return TrafficReplay(tuple(raw["routes"]), tuple(tuple(r) for r in raw["matrix"]),
                              {k: tuple(v) for k, v in raw["route_flip_rates"].items()},

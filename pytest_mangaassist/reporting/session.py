@@ -46,16 +46,17 @@ class ReportingSession:
         """Write the snapshot (--mangaassist-update-snapshot) and the reports, once, in the controller."""
         if hasattr(self.config, "workerinput"):
             return
-        from ..gates.snapshot import snapshot_figures
+        from ..gates.snapshot import snapshot_bounds, snapshot_figures
 
         settings, log = self.settings, self.log
         if settings.update_snapshot:
             # raw records (every figure of every test), from the tests that passed only: a failed or xfailed
             # test's figures are not an accepted state; sorted by test id, so xdist's arrival order cannot matter
-            measured = snapshot_figures(r for entry, r in sorted(log.records, key=lambda pair: pair[0].nodeid)
-                                        if entry.outcome == "passed")
+            accepted = [r for entry, r in sorted(log.records, key=lambda pair: pair[0].nodeid)
+                        if entry.outcome == "passed"]
+            measured = snapshot_figures(accepted)
             if measured:
-                self.snapshot_store.write(measured)
+                self.snapshot_store.write(measured, snapshot_bounds(accepted))
                 self.snapshot_written = len(measured)
         if settings.report_dir is not None:
             write_reports(settings.report_dir, log, report_inputs(settings, log))
