@@ -47,7 +47,7 @@ def describe(path: Path) -> str | None:
     "a FIFO (named pipe)", ...). The link itself is examined, never its target."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (under a file: the caller's checks name that)
         return None
     except OSError as exc:
         return f"unusable ({exc.strerror})"
@@ -65,7 +65,7 @@ def folder_problem(path: Path) -> str | None:
     """None where path is absent or a real folder; else what it is (a link is examined, never followed)."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (under a file: the caller's checks name that)
         return None
     except OSError as exc:
         return f"unusable ({exc.strerror})"
@@ -83,9 +83,10 @@ def folder(path: Path, create: bool = True):
             Path(path).mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, FOLDER_FLAGS)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
-        what = describe(Path(path)) or "not a folder"
-        raise NotAFile(exc.errno, f"{path} is {what}, not a folder") from None
+        raise NotAFile(exc.errno, f"{path} is {folder_problem(Path(path)) or 'unusable'}, not a folder") from None
     try:
         yield fd
     finally:
