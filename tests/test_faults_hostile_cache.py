@@ -3,8 +3,9 @@ cache folder restored as a symbolic link, FIFO or device; links, loops and folde
 locks and the key file; snapshot figures outside their metric's range; an empty or short cache key; torch's
 inductor cache outside the project.
 
-Start-up refusals run pytest as a user does (pytester, in process: they stop before any test, so no model is
-loaded) and assert exit code 4, the problem, the fix and no traceback. What the cache does with a planted
+Start-up refusals run pytest as a user does, through pytester in this process (about 0.1 s a run instead of a
+second: they stop at configure, where the plugin imports no torch module, so nothing is imported twice) and
+assert exit code 4, the problem, the fix and no traceback. What the cache does with a planted
 file is the cache's business, not pytest's: those cases call the store directly and assert the warning, the
 recomputed value, that nothing outside the folder was written, and that the next read is clean.
 """
@@ -58,7 +59,7 @@ def test_a_snapshot_that_is_a_link_is_refused_and_its_target_never_written(suite
     link = suite.path / ("mangaassist-snapshot.json" if given_as == "default name" else "figures.json")
     link.symlink_to(target)
     args = [] if given_as == "default name" else [f"--mangaassist-snapshot-file={link}"]
-    result = suite.runpytest("--mangaassist-update-snapshot", *args)
+    result = suite.runpytest_inprocess("--mangaassist-update-snapshot", *args)
     assert_usage_error(result, f"{link} is a symbolic link (to {target})", "neither reads nor writes through it",
                        "--mangaassist-snapshot-file")
     assert target.read_text() == '{"figures": {"golden accuracy": 0.97}}\n' and link.is_symlink()
@@ -73,7 +74,7 @@ def test_a_snapshot_that_is_a_fifo_or_a_device_is_named_as_what_it_is(suite, kin
     else:
         path = Path("/dev/null")
         args = [f"--mangaassist-snapshot-file={path}", "--mangaassist-update-snapshot"]
-    result = suite.runpytest(*args)
+    result = suite.runpytest_inprocess(*args)
     assert_usage_error(result, f"{path} {phrase}")
     assert "folder" not in result.stderr.str().split("fix:")[0]
 
@@ -88,7 +89,7 @@ def test_a_snapshot_that_is_a_fifo_or_a_device_is_named_as_what_it_is(suite, kin
 ])
 def test_a_snapshot_figure_outside_its_range_is_refused_at_start_up(suite, content, phrase):
     (suite.path / "mangaassist-snapshot.json").write_text(content)
-    result = suite.runpytest()
+    result = suite.runpytest_inprocess()
     assert_usage_error(result, phrase, "--mangaassist-update-snapshot")
     no_long_numbers(result.stderr.str())
 
@@ -128,7 +129,7 @@ def test_the_ranges_travel_with_the_records_and_huge_figures_print_short():
                                            (" " * 40, "is set but empty")])
 def test_an_empty_or_short_cache_key_is_refused_with_the_length_it_needs(suite, monkeypatch, value, phrase):
     monkeypatch.setenv(store.KEY_ENV, value)
-    result = suite.runpytest()
+    result = suite.runpytest_inprocess()
     assert_usage_error(result, f"{store.KEY_ENV} {phrase}", "at least 32 characters", "token_hex")
 
 
@@ -136,7 +137,8 @@ def test_an_empty_or_short_cache_key_is_refused_with_the_length_it_needs(suite, 
 def test_the_header_says_which_key_signs_the_cache(suite, monkeypatch, small_model, secret):
     if secret:
         monkeypatch.setenv(store.KEY_ENV, secret)
-    result = suite.runpytest(f"--model-path={small_model}", "--collect-only", "-o", "mangaassist_no_cache=false")
+    result = suite.runpytest_inprocess(f"--model-path={small_model}", "--collect-only", "-o",
+                                       "mangaassist_no_cache=false")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK and "Traceback" not in out, out
     if secret:
@@ -161,7 +163,7 @@ def test_a_cache_folder_planted_as_a_link_or_a_file_stops_the_run_before_any_wri
     outside.mkdir()
     {"link": lambda: path.symlink_to(outside, target_is_directory=True), "file": lambda: path.write_text("x"),
      "fifo": lambda: os.mkfifo(path)}[plant]()
-    result = suite.runpytest(f"--golden-set={small_golden}")
+    result = suite.runpytest_inprocess(f"--golden-set={small_golden}")
     assert_usage_error(result, f"The cache folder {path} {phrase}", f"rm {path}", "--mangaassist-no-cache")
     assert list(outside.iterdir()) == []
 
