@@ -57,13 +57,17 @@ def pytest_configure(config):
         preflight.check_cache(config, settings)
         config.stash[TRAFFIC] = preflight.load_traffic_input(settings)
         config.stash[SNAPSHOT] = SnapshotStore.load(settings.snapshot_file, settings.update_snapshot)
+        if settings.mlflow_uri is not None and not hasattr(config, "workerinput"):  # the controller logs the run
+            from .reporting.history import check_tracking_uri
+
+            check_tracking_uri(settings.mlflow_uri)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
     config.stash[HYPOTHESIS_HOME] = preflight.HypothesisHome()
     config.stash[INDUCTOR_HOME] = preflight.InductorHome()
-    config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[SNAPSHOT]),
-                                  "mangaassist-reporting")
+    config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[SNAPSHOT],
+                                                   config.stash[TRAFFIC]), "mangaassist-reporting")
     config.stash[GATE_RUN_CHECK] = preflight.GateRunCheck()
     config.pluginmanager.register(config.stash[GATE_RUN_CHECK], "mangaassist-gate-run-check")
 

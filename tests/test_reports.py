@@ -2,11 +2,13 @@
 the snapshot file, progress and xdist, all as users run them; and the views' rules on a hand-made run
 log (failures first, xfail marked as expected, nothing cut, nothing drawn twice, raw records kept)."""
 
+import html
 import json
 import math
 import re
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,10 @@ import pytest
 from conftest import outcomes, run_pytest
 from pytest_mangaassist.errors import MangaAssistInputError
 from pytest_mangaassist.gates.records import (Curve, Family, GateRecord, HeatmapRow, LatencySamples, SnapshotFigure,
-                                              StructureCheck, StructureChecks, TokenHeatmap, Verdict, collecting)
+                                              StructureCheck, StructureChecks, TokenHeatmap, TrafficFlip,
+                                              TrafficReplay, Verdict, collecting)
 from pytest_mangaassist.gates.snapshot import SnapshotStore, assert_no_regression, snapshot_figures
+from pytest_mangaassist.reporting.history import History, PastRun, figure_keys
 from pytest_mangaassist.reporting.html import render_html
 from pytest_mangaassist.reporting.results import results
 from pytest_mangaassist.reporting.runlog import RunLog, TestEntry
@@ -146,42 +150,98 @@ def test_summary_junit_json_and_html_report(gates_run, small_reference):
     failed_test = [t for t in data["tests"] if t["outcome"] == "failed"][0]
     assert "assert_latency_p95" in failed_test["message"]
 
-    # report.html: self-contained, failures before the gate table, every chart once, no "None"
+    # report.html: self-contained, failures before the gate tables (failing family first), every chart once
     page = (report_dir / "report.html").read_text()
     assert "<script" not in page and "<link" not in page and "src=" not in page and "@import" not in page
     namespaces = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}  # XML names, never fetched
     assert set(re.findall(r"https?://[^\"'\s)]+", page)) <= namespaces
-    assert page.index("Failures (1)") < page.index("<h2>Gates</h2>")
-    start = page.index("<h2>Gates</h2>")
-    table = page[start:page.index("<h2>", start + 1)]
-    first_row = table[table.index("<tr class="):table.index("</tr>", table.index("<tr class="))]
+    tables = gate_table_html(page)
+    assert page.index("Failures (1)") < page.index("<table class='gates'>")
+    first_row = tables[0][tables[0].index("<tr class="):tables[0].index("</tr>", tables[0].index("<tr class="))]
     assert "test_latency_over_budget" in first_row and ">FAIL<" in first_row
-    assert table.count(f">{XFAIL}<") == len(expected_failures) and table.count(">FAIL<") == len(failing)
-    assert table.count("<tr class=") == len(records)  # one row per record: no test here calls a gate often
-    assert page.count("<svg") == chart_count(data) == len(latency) + 1
+    assert page.index("<h2>latency <span class='counts'>3 gate(s): 1 <span class='fail'>FAIL</span>") < \
+        page.index("<table class='gates'>")
+    rows_html = "".join(tables)
+    assert rows_html.count(f">{XFAIL}<") == len(expected_failures) and rows_html.count(">FAIL<") == len(failing)
+    assert rows_html.count("<tr class=") == len(records)  # one row per record: no test here calls a gate often
+    assert rows_html.count("<details>") == len(records)  # each row's sentence and evidence one click away
+    assert drawn_charts(page) == chart_count(data) == len(latency) + 1
     assert ">None<" not in page and "not given" in page
     for metric in long_metrics:
-        assert metric.replace("'", "&#x27;") in page  # whole, the browser wraps it
+        assert metric.replace("'", "&#x27;") in page  # whole, in the row's <details>
 
 
-def test_report_renders_in_headless_chromium(gates_run, tmp_path):
+def gate_table_html(page: str) -> list[str]:
+    return re.findall(r"<table class=.gates.>.*?</table>", page, flags=re.S)
+
+
+def drawn_charts(page: str) -> int:
+    """matplotlib's charts on a page: every <svg> but the rows' interval glyphs."""
+    return page.count("<svg") - len(re.findall(r"<svg class=.glyph", page))
+
+
+def chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
+    return browser
+
+
+def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+# appended to a copy of the page (the report itself has no script): what the browser laid out, as attributes
+MEASURE = """<script>
+const rows = [...document.querySelectorAll('table.gates tbody tr')];
+document.body.dataset.rows = JSON.stringify(rows.map(r => Math.round(r.getBoundingClientRect().height)));
+document.body.dataset.line = parseFloat(getComputedStyle(rows[0]).lineHeight) || 16;
+document.body.dataset.scroll = document.documentElement.scrollWidth;
+</script>"""
+WIDTHS = {"desktop": 1400, "phone": 390}
+
+
+def layout(browser: str, page: Path, width: int) -> dict:
+    """Row heights and page width of `page` rendered `width` px wide."""
+    measured = page.with_name(f"measured-{width}.html")
+    measured.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = headless(browser, f"--window-size={width},2000", "--dump-dom", measured.as_uri()).stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    found = {k: html.unescape(v) for k, v in re.findall(r'data-(\w+)="([^"]*)"', body)}
+    return {"rows": json.loads(found["rows"]), "line": float(found["line"]), "scroll": int(found["scroll"])}
+
+
+def test_report_renders_in_headless_chromium(gates_run, tmp_path):
+    browser = chromium()
     data = json.loads((gates_run.report_dir / "results.json").read_text())
     page = (gates_run.report_dir / "report.html").as_uri()
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = headless(browser, "--dump-dom", page).stdout
     charts = chart_count(data)
     latency_tests = GATES.count("assert_latency_p95(")
     assert latency_tests and charts == 1 + latency_tests  # the CKA curve and each latency test's histogram
-    assert "mangaassist gate report" in dom and dom.count("<svg") == charts
+    assert "mangaassist gate report" in dom and drawn_charts(dom) == charts
     assert dom.count('id="axes_1"') == charts  # drawn by matplotlib: every chart has its axes
     assert "latency per call (ms)" in dom and "budget" in dom  # the histogram's axis and its budget
-    shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1400,3000", page], capture_output=True, timeout=120)
-    assert shot.stat().st_size > 20_000  # a rendered page with charts, not a blank one
+
+
+def test_report_reads_at_a_glance_on_a_desktop_and_a_phone(tmp_path):
+    """Every gate row one line high at 1,400 px and at most three on a phone; nothing wider than the window:
+    the sample run (every payload kind, a traffic replay, a fuzz fold, trends over past runs) laid out by
+    Chromium, and screenshots of both widths kept for a person to look at."""
+    browser = chromium()
+    page = tmp_path / "report.html"
+    page.write_text(render_html(json.loads(json.dumps(results(sample_log(), {"model": "/models/m"}))),
+                                sample_history()))
+    for name, width in WIDTHS.items():
+        found = layout(browser, page, width)
+        lines = max(found["rows"]) / found["line"]
+        assert len(found["rows"]) == len(rows(sample_log())) - SNAPSHOT_ROWS, found
+        assert lines <= (2.0 if name == "desktop" else 4.0), (name, found)
+        assert found["scroll"] <= width, (name, found)  # columns fit the page: no sideways scrolling
+        shot = tmp_path / f"report-{name}.png"
+        headless(browser, f"--screenshot={shot}", f"--window-size={width},1600", page.as_uri())
+        assert shot.stat().st_size > 20_000  # a rendered page with charts, not a blank one
 
 
 def test_tiers_select_marked_tests_and_strict_markers_pass(pytester, small_reference):
@@ -344,10 +404,31 @@ def sample_log() -> RunLog:
                                                                                     "dynamic"),)))])
     add("test_shortcut", "passed", [rec(Family.ATTRIBUTION, "assert_no_lexical_shortcut", "share", 0.2, 0.5, "<=",
                                         Verdict.PASSED, TokenHeatmap((HeatmapRow((("refund", 0.8),), "note"),)))])
+    replay = TrafficReplay(("faq", "checkout", "escalation"), ((90, 3, 1), (2, 40, 0), (0, 1, 9)),
+                           {"faq": (0.04, 0.01, 0.1, 94), "checkout": (0.05, 0.01, 0.15, 42),
+                            "escalation": (0.1, 0.003, 0.45, 10)},
+                           {"faq": (0.64, 0.63, -0.01, -0.03, 0.01, False), "checkout": (0.29, 0.30, 0.01, -0.01, 0.03,
+                                                                                         False),
+                            "escalation": (0.07, 0.07, 0.0, -0.01, 0.01, False)},
+                           (TrafficFlip('{"text": "refund my order"}', "faq", 0.6, "checkout", 0.7, "sample"),),
+                           146, 146, 0.5, "embedded")
+    add("test_replay", "passed", [rec(Family.BEHAVIOUR, "assert_traffic_agreement", "route flip rate on 146 messages",
+                                      0.0411, 0.1, "<=", Verdict.PASSED, replay)])
     add("test_snapshot", "passed", [rec(Family.SNAPSHOT, "assert_no_regression", f"figure {i}", 0.5, None, ">=",
                                         Verdict.STORED, SnapshotFigure(f"figure {i}", None, 0.01))
-                                    for i in range(FUZZ_CALLS + 2)])
+                                    for i in range(SNAPSHOT_ROWS)])
     return log
+
+
+SNAPSHOT_ROWS = FUZZ_CALLS + 2  # the sample's snapshot figures: their own table, not gate rows
+
+
+def sample_history() -> History:
+    """Three earlier runs of the sample: every figure 1% lower per run before this one."""
+    keys = figure_keys(sample_log())
+    runs = [PastRun(1.7e9 + month * 2.6e6, f"run {month}", {k: r.value * (1 - 0.01 * (3 - month)) for k, _, r in keys})
+            for month in range(3)]
+    return History("sqlite:///store/mlflow.db", runs)
 
 
 def test_run_log_keeps_raw_records_and_only_views_fold():
@@ -389,14 +470,39 @@ def test_html_draws_each_chart_once_with_failures_first():
     page = render_html(json.loads(json.dumps(data, allow_nan=True)))
     curves = {json.dumps(r.payload.__dict__, default=list) for _, r in log.records if isinstance(r.payload, Curve)}
     latency = [r for _, r in log.records if isinstance(r.payload, LatencySamples)]
-    assert page.count("<svg") == len(curves) + len(latency) == 2
+    replays = [r for _, r in log.records if isinstance(r.payload, TrafficReplay)]
+    assert drawn_charts(page) == len(curves) + len(latency) + len(replays) == 3
     assert page.count("Token attributions") == 1 and page.count("<h2>ONNX structure</h2>") == 1
-    assert page.index("Failures (1)") < page.index("<h2>Inputs</h2>") < page.index("<h2>Gates</h2>")
+    assert page.index("Failures (1)") < page.index("<table class='gates'>") < page.index("<h2>Inputs</h2>")
+    assert page.index("<h2>behaviour") < page.index("<h2>classification")  # the family with a failure first
     assert ">None<" not in page and "not given" in page
     assert LONG_METRIC in page and "xfail (expected)" in page and "latency per call (ms)" in page
     assert "budget 3 ms" in page  # the budget line of the histogram
     assert page.count("figure 0<") == 1  # the snapshot table only, not the gate table too
     assert not math.isnan(data["seconds"])
+    # the replay: shares and flip rates drawn, the flip matrix with its off-diagonal flips shaded
+    assert "share of the traffic" in page and "flip rate (95% interval)" in page
+    matrix = page[page.index("<table class='matrix'>"):]
+    assert matrix.count("background:rgba(214,39,40") == 4  # 3, 1, 2 and 1 messages changed route
+    # a glyph per gate row: the interval bar and the limit tick where the record has them
+    rows_html = "".join(gate_table_html(page))
+    assert rows_html.count("<svg class='glyph'") == rows_html.count("<tr class=") == len(rows(log)) - SNAPSHOT_ROWS
+    assert "<td class='trend'" not in page  # no history given: no trend column
+
+
+def test_html_trends_draw_each_figure_over_the_past_runs():
+    log, history = sample_log(), sample_history()
+    page = render_html(json.loads(json.dumps(results(log, {}), allow_nan=True)), history)
+    rows_html = "".join(gate_table_html(page))
+    gate_rows = rows_html.count("<tr class=")
+    assert rows_html.count("<td class='trend'") == gate_rows and "<th>trend</th>" in rows_html
+    assert drawn_charts(rows_html) == gate_rows  # one sparkline per row (folded rows: their worst call's key)
+    key, _, accuracy = next(k for k in figure_keys(log) if k[0].startswith("test_pass/"))
+    assert key == "test_pass/accuracy"
+    past = "; ".join(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(r.started))}: {r.metrics[key]:.4f}"
+                     for r in history.runs)
+    assert f"title='{past}; this run: {accuracy.value:.4f}'" in rows_html
+    assert "3 previous run(s) of this suite" in page
 
 
 def test_progress_shows_through_capture_and_stays_quiet_with_q(pytester):

@@ -7,6 +7,7 @@ directory. Bad input raises MangaAssistInputError, which the plugin turns into a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,11 @@ OPTIONS = (
            "start a local one)", "ADDRESS", kind="text"),
     Option("--mangaassist-allow-duplicates", "accept golden-set lines that repeat a message (counted in the header) "
            "instead of refusing them", kind="flag"),
+    Option("--mangaassist-mlflow", "MLflow tracking URI (sqlite:///file.db, a folder or http://server:5000): log each "
+           "run's figures there and draw their trend in report.html; pip install pytest-mangaassist[mlflow]", "URI",
+           kind="text"),
+    Option("--mangaassist-markdown", "write a Markdown summary of the gates here (default when $GITHUB_STEP_SUMMARY "
+           "is set: appended to it), and print failing gates as CI annotations", "FILE"),
 )
 DEFAULT_SNAPSHOT_FILE = "mangaassist-snapshot.json"
 
@@ -90,6 +96,9 @@ class Settings:
     traffic_text_field: str = "text"
     engine: str = "embedded"
     ray_address: str | None = None
+    mlflow_uri: str | None = None  # checked at start-up by reporting.history.check_tracking_uri
+    markdown_file: Path | None = None  # --mangaassist-markdown (written), else $GITHUB_STEP_SUMMARY (appended to)
+    markdown_appends: bool = False  # True for $GITHUB_STEP_SUMMARY: other steps write there too
 
 
 def add_options(parser) -> None:
@@ -184,7 +193,23 @@ def load_settings(config) -> Settings:
         traffic_text_field=_raw(config, by_flag["--traffic-text-field"])[0] or "text",
         engine=_raw(config, by_flag["--mangaassist-engine"])[0] or "embedded",
         ray_address=_raw(config, by_flag["--mangaassist-ray-address"])[0] or None,
+        mlflow_uri=_tracking_uri(*_raw(config, by_flag["--mangaassist-mlflow"])),
+        markdown_file=paths["--mangaassist-markdown"] or _github_step_summary(),
+        markdown_appends=paths["--mangaassist-markdown"] is None and _github_step_summary() is not None,
     )
+
+
+def _tracking_uri(value: str | None, base: Path) -> str | None:
+    """A URI with a scheme as given; a bare folder resolved like every other path (against the ini file's
+    folder or the working directory), so a relative one means the same from any directory."""
+    if not value or "://" in value or value.startswith("file:"):
+        return value or None
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _github_step_summary() -> Path | None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    return Path(summary) if summary else None
 
 
 def _flag(config, option: Option) -> bool:

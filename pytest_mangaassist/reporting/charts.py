@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import math
 
-from ..gates.records import Curve, GateRecord, LatencySamples
+from ..gates.records import Curve, GateRecord, LatencySamples, TrafficReplay
 
 WIDTH_IN, HEIGHT_IN = 6.2, 3.1  # two charts side by side on a 1400 px page
+TREND_W_IN, TREND_H_IN = 1.2, 0.3  # a sparkline in a gate row: one line of text high
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 LIMIT_COLOR = "#b00020"
 
@@ -91,4 +92,58 @@ def latency_svg(rec: GateRecord, salt: str, bins: int = 30) -> str:
     ax.set_ylabel("calls")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return _svg(fig, salt)
+
+
+def trend_svg(points: list[tuple[str, float]], threshold: float | None, salt: str, failed: bool) -> str:
+    """A sparkline of one figure over the runs (this run last, ringed), with the limit as a dashed line;
+    no axes: the row beside it says what and how much, the title lists the values."""
+    fig = _small_figure()
+    ax = fig.add_axes((0.02, 0.1, 0.96, 0.8))
+    xs = list(range(len(points)))
+    ys = [v for _, v in points]
+    ax.plot(xs, ys, color="#1f77b4", linewidth=1.4, marker="o", markersize=2.5)
+    ax.plot(xs[-1:], ys[-1:], marker="o", markersize=5, color=LIMIT_COLOR if failed else "#17692f")
+    finite = [y for y in ys if math.isfinite(y)]
+    if threshold is not None and math.isfinite(threshold) and finite:
+        span = (max(finite) - min(finite)) or abs(threshold) or 1.0
+        if min(finite) - 2 * span <= threshold <= max(finite) + 2 * span:  # else it would flatten the line
+            ax.axhline(threshold, color=LIMIT_COLOR, linestyle="--", linewidth=1.0)
+    ax.set_xlim(-0.3, max(len(points) - 1, 1) + 0.3)
+    ax.axis("off")
+    return _svg(fig, salt)
+
+
+def _small_figure():
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(TREND_W_IN, TREND_H_IN), dpi=100)
+
+
+def replay_svg(replay: TrafficReplay, salt: str) -> str:
+    """A traffic replay: each route's share of the traffic under the production model and the candidate,
+    and each route's flip rate (the share of its production messages the candidate routes elsewhere) with
+    its 95% interval."""
+    import numpy as np
+
+    routes = list(replay.routes)
+    fig = _figure()
+    left, right = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(routes))
+    production = [replay.shares[r][0] if r in replay.shares else 0.0 for r in routes]
+    candidate = [replay.shares[r][1] if r in replay.shares else 0.0 for r in routes]
+    left.barh(y - 0.2, production, height=0.4, color="#9ecae1", label="production")
+    left.barh(y + 0.2, candidate, height=0.4, color="#3182bd", label="candidate")
+    left.set_yticks(y, routes)
+    left.invert_yaxis()
+    left.set_xlabel("share of the traffic")
+    left.legend(fontsize=8, loc="best")
+    rates = [replay.route_flip_rates.get(r, (math.nan, math.nan, math.nan, 0)) for r in routes]
+    values = np.array([r[0] for r in rates], dtype=float)
+    errors = np.array([[max(r[0] - r[1], 0.0) for r in rates], [max(r[2] - r[0], 0.0) for r in rates]])
+    right.errorbar(values, y, xerr=errors, fmt="o", color=LIMIT_COLOR, ecolor="#777", capsize=2, markersize=4)
+    right.set_xlabel("flip rate (95% interval)")
+    for ax in (left, right):
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(f"{replay.replayed:,} of {replay.messages:,} messages replayed ({replay.engine})", fontsize=9)
     return _svg(fig, salt)

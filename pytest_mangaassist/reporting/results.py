@@ -39,7 +39,8 @@ def versions() -> dict[str, str | None]:
 
 def results(log: RunLog, inputs: dict) -> dict:
     """The JSON document: outcomes, inputs (None: not given), versions, and per test every gate record."""
-    tests = [{"nodeid": t.nodeid, "outcome": t.outcome, "seconds": round(t.duration, 3), "message": t.message,
+    tests = [{"nodeid": t.nodeid, "outcome": t.outcome, "seconds": round(t.duration, 3), "line": t.line,
+              "message": t.message,
               "gates": [json.loads(r.to_json()) for r in t.records], "tables": [list(x) for x in t.tables]}
              for t in log.tests.values()]
     outcomes: dict[str, int] = {}

@@ -24,6 +24,12 @@ class TestEntry:
     records: list[GateRecord] = field(default_factory=list)
     tables: list[tuple[str, str]] = field(default_factory=list)
     message: str = ""  # the failure's assertion lines
+    line: int | None = None  # 1-based line of the test function in its file (CI annotations point there)
+
+    @property
+    def path(self) -> str:
+        """The test's file, relative to the rootdir (as in its node id)."""
+        return self.nodeid.split("::", 1)[0]
 
     @property
     def name(self) -> str:
@@ -52,5 +58,5 @@ class RunLog:
             log.tests[t["nodeid"]] = TestEntry(
                 t["nodeid"], t["outcome"], t["seconds"],
                 [GateRecord.from_json(json.dumps(g, allow_nan=True)) for g in t["gates"]],
-                [(title, text) for title, text in t["tables"]], t.get("message", ""))
+                [(title, text) for title, text in t["tables"]], t.get("message", ""), t.get("line"))
         return log

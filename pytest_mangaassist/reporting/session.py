@@ -5,17 +5,24 @@ the workers' reports; in a worker it writes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .views import measured, number
+
 RECORD_PREFIX = "mangaassist: "  # user_properties key prefix of a table recorded with mangaassist_record
 GATE_PROPERTY = "mangaassist-gate"  # user_properties key of a GateRecord (JSON): reaches JUnit XML and xdist
 
 
 class ReportingSession:
-    def __init__(self, config, log, settings, snapshot_store):
+    def __init__(self, config, log, settings, snapshot_store, traffic=None):
         self.config = config
         self.log = log
         self.settings = settings
         self.snapshot_store = snapshot_store
+        self.traffic = traffic  # loading.traffic.Traffic of --traffic: its content hash is an input's
         self.snapshot_written: int | None = None  # figures written by --mangaassist-update-snapshot
+        self.history = None  # reporting.history.History with --mangaassist-mlflow
+        self.moved: list[str] = []  # figures that left their interval since the previous run, as lines
 
     def pytest_runtest_logreport(self, report):
         from ..gates.records import GateRecord
@@ -37,6 +44,8 @@ class ReportingSession:
         else:
             entry.outcome = report.outcome
         entry.duration += report.duration
+        if report.location[1] is not None:
+            entry.line = report.location[1] + 1
         entry.records += [GateRecord.from_json(v) for k, v in report.user_properties if k == GATE_PROPERTY]
         entry.tables += [(k[len(RECORD_PREFIX):], v) for k, v in report.user_properties if k.startswith(RECORD_PREFIX)]
         if report.failed:
@@ -58,8 +67,34 @@ class ReportingSession:
             if measured:
                 self.snapshot_store.write(measured, snapshot_bounds(accepted))
                 self.snapshot_written = len(measured)
-        if settings.report_dir is not None:
-            write_reports(settings.report_dir, log, report_inputs(settings, log))
+        inputs = report_inputs(settings, log, self.traffic)
+        if settings.mlflow_uri is None:
+            if settings.report_dir is not None:
+                write_reports(settings.report_dir, log, inputs)
+        else:
+            self._log_to_mlflow(inputs)
+        if settings.markdown_file is not None:
+            from .markdown import markdown_summary
+
+            settings.markdown_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(settings.markdown_file, "a" if settings.markdown_appends else "w", encoding="utf-8") as out:
+                out.write(markdown_summary(log, self.moved))
+
+    def _log_to_mlflow(self, inputs: dict) -> None:
+        """The suite's history read, the reports written with its trends (in the report folder, else a temporary
+        one), then this run logged with them as artifacts: a store failing on the way loses no local report."""
+        import tempfile
+
+        from .history import log_run, moved, read_history
+
+        settings, log, suite = self.settings, self.log, self.config.rootpath.name
+        self.history = history = read_history(settings.mlflow_uri, suite)
+        self.moved = [f"{key}: {number(before)} -> {measured(rec)}" for key, before, rec in moved(log, history)]
+        with tempfile.TemporaryDirectory(prefix="mangaassist-mlflow-") as scratch:
+            folder = settings.report_dir or Path(scratch)
+            paths = write_reports(folder, log, inputs, history)
+            if history.problem is None:
+                log_run(history, suite, log, run_tags(settings, log, inputs), list(paths))
 
     def pytest_terminal_summary(self, terminalreporter):
         from .terminal import gate_tables, headline, snapshot_table
@@ -91,10 +126,34 @@ class ReportingSession:
         if settings.report_dir is not None:
             terminalreporter.write_line(f"mangaassist report: {settings.report_dir / 'report.html'} "
                                         f"(figures: {settings.report_dir / 'results.json'})")
+        self._summarize_history(terminalreporter)
+        if settings.markdown_file is not None:
+            from .markdown import annotations
+
+            terminalreporter.write_line(f"mangaassist summary (Markdown): {settings.markdown_file}")
+            for line in annotations(log):  # workflow commands: GitHub reads them from the log, one per line
+                terminalreporter.write_line(line)
+
+    def _summarize_history(self, terminalreporter) -> None:
+        history = self.history
+        if history is None:
+            return
+        if self.moved:
+            terminalreporter.section("mangaassist trends")
+            terminalreporter.write_line("moved beyond this run's interval since the previous run:")
+            for line in self.moved:
+                terminalreporter.write_line(f"  {line}")
+        if history.problem is not None:
+            terminalreporter.write_line(f"mangaassist: MLflow {history.problem}; the local reports are kept",
+                                        red=True)
+        elif history.run_id is not None:
+            terminalreporter.write_line(f"mangaassist: logged to MLflow {history.uri} as run {history.run_id} "
+                                        f"({len(history.runs)} previous run(s) in the trends)")
 
 
-def write_reports(folder, log, inputs: dict):
-    """results.json (every raw record) and report.html (drawn from it) in `folder`."""
+def write_reports(folder, log, inputs: dict, history=None):
+    """results.json (every raw record) and report.html (drawn from it, with the trends of `history`) in
+    `folder`."""
     from .html import render_html
     from .results import results, write_json
 
@@ -102,11 +161,11 @@ def write_reports(folder, log, inputs: dict):
     data = results(log, inputs)
     json_path = write_json(folder / "results.json", data)
     html_path = folder / "report.html"
-    html_path.write_text(render_html(data), encoding="utf-8")
+    html_path.write_text(render_html(data, history), encoding="utf-8")
     return json_path, html_path
 
 
-def report_inputs(settings, log) -> dict:
+def report_inputs(settings, log, traffic=None) -> dict:
     """What the run read, each with its content hash; None where not given (the page says "not given").
     The exported artifacts are named only when a gate used them."""
     from .results import file_hash
@@ -122,6 +181,10 @@ def report_inputs(settings, log) -> dict:
               "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
               "validation set": path(settings.validation_set, "source"),
               "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None}
+    if settings.baseline is not None:
+        inputs["baseline model hash"] = _model_hash(settings.baseline)
+    if traffic is not None:
+        inputs["traffic"], inputs["traffic hash"] = str(traffic.source), traffic.content_hash
     used = runtimes_used(log)
     if "onnx" in used:
         inputs["ONNX model"] = (str(settings.onnx_path) if settings.onnx_path else
@@ -133,6 +196,17 @@ def report_inputs(settings, log) -> dict:
         updated = " (updated by this run)" if settings.update_snapshot else ""
         inputs["snapshot file"] = f"{settings.snapshot_file}{updated}"
     return inputs
+
+
+def run_tags(settings, log, inputs: dict) -> dict[str, str]:
+    """The MLflow run's tags: every input's content hash, the tier, the outcome."""
+    from .history import TAG_PREFIX
+
+    tags = {TAG_PREFIX + "hash." + k.removesuffix(" hash").replace(" ", "_"): v
+            for k, v in inputs.items() if k.endswith(" hash") and v}
+    tags[TAG_PREFIX + "tier"] = ",".join(settings.tiers) if settings.tiers else "all"
+    tags[TAG_PREFIX + "outcome"] = "failed" if any(t.failed for t in log.tests.values()) else "passed"
+    return tags
 
 
 def _failure_text(report) -> str:
