@@ -53,6 +53,12 @@ def test_flip_rate(route):
           0.01 + RUN * 0.001, 0.05, "<=", family=Family.BEHAVIOUR, interval=(0.005, 0.02))
 
 
+def test_two_calls():  # the same figure twice in one test: the second key gets " call 2"
+    for n in (100, 200):
+        check("assert_no_leakage", f"share of golden messages seen in training ({{n}} compared)", 0.0, 0.01, "<=",
+              family=Family.DATA)
+
+
 def test_kill_the_server():
     group = os.environ.get("KILL_SERVER")
     if group:  # the tracking server (and its workers) dies while the tests run: the local report must stay
@@ -96,8 +102,8 @@ def sqlite_runs(tmp_path_factory) -> Runs:
 def test_three_runs_are_three_mlflow_runs_with_every_figure(sqlite_runs):
     first, second, third = sqlite_runs.outputs
     for done in (first, second):
-        assert done.returncode == 0 and outcomes(done.stdout) == {"passed": 4}, done.stdout + done.stderr
-    assert third.returncode == 1 and outcomes(third.stdout) == {"passed": 3, "failed": 1}, third.stdout
+        assert done.returncode == 0 and outcomes(done.stdout) == {"passed": 5}, done.stdout + done.stderr
+    assert third.returncode == 1 and outcomes(third.stdout) == {"passed": 4, "failed": 1}, third.stdout
     assert "Traceback" not in "".join(d.stdout + d.stderr for d in sqlite_runs.outputs)
 
     client = MlflowClient(tracking_uri=sqlite_runs.uri)
@@ -112,6 +118,8 @@ def test_three_runs_are_three_mlflow_runs_with_every_figure(sqlite_runs):
     # the message count in the sentence changes every run; the key does not
     assert {k for k in last.metrics if "flip rate" in k and "/" not in k.split("/", 1)[1]} == {
         ESCALATION_KEY, "test_flip_rate_checkout_/route flip rate of checkout"}
+    twice = "test_two_calls/share of golden messages seen in training"
+    assert last.metrics[twice] == last.metrics[twice + " call 2"] == 0.0
     assert last.tags["mangaassist.verdict/" + ACCURACY_KEY] == "failed"
     assert runs[0].data.tags["mangaassist.verdict/" + ACCURACY_KEY] == "passed"
     assert last.tags["mangaassist.tier"] == "all" and last.tags["mangaassist.outcome"] == "failed"
@@ -131,17 +139,17 @@ def test_trends_moves_and_the_ci_summary(sqlite_runs):
     assert "logged to MLflow" in third.stdout and "2 previous run(s)" in third.stdout
 
     page = (folder / "report2" / "report.html").read_text()
-    assert page.count("<td class='trend'") == 3 and "2 previous run(s) of this suite" in page
-    assert page.count("<svg") == 3 + 3  # a trend line and an interval glyph per gate row
+    assert page.count("<td class='trend'") == 5 and "2 previous run(s) of this suite" in page
+    assert page.count("<svg") == 5 + 5  # a trend line and an interval glyph per gate row
     assert "<td class='trend'" not in (folder / "report0" / "report.html").read_text()  # no history yet
 
     summary = (folder / "summary2.md").read_text()
-    assert summary.startswith("## mangaassist gates: **1 of 3 gates FAILED**")
+    assert summary.startswith("## mangaassist gates: **1 of 5 gates FAILED**")
     failures = summary.index("### Failures")
     assert failures < summary.index("### Moved") < summary.index("### Gate families")
     assert "- **test_accuracy** · assert_accuracy_above: accuracy on golden.jsonl (154 messages) = 0.8500 " \
            "[0.8300, 0.8700], limit >= 0.9000" in summary
-    assert "| classification | 1 | 1 |" in summary and "| behaviour | 2 |" in summary
+    assert "| classification | 1 | 1 |" in summary and "| behaviour | 2 |" in summary and "| data | 2 |" in summary
     line = next(n for n, text in enumerate(SUITE.splitlines(), 1) if text.startswith("def test_accuracy"))
     assert (f"::error file=test_figures.py,line={line},title=test_accuracy%3A assert_accuracy_above failed::"
             f"assert_accuracy_above: accuracy on golden.jsonl (154 messages) = 0.8500 [0.8300, 0.8700], limit >= "
@@ -209,7 +217,7 @@ def test_tracking_server_run_and_its_death_mid_run(tracking_server, tmp_path):
     assert re.search(r"mangaassist: MLflow (reading|logging to) http://127\.0\.0\.1:\d+ failed: .*the local reports "
                      r"are kept", died.stdout), died.stdout
     data = json.loads((folder / "report" / "results.json").read_text())
-    assert data["outcomes"] == {"passed": 4} and (folder / "report" / "report.html").stat().st_size > 1000
+    assert data["outcomes"] == {"passed": 5} and (folder / "report" / "report.html").stat().st_size > 1000
 
     refused = run_suite(folder, 2)  # the server is gone now: a start-up error, exit 4
     assert refused.returncode == pytest.ExitCode.USAGE_ERROR, refused.stdout + refused.stderr

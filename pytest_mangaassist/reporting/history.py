@@ -91,14 +91,14 @@ def metric_head(metric: str) -> str:
 
 def figure_keys(log: RunLog) -> list[tuple[str, TestEntry, GateRecord]]:
     """Every raw record with its metric key "test/what it measures": a snapshot figure by its name; a second
-    record of the same key in one test gets " #2" (the call order within a test is fixed)."""
+    record of the same key in one test gets " call 2" (the call order within a test is fixed)."""
     out, seen = [], {}
     for entry, rec in log.records:
         what = rec.payload.name if isinstance(rec.payload, SnapshotFigure) else metric_head(rec.metric)
         # "/" only between the two parts: MLflow refuses a key that a path normalization would change
-        key = f"{_clean(entry.name).replace('/', '_')}/{_clean(what).replace('/', '_')}"[: KEY_LENGTH - 12]
+        key = f"{_clean(entry.name).replace('/', '_')}/{_clean(what).replace('/', '_')}"[: KEY_LENGTH - 16]
         seen[key] = seen.get(key, 0) + 1
-        out.append((key if seen[key] == 1 else f"{key} #{seen[key]}", entry, rec))
+        out.append((key if seen[key] == 1 else f"{key} call {seen[key]}", entry, rec))
     return out
 
 

@@ -38,7 +38,7 @@ th{background:#f3f3f3;font-weight:600}
 table.gates{width:100%;table-layout:fixed;line-height:1.35}
 table:not(.gates){display:block;overflow-x:auto;max-width:100%}
 table.gates td{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-col.test{width:24%}col.what{width:40%}col.fig{width:22%}col.trend{width:7%}col.verdict{width:7%}
+col.test{width:22%}col.what{width:38%}col.fig{width:22%}col.trend{width:7%}col.verdict{width:11%}
 table.gates details[open]{white-space:normal}
 summary{cursor:pointer;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;list-style:none}
 summary::before{content:"\\25B8 ";color:#888}details[open]>summary::before{content:"\\25BE "}
@@ -64,6 +64,7 @@ table.matrix td{text-align:right;font-variant-numeric:tabular-nums;border:1px so
  table.gates td{border:0;padding:1px 4px}
  table.gates td.what,table.gates td.fig{grid-column:1/3}table.gates td.trend{display:none}
  table.gates td.verdict{grid-row:1;grid-column:2}
+ figure{margin:8px 0}
 }
 """
 
