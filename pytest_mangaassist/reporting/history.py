@@ -85,8 +85,10 @@ def _clean(text: str) -> str:
 
 def metric_head(metric: str) -> str:
     """What a metric sentence measures, without this run's counts and details: the text before its first
-    parenthesis or semicolon ("p95 latency in ms (pytorch, batch 1)" -> "p95 latency in ms")."""
-    return re.split(r"[(;]", metric, maxsplit=1)[0].strip() or metric
+    parenthesis or semicolon ("p95 latency in ms (pytorch, batch 1)" -> "p95 latency in ms"), files by their
+    name."""
+    head = re.split(r"[(;]", metric, maxsplit=1)[0].strip() or metric
+    return re.sub(r"\S*/(\S+)", r"\1", head)  # a file by its name: the same figure on another checkout
 
 
 def figure_keys(log: RunLog) -> list[tuple[str, TestEntry, GateRecord]]:
