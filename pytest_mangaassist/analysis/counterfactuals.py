@@ -3,8 +3,8 @@
 An edit is a pair (original, edited); the analyses here measure what it does to the prediction
 and to one intent's probability, in one batched forward pass over both sides. Routing: the
 classifier's top intent is auto-routed only when its probability reaches that intent's
-threshold; otherwise the message goes to the intent's fallback route. The MangaAssist policy (promotion
-auto-routes only at >= 0.75, else the commerce-support fallback) is pytest_mangaassist.domain.MANGAASSIST_ROUTING.
+threshold; otherwise the message goes to the intent's fallback route. Which policy a gate uses (the one
+given, the suite's, a profile's, or argmax) is decided in pytest_mangaassist.domain.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def edit_effect(model, pairs) -> EditEffect:
     if not pairs or any(len(p) != 2 or not all(isinstance(t, str) and t.strip() for t in p) for p in pairs):
         raise MangaAssistInputError(
             f"Expected a non-empty list of (original, edited) text pairs, got {pairs[:2]!r}{'...' if len(pairs) > 2 else ''}.",
-            "Pass pairs like [(\"can I return this\", \"can I return this sale item\")].")
+            "Pass pairs like [(\"the original message\", \"the original message, edited\")].")
     originals, edited = zip(*pairs)
     probs = model.forward(list(originals) + list(edited)).probabilities
     return EditEffect(originals, edited, probs[:len(pairs)], probs[len(pairs):], tuple(model.labels))
@@ -68,6 +68,7 @@ class RoutingPolicy:
     fallbacks: Mapping[str, str] = field(default_factory=dict)
     default_threshold: float = 0.0
     default_fallback: str = DEFAULT_FALLBACK
+    source: str = field(default="a policy given to the gate", compare=False)  # where it came from, for the rows
 
     def route(self, intent: str, confidence: float) -> str:
         if confidence >= self.thresholds.get(intent, self.default_threshold):
@@ -77,8 +78,8 @@ class RoutingPolicy:
     def check_labels(self, labels) -> None:
         unknown = sorted((set(self.thresholds) | set(self.fallbacks)) - set(labels))
         if unknown:
-            raise MangaAssistInputError(f"The routing policy names intent(s) {unknown} the model does not know.",
-                                        f"Use labels of the model's id2label: {', '.join(labels)}.")
+            raise MangaAssistInputError(f"The routing policy ({self.source}) names label(s) {unknown} the model "
+                                        "does not know.", f"Use labels of the model's id2label: {', '.join(labels)}.")
 
 
 @dataclass(frozen=True)

@@ -200,16 +200,17 @@ def decision_lens(model, examples) -> LogitLensResult:
 
 def discover_slices(model, examples, *, min_size: int = 10, features=None, layer: int = -1, seed: int = 0):
     """analysis.slices.discover_slices on the model's predictions and the sweep's [CLS] states at `layer`
-    (default the top layer) of examples (a GoldenSet); features default to MangaAssist's
-    (domain.MANGAASSIST_SLICE_FEATURES)."""
+    (default the top layer) of examples (a GoldenSet); features default to the profile of the model's label
+    set (domain.profile_for: MangaAssist's for its labels, none but length and tags for a label set no profile
+    knows)."""
     from ..analysis.slices import discover_slices as discover
-    from ..domain import MANGAASSIST_SLICE_FEATURES
+    from ..domain import profile_for
 
     examples = _labelled(examples, "discover_slices")
     evaluation = evaluate(model, examples)
     states = activation_sweep(model, examples.texts).cls_states[:, layer]
     return discover(states, examples, evaluation.predicted, evaluation.confidence(),
-                    MANGAASSIST_SLICE_FEATURES if features is None else features, min_size=min_size, seed=seed)
+                    profile_for(model.labels).slice_features if features is None else features, min_size=min_size, seed=seed)
 
 
 def cka_per_layer_between(model, texts: list[str], against, debiased: bool) -> list[float]:

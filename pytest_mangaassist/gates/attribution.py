@@ -99,8 +99,8 @@ def _family(caller: str, family) -> tuple[str, ...] | None:
     if not isinstance(family, (list, tuple, set, frozenset)) or not family or not all(
             isinstance(w, str) and normalize_word(w) for w in family):
         raise MangaAssistInputError(f"{caller}: family must be None or a non-empty list of words; got {family!r}.",
-                                    "Pass e.g. family=['sale', 'deal', 'discount'], or None to let the audit find "
-                                    "the word type with the largest share.")
+                                    "Pass the words you suspect, e.g. family=['word', 'its synonym'], or None to let "
+                                    "the audit find the word type with the largest share.")
     return tuple(sorted({normalize_word(w) for w in family}))
 
 
@@ -114,7 +114,7 @@ def _audit(caller: str, model, examples, intent, family, baselines, min_examples
     if family is not None and not any(normalize_word(w) in family for t in texts for w in t.split()):
         raise MangaAssistInputError(
             f"{caller}: none of the {len(texts)} messages contains a word of {list(family)}.",
-            "Audit messages that contain the family's words (e.g. the adversarial slice).")
+            "Audit messages that contain the family's words (e.g. a slice built around them).")
     # attributions over all the messages (one cached computation per baseline, shared by every audit of
     # the same messages and intent), then restricted to the messages that contain the family
     every = {b: integrated_gradients(model, texts, intent, b, max_steps=max_steps) for b in baselines}

@@ -1,7 +1,7 @@
 """Behaviour gates (the source analysis' LIT section): counterfactual edits and routing thresholds.
 
 An edit is an (original, edited) pair. assert_prediction_invariant: the edit must not change the
-predicted intent (a manga-jargon swap, code-switching, an inserted "sale" in a return question).
+predicted intent (a synonym swap, a language switch, an inserted trigger word in an unrelated question).
 assert_confidence_shift: the edit must move one intent's probability by at least / at most a
 given amount. assert_routes: with the class-specific thresholds of a RoutingPolicy, a message
 must reach the expected route (an intent, or the fallback when confidence is below threshold).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.counterfactuals import Routing, RoutingPolicy, edit_effect, route
-from ..domain import MANGAASSIST_ROUTING
+from ..domain import routing_policy
 from ..errors import MangaAssistInputError, format_table
 from . import validation as v
 from .records import Family, check
@@ -50,8 +50,9 @@ def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | 
     """Every edit must move p(intent) (edited minus original) into [min_shift, max_shift] (give one or both;
     a shift of a probability lies in [-1, 1]). examples: (original, edited) message pairs.
 
-    e.g. min_shift=0.3: adding "any coupons?" must raise promotion by 0.3; max_shift=0.1: adding "sale"
-    to a return question must not raise promotion by more than 0.1. Returns the shifts.
+    e.g. min_shift=0.3: adding a phrase that asks for the intent must raise its probability by 0.3;
+    max_shift=0.1: adding a trigger word to an unrelated question must not raise it by more than 0.1.
+    Returns the shifts.
     """
     __tracebackhide__ = True
     caller = "assert_confidence_shift"
@@ -79,16 +80,14 @@ def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | 
     return shift
 
 
-def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy = MANGAASSIST_ROUTING) -> list[Routing]:
-    """Every message must be routed to `expected` (an intent or a fallback route) under the policy
-    (default: MangaAssist's, pytest_mangaassist.domain.MANGAASSIST_ROUTING). examples: one message, a list
-    of messages or a GoldenSet. Returns each message's routing."""
+def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy | None = None) -> list[Routing]:
+    """Every message must be routed to `expected` (a label or a fallback route) under the policy (default:
+    the suite's --routing-policy, else the profile of the model's label set, else argmax; the row names
+    which). examples: one message, a list of messages or a GoldenSet. Returns each message's routing."""
     __tracebackhide__ = True
     caller = "assert_routes"
-    if not isinstance(policy, RoutingPolicy):
-        raise MangaAssistInputError(f"{caller}: policy must be a RoutingPolicy; got {type(policy).__name__}.",
-                                    "Pass pytest_mangaassist.RoutingPolicy(thresholds=..., fallbacks=...), or leave "
-                                    "policy out for MangaAssist's.")
+    v.loaded_model(caller, model)
+    policy = routing_policy(model.labels, v.policy(caller, policy))
     texts = v.texts(caller, [examples] if isinstance(examples, str) else examples)
     routes = {policy.default_fallback, *policy.fallbacks.values(), *model.labels}
     if not isinstance(expected, str) or expected not in routes:
@@ -98,9 +97,10 @@ def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy = MAN
     wrong = [r for r in routed if r.route != expected]
     rows = [(_clip(r.text), r.intent, r.confidence, policy.thresholds.get(r.intent, policy.default_threshold),
              r.route) for r in wrong[:WORST]]
-    check(caller, f"share of messages routed to {expected!r} ({len(texts)} messages, {len(wrong)} elsewhere)",
+    check(caller, f"share of messages routed to {expected!r} ({len(texts)} messages, {len(wrong)} elsewhere; "
+                  f"routing: {policy.source})",
           1 - len(wrong) / len(texts), 1.0, ">=", family=Family.BEHAVIOUR,
-          evidence=lambda: format_table(("message", "top intent", "confidence", "threshold", "route"), rows),
-          hint="either the intent is wrong (see the top intent) or its confidence is below the "
+          evidence=lambda: format_table(("message", "top label", "confidence", "threshold", "route"), rows),
+          hint="either the label is wrong (see the top label) or its confidence is below the "
                "policy's threshold for it; fix the data, or change the threshold as a reviewed decision.")
     return routed

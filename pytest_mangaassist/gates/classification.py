@@ -37,7 +37,8 @@ def _options(caller: str, bound: str, confidence: float, min_examples: int | Non
 def _slice_name(caller: str, slice) -> str | None:
     if slice is not None and (not isinstance(slice, str) or not slice.strip()):
         raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                    f"got {slice!r} ({type(slice).__name__}).", "Pass e.g. slice='jp_en'.")
+                                    f"got {slice!r} ({type(slice).__name__}).", "Pass the name of a slice of the golden set (its "
+                                    "'slice' field).")
     return slice
 
 

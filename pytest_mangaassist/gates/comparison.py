@@ -43,7 +43,8 @@ def _selection(caller: str, model, comparison: PairedComparison, slice, intents)
     if slice is not None:
         if not isinstance(slice, str):
             raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                        f"got {slice!r} ({type(slice).__name__}).", "Pass e.g. slice='adversarial'.")
+                                        f"got {slice!r} ({type(slice).__name__}).", "Pass the name of a slice of the golden set (its "
+                                        "'slice' field).")
         comparison.golden.only_slice(slice)  # an unknown slice is an input error, not an empty pass
     intents = valid.intents(caller, model, intents)
     if intents is not None:

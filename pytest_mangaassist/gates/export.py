@@ -14,7 +14,7 @@ from ..analysis.latency import (LatencyResult, LatencyVerdict, RuntimeCannotRun,
                                  measure_latency)
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
-from ..domain import PARITY_PROBE_TEXTS, STRUCTURE_PROBE_WORDS
+from ..domain import profile_for
 from ..errors import MangaAssistInputError
 from ..loading.model import IntentModel
 from ..loading.runtimes import OnnxModel, ServingArtifact, TorchRuntime
@@ -51,7 +51,7 @@ def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
     caller = "assert_onnx_structure"
     model = _model(caller, model)
     artifact = _artifact(caller, artifact, OnnxModel, "onnx_model")
-    structure = inspect_onnx_structure(artifact, model, probe_words=STRUCTURE_PROBE_WORDS)
+    structure = inspect_onnx_structure(artifact, model, probe_words=profile_for(model.labels).structure_words)
     failed = structure.failed
     named = f" ({', '.join(c.name for c in failed)})" if failed else ""
     check(caller, f"properties failed of {len(structure.checks)}{named}", len(failed), 0, "==",
@@ -68,7 +68,8 @@ def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float 
                        max_length: int | None = None) -> ParityResult:
     """ONNX Runtime's logits (artifact: the onnx_model fixture) agree with PyTorch's within max_logit_diff,
     and every routed intent is the same, over batch sizes, sequence lengths 1..max_length and padding.
-    examples: a GoldenSet or a list of messages; None: a built-in probe set of MangaAssist messages."""
+    examples: a GoldenSet or a list of messages; None: the probe texts of the model's label-set profile
+    (domain.profile_for), domain-free texts of varied shapes for a label set no profile knows."""
     __tracebackhide__ = True
     return _assert_parity("assert_onnx_parity", model, examples, artifact, OnnxModel, "onnx_model",
                           max_logit_diff, max_length)
@@ -88,8 +89,8 @@ def _assert_parity(caller: str, model, examples, artifact, kind: type, fixture: 
     __tracebackhide__ = True
     max_logit_diff = v.number(caller, "max_logit_diff", max_logit_diff, low=0.0, high=math.inf, high_open=True)
     max_length = v.count(caller, "max_length", max_length, minimum=3, optional=True)  # [CLS] + 1 piece + [SEP]
-    texts = list(PARITY_PROBE_TEXTS) if examples is None else v.texts(caller, examples)
     model = _model(caller, model)
+    texts = list(profile_for(model.labels).parity_texts) if examples is None else v.texts(caller, examples)
     artifact = _artifact(caller, artifact, kind, fixture)
     result = runtime_parity(TorchRuntime(model), artifact, model, parity_probe(model, texts, max_length))
     evidence = f"{artifact.source} vs PyTorch ({model.source}): {result.summary()}\n{result.table()}"

@@ -35,7 +35,7 @@ def _words(caller: str, words) -> list[str]:
     if not isinstance(words, (list, tuple, set, frozenset)) or not words or not all(
             isinstance(w, str) and w.strip() for w in words):
         raise MangaAssistInputError(f"{caller}: words must be a non-empty list of words; got {words!r}.",
-                                    "Pass e.g. words=['isekai', 'seinen', 'tankobon'].")
+                                    "Pass the domain's own words, e.g. words=['word', 'another'].")
     return list(words)
 
 

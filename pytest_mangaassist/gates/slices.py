@@ -60,7 +60,8 @@ def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float
     seed = valid.count(caller, "seed", seed, minimum=0)
     if features is not None and not isinstance(features, SliceFeatures):
         raise MangaAssistInputError(f"{caller}: features must be None or a SliceFeatures; got "
-                                    f"{type(features).__name__}.", "Leave features out for MangaAssist's.")
+                                    f"{type(features).__name__}.", "Leave features out for the profile of the model's label set "
+                                    "(domain.profile_for).")
     discovery = discover_slices(model, golden, min_size=min_size, features=features, seed=seed)
     found = discovery.significant(fdr)
     weak = [c for c in found if _measure(c, what, bound) > limit]

@@ -2,7 +2,8 @@
 
 The candidate (intent_model) and the model in production (baseline_model, passed as against=) route every
 message of the traffic (the traffic fixture, --traffic) through their ONNX exports, as served; routes
-follow the routing policy (thresholds and fallbacks), not the bare argmax. No labels: the gates bound how
+follow the routing policy in force (the one given, the suite's --routing-policy, the label set's profile's,
+else argmax: domain.routing_policy; the row names which). No labels: the gates bound how
 much routing changes, and show the messages that changed.
 """
 
@@ -17,7 +18,7 @@ from ..analysis.counterfactuals import RoutingPolicy
 from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, examples_needed, rates_table
 from ..analysis.traffic import RouteShift, TrafficComparison
 from ..cache.traffic import ReplayStats, traffic_comparison
-from ..domain import MANGAASSIST_ROUTING
+from ..domain import routing_policy
 from ..errors import MangaAssistInputError, format_table
 from ..loading.traffic import Traffic
 from . import validation as valid
@@ -32,8 +33,8 @@ SAMPLED = 10  # ...and a seeded sample of the rest
 class TrafficReplayResult:
     """The comparison and how it was obtained (throughput), as a gate returns it."""
 
-    def __init__(self, comparison: TrafficComparison, stats: ReplayStats, traffic: Traffic):
-        self.comparison, self.stats, self.traffic = comparison, stats, traffic
+    def __init__(self, comparison: TrafficComparison, stats: ReplayStats, traffic: Traffic, policy: RoutingPolicy):
+        self.comparison, self.stats, self.traffic, self.policy = comparison, stats, traffic, policy
 
     def __getattr__(self, name):  # flip_rate(), flip_matrix(), route_shifts(), ...
         return getattr(self.comparison, name)
@@ -113,14 +114,6 @@ def _traffic(caller: str, examples) -> Traffic:
     return examples
 
 
-def _policy(caller: str, policy) -> RoutingPolicy:
-    if not isinstance(policy, RoutingPolicy):
-        raise MangaAssistInputError(f"{caller}: policy must be a RoutingPolicy; got {type(policy).__name__}.",
-                                    "Pass pytest_mangaassist.MANGAASSIST_ROUTING or RoutingPolicy(thresholds=..., "
-                                    "fallbacks=...).")
-    return policy
-
-
 def _replay(caller: str, model, examples, against, policy) -> TrafficReplayResult:
     traffic = _traffic(caller, examples)
     valid.loaded_model(caller, model)
@@ -130,13 +123,12 @@ def _replay(caller: str, model, examples, against, policy) -> TrafficReplayResul
             f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "
             f"sets ({', '.join(model.labels)} vs {', '.join(against.labels)}), so their routes cannot be paired.",
             "Replay against the previous release of the same classifier (same id2label).")
-    policy = _policy(caller, policy)
-    policy.check_labels(model.labels)
+    policy = routing_policy(model.labels, valid.policy(caller, policy))
     comparison, stats = traffic_comparison(model, traffic, against=against, policy=policy)
-    return TrafficReplayResult(comparison, stats, traffic)
+    return TrafficReplayResult(comparison, stats, traffic, policy)
 
 
-def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy = MANGAASSIST_ROUTING
+def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy | None = None
                    ) -> TrafficReplayResult:
     """The candidate's and against's (production's) routes on every message of the traffic, with the tables."""
     return _replay("traffic_replay", model, examples, against, policy)
@@ -144,7 +136,7 @@ def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy =
 
 def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate: float,
                              max_route_flip_rate: float | None = None, bound: str = "point",
-                             policy: RoutingPolicy = MANGAASSIST_ROUTING,
+                             policy: RoutingPolicy | None = None,
                              min_examples: int | None = None) -> TrafficReplayResult:
     """The share of messages whose route changes between against (production) and the candidate must be <=
     max_flip_rate (bound="upper": the upper end of its exact 95% interval); with max_route_flip_rate, so must
@@ -171,7 +163,8 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
                 f"{result.flips_table(list(payload.flips))}")
 
     check(caller, f"{name} on {rate.n:,} messages ({int(result.flipped.sum()):,} change route; rate "
-                  f"{rate.estimate:.4f}, {CONFIDENCE:.0%} interval {_interval(rate)}; {result.stats.describe()})",
+                  f"{rate.estimate:.4f}, {CONFIDENCE:.0%} interval {_interval(rate)}; routing: {result.policy.source}; "
+                  f"{result.stats.describe()})",
           rate.bound(bound), max_flip_rate, "<=", family=FAMILY, interval=(rate.low, rate.high), payload=payload,
           evidence=evidence, hint="read the flipped messages: a route the candidate now prefers for a family of "
                                   "messages is a change in training data or thresholds; accept it knowingly (raise "
@@ -195,11 +188,11 @@ def _interval(rate: Rate) -> str:
 
 
 def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: float, bound: str = "point",
-                               policy: RoutingPolicy = MANGAASSIST_ROUTING,
+                               policy: RoutingPolicy | None = None,
                                min_examples: int | None = None) -> TrafficReplayResult:
     """Each route's share of the traffic must move by at most max_shift (absolute, e.g. 0.01 = one point)
     between against (production) and the candidate; bound="upper": the end of the shift's exact 95% interval
-    farthest from zero. Rare routes (under 5% of production traffic, e.g. escalation) are named when they
+    farthest from zero. Rare routes (under 5% of production traffic) are named when they
     move, whatever the limit: a small absolute shift there is a large share of their messages."""
     __tracebackhide__ = True
     caller = "assert_route_shares_stable"
@@ -219,12 +212,12 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
         f"largest {CONFIDENCE:.0%} bound of a route-share shift"
     check(caller, f"{name} on {result.n:,} messages ({worst.route}: {worst.production.estimate:.4f} -> "
                   f"{worst.candidate.estimate:.4f}, {CONFIDENCE:.0%} interval of the shift [{worst.low:+.4f}, "
-                  f"{worst.high:+.4f}]{rare_note}; {result.stats.describe()})",
+                  f"{worst.high:+.4f}]{rare_note}; routing: {result.policy.source}; {result.stats.describe()})",
           worst.bound(bound), max_shift, "<=", family=FAMILY, interval=worst.size_interval,
           payload=result.payload(),
           evidence=lambda: (f"route shares, production vs candidate (in / out: messages that moved into / out of "
                             f"the route):\n{result.shares_table()}\n\nflip matrix:\n{result.flip_matrix_table()}"),
-          hint="a route whose share moved changes the load on the team behind it (escalations reach people): "
+          hint="a route whose share moved changes the load on whatever serves it (a fallback often reaches people): "
                "check the flipped messages with traffic_replay(...).flips_table(...), then accept the shift in "
                "review or fix the candidate.")
     return result

@@ -119,7 +119,7 @@ def intents(caller: str, model, values, name: str = "intents") -> list[str] | No
     values = [values] if isinstance(values, str) else values
     if not isinstance(values, (list, tuple, set, frozenset)) or not values:
         raise MangaAssistInputError(f"{caller}: {name} must be None or a non-empty list of intent names; "
-                                    f"got {_shown(values)}.", f"Pass e.g. {name}=['escalation'].")
+                                    f"got {_shown(values)}.", f"Pass e.g. {name}=[{model.labels[0]!r}].")
     return [intent(caller, model, v, name) for v in values]
 
 
@@ -174,7 +174,7 @@ def pairs(caller: str, examples, name: str = "examples") -> list[tuple[str, str]
     if not ok:
         raise MangaAssistInputError(f"{caller}: {name} must be a non-empty list of (original, edited) message pairs; "
                                     f"got {_shown(examples)}.",
-                                    'Pass e.g. [("can I return this", "can I return this sale item")].')
+                                    'Pass e.g. [("the original message", "the original message, edited")].')
     return [tuple(p) for p in examples]
 
 
@@ -189,3 +189,14 @@ def limits_given(caller: str, **limits) -> None:
         if low > high:
             raise MangaAssistInputError(f"{caller}: {low_name}={low:g} is above {high_name}={high:g}: no value passes.",
                                         f"Pass {low_name} <= {high_name}.")
+
+
+def policy(caller: str, value):
+    """None (the policy in force: see domain.routing_policy) or a RoutingPolicy."""
+    from ..analysis.counterfactuals import RoutingPolicy
+
+    if value is not None and not isinstance(value, RoutingPolicy):
+        raise MangaAssistInputError(f"{caller}: policy must be None or a RoutingPolicy; got {type(value).__name__}.",
+                                    "Pass pytest_mangaassist.RoutingPolicy(thresholds=..., fallbacks=...), the "
+                                    "routing_policy fixture, or leave policy out for the suite's (--routing-policy).")
+    return value

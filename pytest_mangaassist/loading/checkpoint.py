@@ -219,7 +219,7 @@ def _labels(config: dict, path: Path) -> tuple[str, ...]:
     raw = config.get("id2label")
     if not isinstance(raw, dict) or not raw:
         raise MangaAssistInputError(f"The checkpoint {path} has no id2label in config.json.",
-                                    "Set model.config.id2label = {0: 'product_discovery', ...} and save again.")
+                                    "Set model.config.id2label = {0: 'first_label', 1: 'second_label', ...} and save again.")
     try:
         by_id = {int(k): v for k, v in raw.items()}
     except ValueError:
@@ -231,7 +231,7 @@ def _labels(config: dict, path: Path) -> tuple[str, ...]:
     labels = tuple(by_id[i] for i in range(len(by_id)))
     if not all(isinstance(label, str) and label for label in labels):
         raise MangaAssistInputError(f"id2label in {path}/config.json has labels that are not names: {list(labels)}.",
-                                    "Map every id to its intent name, e.g. {\"0\": \"product_discovery\"}.")
+                                    "Map every id to its intent name, e.g. {\"0\": \"first_label\"}.")
     if len(set(labels)) != len(labels):
         raise MangaAssistInputError(f"id2label in {path}/config.json repeats a label: {list(labels)}.",
                                     "Give every output row its own intent name.")

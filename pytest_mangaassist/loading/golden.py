@@ -139,7 +139,7 @@ def load_golden_set(path: str | Path, *, allow_duplicates: bool = False) -> Gold
     if not examples:
         raise MangaAssistInputError(
             f"The golden set {path} holds no examples.",
-            "Add one JSON object per line: {\"text\": \"where is my order?\", \"intent\": \"order_status\"}.",
+            "Add one JSON object per line: {\"text\": \"the message\", \"intent\": \"its label\"}.",
         )
     if not allow_duplicates:
         _refuse_duplicates(examples, lines, path)
@@ -211,7 +211,7 @@ def _check_consistent(example: GoldenExample, number: int, first_line: dict, pat
 def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
     where = f"{path}, line {number}"
     record = parse_json(line, where, fix="Each line must be one JSON object, e.g. "
-                        "{\"text\": \"where is my order?\", \"intent\": \"order_status\"}.")
+                        "{\"text\": \"the message\", \"intent\": \"its label\"}.")
     if not isinstance(record, dict):
         raise MangaAssistInputError(f"{where} is a JSON {type(record).__name__}, not an object.",
                                     "Write one JSON object per line.")
@@ -240,11 +240,11 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
     slice_name = record.get("slice")
     if slice_name is not None and (not isinstance(slice_name, str) or not slice_name):
         raise MangaAssistInputError(f"{where}: \"slice\" must be a non-empty string (got {slice_name!r}).",
-                                    "Drop the key or name the slice, e.g. \"jp_en\".")
+                                    "Drop the key or name the slice, e.g. \"short_messages\".")
     also = record.get("also", [])
     if not isinstance(also, list) or not all(isinstance(a, str) and a for a in also):
         raise MangaAssistInputError(f"{where}: \"also\" must be a list of intent labels (got {also!r}).",
-                                    "List the message's secondary intents, e.g. [\"return_request\"].")
+                                    "List the message's secondary intents, e.g. [\"another_label\"].")
     return GoldenExample(text=text, intent=intent, slice=slice_name, also=tuple(also))
 
 

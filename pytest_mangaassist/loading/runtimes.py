@@ -268,7 +268,7 @@ def _labels_from(raw: str | None, where: str) -> tuple[str, ...] | None:
         labels = None
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise MangaAssistInputError(f"The label map in {where} is not a JSON list of label names: {raw[:80]!r}.",
-                                    "Store the labels as a JSON list in id order, e.g. '[\"order_status\", ...]'.")
+                                    "Store the labels as a JSON list in id order, e.g. '[\"label_0\", \"label_1\", ...]'.")
     return tuple(labels)
 
 
