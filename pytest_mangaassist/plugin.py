@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .config import preflight
+from .config import pack, preflight
 from .config.settings import Settings, add_options, load_settings
 from .errors import MangaAssistInputError
 
@@ -23,10 +23,13 @@ GATE_RUN_CHECK = pytest.StashKey[preflight.GateRunCheck]()
 HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
 INDUCTOR_HOME = pytest.StashKey[preflight.InductorHome]()
 TRAFFIC = pytest.StashKey["Traffic | None"]()
+PACK_LIMITS = pytest.StashKey[dict]()
+PACK_MODULE = Path(__file__).parent / "pack" / "test_pack.py"
 
 
 def pytest_addoption(parser):
     add_options(parser)
+    pack.add_ini(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -61,6 +64,9 @@ def pytest_configure(config):
             from .reporting.history import check_tracking_uri
 
             check_tracking_uri(settings.mlflow_uri)
+        if settings.pack:
+            config.stash[PACK_LIMITS] = pack.resolve(config)
+            _collect_pack(config)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
@@ -70,6 +76,15 @@ def pytest_configure(config):
                                                    config.stash[TRAFFIC]), "mangaassist-reporting")
     config.stash[GATE_RUN_CHECK] = preflight.GateRunCheck()
     config.pluginmanager.register(config.stash[GATE_RUN_CHECK], "mangaassist-gate-run-check")
+
+
+def _collect_pack(config) -> None:
+    """--mangaassist-pack: the pack module is a test path of the run (alone when no path was named on the command
+    line, beside the named ones otherwise), so its tests have ordinary ids that -k and -m select."""
+    if not hasattr(config, "workerinput") and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = []
+    if str(PACK_MODULE) not in config.args:
+        config.args.append(str(PACK_MODULE))
 
 
 def pytest_unconfigure(config):
@@ -116,6 +131,7 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Collect the gates' records, show long analyses' progress and make the snapshot available."""
+    from .domain import using_routing_policy
     from .gates.records import collecting
     from .gates.snapshot import _active
     from .loading.progress import showing_progress
@@ -123,7 +139,8 @@ def pytest_runtest_call(item):
 
     token = _active.set(item.config.stash[SNAPSHOT])
     try:
-        with collecting() as records, showing_progress(_progress_writer(item.config)):
+        with collecting() as records, showing_progress(_progress_writer(item.config)), \
+                using_routing_policy(item.config.stash[SETTINGS].routing_policy):
             try:
                 return (yield)
             finally:  # on the item, so the call and teardown reports (JUnit XML reads the latter) carry them
@@ -278,6 +295,23 @@ def traffic(request, mangaassist_settings):
     if loaded is None:
         preflight.missing_input(mangaassist_settings, "traffic")
     return loaded
+
+
+@pytest.fixture(scope="session")
+def training_set(mangaassist_settings):
+    """The training data (--training-set), for leakage checks."""
+    if mangaassist_settings.training_set is None:
+        preflight.missing_input(mangaassist_settings, "training_set")
+    return mangaassist_settings.training_set
+
+
+@pytest.fixture(scope="session")
+def routing_policy(mangaassist_settings, intent_model):
+    """The routing policy the routing and traffic gates use when given none: --routing-policy, else the
+    profile of the model's label set, else argmax (its `source` says which)."""
+    from .domain import routing_policy as policy_in_force
+
+    return policy_in_force(intent_model.labels, mangaassist_settings.routing_policy)
 
 
 def _artifact_dir(request) -> Path:

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for MangaAssist messages, to fuzz the behaviour and attribution gates.
+"""Hypothesis strategies that edit messages, to fuzz the behaviour and attribution gates.
 
 Each edit strategy draws an (original, edited) pair from base messages you give, so a property
 such as "the edit does not change the intent" can be checked with assert_prediction_invariant;
@@ -16,14 +16,17 @@ switched fragment), which the lists below order from plain to elaborate.
 MODEL_SETTINGS: no deadline (a model call is not a unit-test-sized function), derandomized (the
 same examples on every run and machine, so a gate run is reproducible), the too_slow and
 function-scoped-fixture health checks off, and few examples (every example is a forward pass).
-The vocabularies the strategies draw from (jargon, code switches, trigger phrases, frustration
-phrases) are MangaAssist's, in pytest_mangaassist.domain.
+The generic strategies take their vocabulary as an argument: word_swaps(texts, groups) (a word for another
+of its group), phrase_switches(texts, switches) (a phrase for its translation or variant) and
+trigger_insertions(texts, triggers, phrases). The MangaAssist profile's strategies are those with its
+vocabularies (pytest_mangaassist.domain) filled in: manga_jargon_swaps, code_switched, trigger_insertions'
+default triggers and indirect_frustration; a suite of another label set passes its own words.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -51,34 +54,44 @@ def _bases(texts: Sequence[str], caller: str) -> list[str]:
     return texts
 
 
-def manga_jargon_swaps(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
-    """(message, message with one jargon term swapped for another of its kind) for messages that
-    contain jargon; the intent should not change (a seinen question is a seinen-or-shojo question)."""
-    candidates = [(t, term, kind) for t in _bases(texts, "manga_jargon_swaps")
-                  for kind, terms in JARGON_KINDS.items() for term in terms if _has_phrase(t, term)]
+def word_swaps(texts: Sequence[str], groups: Mapping[str, Sequence[str]], *,
+               caller: str = "word_swaps") -> st.SearchStrategy[tuple[str, str]]:
+    """(message, message with one term swapped for another of its group) for messages that contain a term
+    of a group; the intent should not change (groups: name -> interchangeable terms)."""
+    candidates = [(t, term, kind) for t in _bases(texts, caller)
+                  for kind, terms in groups.items() for term in terms if _has_phrase(t, term)]
     if not candidates:
-        raise MangaAssistInputError("manga_jargon_swaps: none of the messages contains a jargon term "
-                                    f"({', '.join(t for terms in JARGON_KINDS.values() for t in terms)}).",
-                                    "Pass manga-jargon messages, e.g. golden_set.only_slice('manga_jargon').texts.")
+        raise MangaAssistInputError(f"{caller}: none of the messages contains a term of the word groups "
+                                    f"({', '.join(t for terms in groups.values() for t in terms)}).",
+                                    "Pass messages that contain the groups' terms (e.g. a slice built around "
+                                    "them).")
 
     @st.composite
     def swap(draw):
         text, term, kind = draw(st.sampled_from(candidates))
-        new = draw(st.sampled_from([t for t in JARGON_KINDS[kind] if t != term]))
+        new = draw(st.sampled_from([t for t in groups[kind] if t != term]))
         return text, _replace_phrase(text, term, new)
 
     return swap()
 
 
-def code_switched(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
-    """(message, message with one or more English fragments in romanized Japanese); shrinks to one fragment."""
-    bases = [(t, [i for i, (en, _) in enumerate(CODE_SWITCHES) if _has_phrase(t, en)])
-             for t in _bases(texts, "code_switched")]
+def manga_jargon_swaps(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
+    """word_swaps with the MangaAssist profile's jargon (a genre for a genre, a format for a format): a
+    seinen question is a seinen-or-shojo question."""
+    return word_swaps(texts, JARGON_KINDS, caller="manga_jargon_swaps")
+
+
+def phrase_switches(texts: Sequence[str], switches: Sequence[tuple[str, str]], *,
+                    caller: str = "phrase_switches") -> st.SearchStrategy[tuple[str, str]]:
+    """(message, message with one or more phrases replaced by their switch, e.g. a translation); shrinks to
+    one phrase. switches: (phrase, replacement) pairs."""
+    bases = [(t, [i for i, (en, _) in enumerate(switches) if _has_phrase(t, en)])
+             for t in _bases(texts, caller)]
     bases = [(t, found) for t, found in bases if found]
     if not bases:
-        raise MangaAssistInputError("code_switched: no message contains a switchable English fragment "
-                                    f"({', '.join(en for en, _ in CODE_SWITCHES)}).",
-                                    "Pass plain English messages of the intents you fuzz.")
+        raise MangaAssistInputError(f"{caller}: no message contains a switchable phrase "
+                                    f"({', '.join(en for en, _ in switches)}).",
+                                    "Pass messages that contain the phrases you switch.")
 
     @st.composite
     def switch(draw):
@@ -86,21 +99,28 @@ def code_switched(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
         chosen = draw(st.lists(st.sampled_from(found), min_size=1, max_size=len(found), unique=True))
         edited = text
         for i in sorted(chosen):
-            edited = _replace_phrase(edited, *CODE_SWITCHES[i])
+            edited = _replace_phrase(edited, *switches[i])
         return text, edited
 
     return switch()
 
 
-def trigger_insertions(texts: Sequence[str], triggers: Sequence[str] = PROMOTION_TRIGGERS) -> st.SearchStrategy[tuple[str, str]]:
-    """(message, message with a trigger word put in a phrase at its start or end): for return,
-    checkout or order messages, the intent should not become promotion."""
+def code_switched(texts: Sequence[str]) -> st.SearchStrategy[tuple[str, str]]:
+    """phrase_switches with the MangaAssist profile's English fragments and their romanized Japanese."""
+    return phrase_switches(texts, CODE_SWITCHES, caller="code_switched")
+
+
+def trigger_insertions(texts: Sequence[str], triggers: Sequence[str] = PROMOTION_TRIGGERS,
+                       phrases: Sequence[str] = TRIGGER_PHRASES) -> st.SearchStrategy[tuple[str, str]]:
+    """(message, message with a trigger word put in a phrase ("{w}" marks the word) at its start or end): the
+    intent should not become the trigger's. The defaults are the MangaAssist profile's (promotion triggers
+    in a return, checkout or order message); pass your own triggers for another label set."""
     bases = _bases(texts, "trigger_insertions")
 
     @st.composite
     def insert(draw):
         text = draw(st.sampled_from(bases))
-        phrase = draw(st.sampled_from(TRIGGER_PHRASES)).format(w=draw(st.sampled_from(list(triggers))))
+        phrase = draw(st.sampled_from(list(phrases))).format(w=draw(st.sampled_from(list(triggers))))
         at_end = draw(st.booleans())
         return text, (f"{text.rstrip('?.! ')}, {phrase}" if at_end else f"{phrase}: {text}")
 
@@ -109,7 +129,7 @@ def trigger_insertions(texts: Sequence[str], triggers: Sequence[str] = PROMOTION
 
 @st.composite
 def indirect_frustration(draw) -> str:
-    """An escalation phrased without 'human' / 'agent' / 'person' / 'representative'."""
+    """The MangaAssist profile's escalation phrased without 'human' / 'agent' / 'person' / 'representative'."""
     opener = draw(st.sampled_from(FRUSTRATION_OPENERS))
     ask = draw(st.sampled_from(FRUSTRATION_ASKS))
     ending = draw(st.sampled_from(FRUSTRATION_ENDINGS))

@@ -174,10 +174,12 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
     with pytest.raises(GateFailure) as info:  # measured: share 0.66 ([PAD]), removal effect 0.24
         assert_no_lexical_shortcut(shortcut_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
                                    baselines=("pad", "mask", "unk"), max_steps=64)
-    failure = info.value
-    assert failure.value > 0.5 > audit.share or audit.effect < 0.1
+    failure = info.value  # above max_share, so the row shows the deciding figure: the causal effect vs min_effect
+    assert (failure.threshold, failure.comparison) == (0.1, "<")
+    assert failure.value >= 0.1 and (audit.share <= 0.5 or audit.effect < 0.1)
     message = str(failure)
-    assert message.startswith("assert_no_lexical_shortcut: share of promotion's positive attribution on the family")
+    assert message.startswith("assert_no_lexical_shortcut: fall of p(promotion) when the family")
+    assert "> max_share 0.5, so the causal effect decides" in message
     for baseline in ("pad", "mask", "unk"):
         assert f"\n{baseline} " in message  # every baseline's share
     assert f"{TRIGGER}:+" in message  # the worst messages show each word's score

@@ -69,15 +69,15 @@ def test_a_candidate_worse_on_one_slice_fails_there_and_passes_everywhere_else(m
     right_before = [ex for ex, p in zip(golden, model.predict(golden.texts)) if ex.slice == "adversarial"
                     and p == ex.intent]
     n = len(golden.only_slice("adversarial"))
-    assert message.startswith("assert_not_worse: McNemar exact p-value of 'the candidate is no worse' on slice "
-                              f"'adversarial' ({n} examples: {len(right_before)} negative vs 0 positive flips")
+    assert message.startswith("assert_not_worse: McNemar exact p-value of 'the candidate is no worse', comparing "
+                              f"intents, on slice 'adversarial' ({n} examples: {len(right_before)} negative vs 0 positive flips")
     assert info.value.value == pytest.approx(0.5 ** len(right_before)) and info.value.value < 0.05
-    assert "negative flips (the baseline was right, the candidate is wrong;" in message
+    assert "negative flips (the production model was right, the candidate is wrong;" in message
     comparison = paired_comparison(worse, golden, against=model)
     listed = comparison.negative_flip_rows(comparison.mask(slice="adversarial"))
     assert len(listed) == len(right_before) and listed[0][0][:50] in message  # the flipped examples are listed
     assert f"{min(15, len(listed))} of {len(listed)} shown" in message
-    with pytest.raises(GateFailure, match="negative-flip rate on slice 'adversarial'") as info:
+    with pytest.raises(GateFailure, match="negative-flip rate of intents on slice 'adversarial'") as info:
         assert_no_negative_flips(worse, golden, against=model, slice="adversarial", max_rate=0.05)
     assert info.value.value == pytest.approx(len(right_before) / n)
 

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_mangaassist"
 ORDER = ("errors", "loading", "analysis", "domain", "strategies", "cache", "gates", "reporting", "config", "plugin",
-         "cli", "__main__")
+         "pack", "cli", "__main__")
 SHARED_GATE_MODULES = {"records", "validation"}  # what the gate modules share
 
 

@@ -234,7 +234,12 @@ def test_an_unwritable_out_is_refused_before_the_model_runs(pytester, planted):
 # -- the add command: honest promotion into the golden set --------------------------------------------------------
 GOLDEN = [{"text": "where is my order?", "intent": "order_status"},
           {"text": "do you have the new Frieren volume", "intent": "product_discovery", "slice": "titles"},
-          {"text": "I want to talk to a human", "intent": "escalation"}]
+          {"text": "I want to talk to a human", "intent": "escalation"},
+          # one message of each label the tests add, which `slices add` accepts only when the golden set knows it
+          {"text": "good morning to you", "intent": "chitchat"},
+          {"text": "who drew the art for this series", "intent": "product_question"},
+          {"text": "any coupon for members", "intent": "promotion"},
+          {"text": "the box arrived crushed, I'd like my money back", "intent": "return_request"}]
 TRAIN = [{"text": "can I get a refund for a damaged box set", "intent": "return_request"},
          {"text": "is the Vagabond omnibus in stock", "intent": "product_discovery"}]
 
@@ -320,7 +325,7 @@ def test_add_refuses_a_golden_set_it_cannot_parse(pytester, files):
     before = golden.read_bytes()
     messages = jsonl(pytester.path / "new.jsonl", [{"text": "brand new message", "intent": "chitchat"}])
     result = run_cli(pytester, "slices", "add", "--golden", golden, "--slice", "s", messages)
-    assert result.ret == 2 and "line 4" in result.stderr.str() and "was not changed" in result.stderr.str()
+    assert result.ret == 2 and "line 8" in result.stderr.str() and "was not changed" in result.stderr.str()
     assert golden.read_bytes() == before
 
 

@@ -9,7 +9,7 @@ from pytest_mangaassist import GateFailure, IntentModel, MangaAssistInputError, 
 from mangaassist_reference.shortcut import TRIGGER
 from pytest_mangaassist.domain import CODE_SWITCHES, ESCALATION_WORDS, JARGON_KINDS, PROMOTION_TRIGGERS
 from pytest_mangaassist.strategies import (MODEL_SETTINGS, code_switched, indirect_frustration, manga_jargon_swaps,
-                                           trigger_insertions)
+                                           trigger_insertions, word_swaps)
 
 from attribution_helpers import NON_PROMOTION, shortcut_checkpoint
 
@@ -66,10 +66,14 @@ def test_draws_are_reproducible():
 
 
 def test_strategies_reject_bases_they_cannot_edit():
-    with pytest.raises(MangaAssistInputError, match="jargon term"):
+    with pytest.raises(MangaAssistInputError, match="manga_jargon_swaps: none of the messages contains a term of "
+                                                    "the word groups \\(isekai, "):
         manga_jargon_swaps(["where is my order"])
-    with pytest.raises(MangaAssistInputError, match="switchable English fragment"):
+    with pytest.raises(MangaAssistInputError, match="code_switched: no message contains a switchable phrase"):
         code_switched(["xyz"])
+    with pytest.raises(MangaAssistInputError, match="word_swaps: none of the messages contains a term of the word "
+                                                    "groups \\(reboot, restart\\)"):
+        word_swaps(["my password expired"], {"verb": ("reboot", "restart")})
     with pytest.raises(MangaAssistInputError, match="no base messages"):
         trigger_insertions([])
 

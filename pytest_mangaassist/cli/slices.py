@@ -2,7 +2,7 @@
 golden set without letting duplicates or training data in (docs/slices.md).
 
     slices discover --model DIR --data labelled.jsonl [--out candidates.jsonl] [--min-size N] [--fdr Q]
-    slices add --golden golden.jsonl --slice NAME messages.jsonl [--train train.jsonl] [--skip-duplicates]
+    slices add --golden golden.jsonl --slice NAME messages.jsonl [--model DIR] [--train train.jsonl] [--skip-duplicates]
 
 Every bad input is one message naming the problem and the fix, exit code 2; `slices add` writes the golden
 set only when every check passed, atomically (a temporary file in the same folder, validated by the golden
@@ -25,7 +25,6 @@ from pathlib import Path
 from ..analysis.leakage import (MAX_SIMILARITY, SIMILARITY, LeakedPair, near_duplicates, near_duplicates_within,
                                 pairs_table)
 from ..analysis.slices import SliceCandidate, SliceDiscovery
-from ..domain import INTENTS
 from ..errors import MangaAssistInputError
 from ..loading.golden import GoldenExample, GoldenSet, check_labels_match, load_golden_set, to_record
 
@@ -66,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--golden", required=True, help="the golden set to append to")
     promote.add_argument("--slice", required=True, dest="slice_name", help="the slice name the messages get")
     promote.add_argument("--train", help="training data: messages near-duplicating it are refused")
+    promote.add_argument("--model", help="checkpoint folder of the model: labels it does not know are refused (else "
+                                         "the golden set's labels are the known ones)")
     promote.add_argument("--max-similarity", type=float, default=MAX_SIMILARITY,
                          help=f"near-duplicate threshold (default {MAX_SIMILARITY}; {SIMILARITY})")
     promote.add_argument("--skip-duplicates", action="store_true",
@@ -176,7 +177,8 @@ def add(args) -> int:
     _check_number("--max-similarity", args.max_similarity, 0.0, 1.0)
     golden = _load(golden_path, "--golden", unchanged)
     original = golden_path.read_bytes()
-    examples, lines, skipped = _messages(Path(args.messages), args.slice_name, golden, unchanged)
+    known = _known_labels(args.model, golden, unchanged)
+    examples, lines, skipped = _messages(Path(args.messages), args.slice_name, golden, known, unchanged)
     refused = _refusals(examples, lines, golden, args)
     if refused:
         report = "\n\n".join(text for _, text in refused)
@@ -212,7 +214,21 @@ def _load(path: Path, option: str, unchanged: str = "", allow_duplicates: bool =
         raise MangaAssistInputError(f"{option}: {exc.problem} {unchanged}".rstrip(), exc.fix) from None
 
 
-def _messages(path: Path, name: str, golden: GoldenSet, unchanged: str):
+def _known_labels(model: str | None, golden: GoldenSet, unchanged: str) -> tuple[set[str], str]:
+    """The labels a message may carry, and what knows them: the model's (--model), else the golden set's."""
+    if model is None:
+        return golden.labels, f"a label of {golden.source}"
+    from ..loading.checkpoint import inspect_checkpoint
+
+    try:
+        info = inspect_checkpoint(Path(model), "--model")
+        check_labels_match(golden, info.labels, str(info.path))
+    except MangaAssistInputError as exc:
+        raise MangaAssistInputError(f"{exc.problem} {unchanged}", exc.fix) from None
+    return set(info.labels), f"a label of the model {info.path}"
+
+
+def _messages(path: Path, name: str, golden: GoldenSet, known: tuple[set[str], str], unchanged: str):
     """The messages to add (slice set to name), their line numbers, and how many lines of other slices
     (a discover output holds several) were skipped."""
     loaded = _load(path, "messages", unchanged, allow_duplicates=True)
@@ -223,15 +239,15 @@ def _messages(path: Path, name: str, golden: GoldenSet, unchanged: str):
         raise MangaAssistInputError(f"{path} has no message without a slice or of slice {name!r} (its slices: "
                                     f"{', '.join(loaded.slice_names)}). {unchanged}",
                                     "Pass --slice with one of its slice names, or a file of that slice's messages.")
-    known = golden.labels | set(INTENTS)  # in neither: a typo (or a new intent: add it to the golden set first)
+    labels, knower = known  # a label outside them: a typo (or a new label: train the model on it first)
     for ex, n in kept:
         for label in (ex.intent, *ex.also):
-            if label not in known:
-                close = difflib.get_close_matches(label, sorted(known), n=1)
+            if label not in labels:
+                close = difflib.get_close_matches(label, sorted(labels), n=1)
                 raise MangaAssistInputError(
-                    f"{path}, line {n}: intent {label!r} is neither a MangaAssist intent nor a label of {golden.source}"
+                    f"{path}, line {n}: intent {label!r} is not {knower}"
                     + (f" (did you mean {close[0]!r}?)" if close else "") + f". {unchanged}",
-                    f"Use one of the labels {', '.join(sorted(known))}.")
+                    f"Use one of the labels {', '.join(sorted(labels))}.")
     examples = [replace(ex, slice=name) for ex, _ in kept]
     return examples, [n for _, n in kept], len(loaded) - len(kept)
 

@@ -42,6 +42,7 @@ INPUT_FIXTURES = {
     "golden_set": ("--golden-set", "golden_set", "golden set"),
     "validation_set": ("--validation-set", "validation_set", "validation set"),
     "traffic": ("--traffic", "traffic_path", "traffic to replay (unlabelled messages)"),
+    "training_set": ("--training-set", "training_set", "training data"),
 }
 OPTIONAL_MARKER = "mangaassist_optional"
 ALLOW_MISSING_FLAG = "--mangaassist-allow-missing"

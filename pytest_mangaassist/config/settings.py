@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..loading.checkpoint import CheckpointInfo, inspect_checkpoint
 from ..errors import MangaAssistInputError
 from ..loading.golden import GoldenSet, check_labels_match, load_golden_set
+
+if TYPE_CHECKING:
+    from ..analysis.counterfactuals import RoutingPolicy
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ OPTIONS = (
            default="embedded", kind="text"),
     Option("--mangaassist-ray-address", "address of an existing Ray cluster for --mangaassist-engine=ray (default: "
            "start a local one)", "ADDRESS", kind="text"),
+    Option("--routing-policy", "JSON routing policy of the routing and traffic gates: {thresholds: {label: min "
+           "confidence}, fallbacks: {label: route}, default_fallback} (default: the label set's profile's, else argmax)",
+           "FILE"),
+    Option("--training-set", "training data (golden-set format): the pack's leakage gate checks the golden set "
+           "against it", "FILE"),
+    Option("--mangaassist-pack", "run the built-in gate pack (pytest_mangaassist/pack) on the given model and golden "
+           "set, without a test file", kind="flag"),
     Option("--mangaassist-allow-duplicates", "accept golden-set lines that repeat a message (counted in the header) "
            "instead of refusing them", kind="flag"),
     Option("--mangaassist-mlflow", "MLflow tracking URI (sqlite:///file.db, a folder or http://server:5000): log each "
@@ -99,6 +110,9 @@ class Settings:
     mlflow_uri: str | None = None  # checked at start-up by reporting.history.check_tracking_uri
     markdown_file: Path | None = None  # --mangaassist-markdown (written), else $GITHUB_STEP_SUMMARY (appended to)
     markdown_appends: bool = False  # True for $GITHUB_STEP_SUMMARY: other steps write there too
+    routing_policy: RoutingPolicy | None = None  # None: domain.routing_policy decides per model
+    training_set: GoldenSet | None = None
+    pack: bool = False
 
 
 def add_options(parser) -> None:
@@ -164,6 +178,15 @@ def load_settings(config) -> Settings:
     for labelled in (golden, validation):
         if labelled and model:
             check_labels_match(labelled, model.labels, str(model.path))
+    policy_file = _existing_file(paths["--routing-policy"], "--routing-policy")
+    if policy_file:
+        from ..domain import check_policy_labels, load_routing_policy  # numpy: only when a policy is given
+
+    policy = policy_file and load_routing_policy(policy_file)
+    if policy and model:
+        check_policy_labels(policy, model.labels)
+    training = paths["--training-set"] and load_golden_set(_existing_file(paths["--training-set"], "--training-set"),
+                                                           allow_duplicates=True)
     device = _raw(config, by_flag["--device"])[0] or "cpu"
     if device not in ("cpu", "cuda"):
         raise MangaAssistInputError(f"mangaassist_device = {device!r} is not a device.", "Use cpu or cuda.")
@@ -196,6 +219,9 @@ def load_settings(config) -> Settings:
         mlflow_uri=_tracking_uri(*_raw(config, by_flag["--mangaassist-mlflow"])),
         markdown_file=paths["--mangaassist-markdown"] or _github_step_summary(),
         markdown_appends=paths["--mangaassist-markdown"] is None and _github_step_summary() is not None,
+        routing_policy=policy or None,
+        training_set=training or None,
+        pack=_flag(config, by_flag["--mangaassist-pack"]),
     )
 
 

@@ -163,11 +163,19 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence
         f"the family {list(audit.family)}"
     disagreement = ("\nthe baselines disagree on the share: read the figures with care" if audit.baselines_disagree
                     else "")
-    check(caller,
-          f"share of {intent}'s positive attribution on {what} ({len(audit.before)} messages; "
-          f"{'largest over the IG baselines; ' if len(audit.shares) > 1 else ''}removing it lowers "
-          f"p({intent}) by {audit.effect:.3f} on average)", audit.share, max_share, "<=", family=Family.ATTRIBUTION,
-          passed=not (audit.share > max_share and audit.effect >= min_effect), payload=_heatmap(audit),
+    # the verdict needs both figures: the share decides when it is within max_share; above it, the causal
+    # effect decides (a share over the limit passes when removing the words barely moves the intent), and
+    # the row shows that figure against min_effect, so the row never reads "0.5041 <= 0.5000 pass"
+    share = (f"share of {intent}'s positive attribution on {what} ({len(audit.before)} messages"
+             f"{'; largest over the IG baselines' if len(audit.shares) > 1 else ''}")
+    if audit.share <= max_share:
+        metric, value, limit, comparison = (f"{share}; removing it lowers p({intent}) by {audit.effect:.3f}, "
+                                            f"min_effect {min_effect:g})", audit.share, max_share, "<=")
+    else:
+        metric, value, limit, comparison = (f"fall of p({intent}) when {what} is removed ({share}: "
+                                            f"{audit.share:.4f} > max_share {max_share:g}, so the causal effect "
+                                            "decides)", audit.effect, min_effect, "<")
+    check(caller, metric, value, limit, comparison, family=Family.ATTRIBUTION, payload=_heatmap(audit),
           evidence=lambda: audit.baseline_table(max_share) + disagreement + "\n\nworst messages:\n" + audit.worst_table(),
           hint=f"the model routes to {intent} on these words rather than on the request: add training messages "
                f"where they appear in other intents' contexts (targeted augmentation) and retrain.")

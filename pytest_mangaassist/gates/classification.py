@@ -161,8 +161,9 @@ def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intent
 
 def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE) -> InvarianceResult:
     """A message's logits must agree within max_logit_diff whether it runs alone, in a mixed-length batch or
-    padded to the maximum length, and no routed intent may change (analysis.invariance). Examples: a
-    GoldenSet or a list of messages (labels are not needed)."""
+    padded to the maximum length, and no routed intent may change (analysis.invariance), on a seeded sample of
+    at most analysis.invariance.MAX_TEXTS messages (the row says how many of how many). Examples: a GoldenSet
+    or a list of messages (labels are not needed)."""
     __tracebackhide__ = True
     caller = "assert_batch_invariant"
     texts = valid.texts(caller, examples)
@@ -171,7 +172,8 @@ def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE
     worst = max(result.max_abs_diff, key=result.max_abs_diff.get)
     hint = ("every batched gate assumes batch-independent logits: load with attn_implementation='eager', "
             "check that the attention mask reaches every layer, or disable fused attention kernels.")
-    check(caller, f"max |logit diff| {worst} vs alone ({result.n_texts} messages, "
-          f"{len(result.route_changes)} route change(s))", result.max_abs_diff[worst], max_logit_diff, "<=",
+    sample = (f"a seeded sample of {result.n_texts} of the {len(texts)} messages" if result.n_texts < len(texts)
+              else f"{result.n_texts} messages")
+    check(caller, f"max |logit diff| {worst} vs alone ({sample}, {len(result.route_changes)} route change(s))", result.max_abs_diff[worst], max_logit_diff, "<=",
           family=FAMILY, passed=result.ok, evidence=result.table, hint=hint)
     return result

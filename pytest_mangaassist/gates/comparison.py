@@ -1,16 +1,27 @@
 """Candidate-versus-production gates: negative flips and McNemar's paired test, per slice or intent.
 
 A monthly gate is a comparison: the candidate (intent_model) against the model in production
-(baseline_model, --baseline-path), passed as against=, on the same golden examples. The failure lists
-the examples that the production model routed right and the candidate routes wrong.
+(baseline_model, --baseline-path), passed as against=, on the same golden examples. What counts as right
+is named in every row: compare="intents" (the default) compares each model's top label with the example's
+label; compare="routes" applies the routing policy in force (domain.routing_policy: the one given, the
+suite's, the label set's profile's, else argmax) to each model's prediction, and a message is routed right
+when its route is its label (a message sent to a fallback is routed wrong). The two can disagree: a
+confident-enough correct label is the same under both, a correct label below its threshold is right as an
+intent and wrong as a route. The failure lists the examples that the production model got right and the
+candidate gets wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dataclasses import replace
+
 from ..cache.analyses import evaluate
+from ..analysis.classification import Evaluation
 from ..analysis.comparison import PairedComparison, PairedSummary, compare
+from ..analysis.counterfactuals import RoutingPolicy
+from ..domain import routing_policy
 from ..analysis.intervals import CONFIDENCE, check_sample_size
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet
@@ -20,6 +31,26 @@ from .records import Family, check
 WORST = 15
 FAMILY = Family.COMPARISON
 UPPER_BOUNDS = ("point", "upper")
+COMPARED = ("intents", "routes")
+
+
+def _routed(evaluation: Evaluation, policy: RoutingPolicy) -> Evaluation:
+    """The evaluation with each prediction replaced by the route the policy gives it (right: route == label)."""
+    confidence = evaluation.confidence()
+    routes = tuple(policy.route(p, float(c)) for p, c in zip(evaluation.predicted, confidence))
+    return replace(evaluation, predicted=routes)
+
+
+def _paired(caller: str, model, golden: GoldenSet, against, compared: str, policy) -> tuple[PairedComparison, str]:
+    """The paired comparison of intents or of routes, and the words naming it in the row."""
+    valid.choice(caller, "compare", compared, COMPARED)
+    baseline, candidate = evaluate(against, golden), evaluate(model, golden)
+    if compared == "intents":
+        valid.policy(caller, policy)
+        return compare(baseline, candidate), "intents"
+    policy = routing_policy(model.labels, valid.policy(caller, policy))
+    return (compare(_routed(baseline, policy), _routed(candidate, policy)),
+            f"routes (routing: {policy.source})")
 
 
 def paired_comparison(model, examples: GoldenSet, *, against) -> PairedComparison:
@@ -74,7 +105,7 @@ def _multiplicity(comparison: PairedComparison, slice, intents) -> str:
 def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     flips = comparison.negative_flip_rows(mask)
     rows = [(_clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
-    flipped = (f"negative flips (the baseline was right, the candidate is wrong; {len(rows)} of {len(flips)} shown, "
+    flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of {len(flips)} shown, "
                "most confident first):\n"
                + format_table(("text", "intent", "baseline", "candidate", "confidence"), rows))
     return flipped + f"\n\npaired comparison per {by}:\n" + comparison.table(by)
@@ -86,10 +117,12 @@ def _clip(text: str, width: int = 60) -> str:
 
 def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: float = 0.0, slice: str | None = None,
                              intents: Sequence[str] | None = None, bound: str = "point",
-                             min_examples: int | None = None) -> PairedSummary:
-    """The share of examples (of a slice and/or of some intents) that against (the production model) routes
+                             min_examples: int | None = None, compare: str = "intents",
+                             policy: RoutingPolicy | None = None) -> PairedSummary:
+    """The share of examples (of a slice and/or of some intents) that against (the production model) gets
     right and the candidate wrong must be <= max_rate; with bound="upper", the upper end of its exact 95%
-    interval must."""
+    interval must. compare="intents": right is the top label; compare="routes": right is the route under
+    the routing policy (see the module's docstring)."""
     __tracebackhide__ = True
     caller = "assert_no_negative_flips"
     golden = valid.golden(caller, examples, model)
@@ -97,14 +130,14 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
     valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
     _same_labels(caller, model, against)
-    comparison = compare(evaluate(against, golden), evaluate(model, golden))
+    comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask, CONFIDENCE)
     check_sample_size(caller, where, summary.n, max_rate, bound, min_examples, CONFIDENCE)
     rate = summary.negative_flip_rate
     name = "negative-flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the negative-flip rate"
     check(caller,
-          f"{name} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
+          f"{name} of {compared} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
           f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method}"
           f"{_multiplicity(comparison, slice, intents)})",
           rate.bound(bound), max_rate, "<=", family=FAMILY, interval=(rate.low, rate.high),
@@ -115,22 +148,24 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
 
 
 def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float = 0.05, slice: str | None = None,
-                     intents: Sequence[str] | None = None, min_examples: int | None = None) -> PairedSummary:
+                     intents: Sequence[str] | None = None, min_examples: int | None = None, compare: str = "intents",
+                     policy: RoutingPolicy | None = None) -> PairedSummary:
     """McNemar's exact paired test must not find the candidate worse than against (the production model):
     one-sided p >= min_p_value on the examples of a slice and/or of some intents. Examples both models get
-    right (or wrong) carry no information; the test weighs negative against positive flips."""
+    right (or wrong) carry no information; the test weighs negative against positive flips. compare:
+    "intents" or "routes", as for assert_no_negative_flips."""
     __tracebackhide__ = True
     caller = "assert_not_worse"
     golden = valid.golden(caller, examples, model)
     min_p_value = valid.share(caller, "min_p_value", min_p_value)
     valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
     _same_labels(caller, model, against)
-    comparison = compare(evaluate(against, golden), evaluate(model, golden))
+    comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask)
     check_sample_size(caller, where, summary.n, min_p_value, "point", min_examples)
     check(caller,
-          f"McNemar exact p-value of 'the candidate is no worse' on {where} ({summary.n} examples: "
+          f"McNemar exact p-value of 'the candidate is no worse', comparing {compared}, on {where} ({summary.n} examples: "
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "
           f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
           f"{_multiplicity(comparison, slice, intents)})",

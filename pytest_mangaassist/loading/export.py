@@ -67,10 +67,13 @@ def export_onnx(model, path: str | Path, dynamic: bool = True) -> Path:
 def run_exporter(module, inputs: tuple, path: Path, input_names: list[str], dynamic_shapes) -> None:
     import torch
 
-    # the exporter prints progress lines and logs about optional packages (torchvision): not test output
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
+    # the exporter prints progress lines and logs about optional packages (torchvision): not test output.
+    # Its draft-export fallback hangs a handler on torch's structured-trace logger, which then emits one empty
+    # DEBUG record per traced event (741 on a cold export of the reference model): silenced while exporting
+    exporter_log, trace_log = logging.getLogger("torch.onnx"), logging.getLogger("torch.__trace")
+    level, trace_disabled = exporter_log.level, trace_log.disabled
     exporter_log.setLevel(logging.ERROR)
+    trace_log.disabled = True
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -80,6 +83,7 @@ def run_exporter(module, inputs: tuple, path: Path, input_names: list[str], dyna
             program.save(str(path), external_data=False)
     finally:
         exporter_log.setLevel(level)
+        trace_log.disabled = trace_disabled
 
 
 def write_onnx_metadata(path: Path, labels, content_hash: str) -> None:

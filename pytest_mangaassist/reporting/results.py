@@ -27,6 +27,14 @@ def file_hash(path: Path | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def policy_hash(policy) -> str | None:
+    """The routing policy's content (thresholds, fallbacks, defaults), whichever file or profile it came from."""
+    if policy is None:
+        return None
+    content = [dict(policy.thresholds), dict(policy.fallbacks), policy.default_threshold, policy.default_fallback]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str | None]:
     found = {"python": platform.python_version()}
     for name in PACKAGES:

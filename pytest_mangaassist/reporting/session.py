@@ -185,6 +185,7 @@ def report_inputs(settings, log, traffic=None) -> dict:
         inputs["baseline model hash"] = _model_hash(settings.baseline)
     if traffic is not None:
         inputs["traffic"], inputs["traffic hash"] = str(traffic.source), traffic.content_hash
+    inputs.update(_more_input_hashes(settings))
     used = runtimes_used(log)
     if "onnx" in used:
         inputs["ONNX model"] = (str(settings.onnx_path) if settings.onnx_path else
@@ -207,6 +208,20 @@ def run_tags(settings, log, inputs: dict) -> dict[str, str]:
     tags[TAG_PREFIX + "tier"] = ",".join(settings.tiers) if settings.tiers else "all"
     tags[TAG_PREFIX + "outcome"] = "failed" if any(t.failed for t in log.tests.values()) else "passed"
     return tags
+
+
+def _more_input_hashes(settings) -> dict:
+    """results.json records a content hash of every input it read (the models': of their weight files)."""
+    from .results import file_hash, policy_hash
+
+    return {"pretrained model hash": _model_hash(settings.pretrained),
+            "training set": settings.training_set and str(settings.training_set.source),
+            "training set hash": settings.training_set and file_hash(settings.training_set.source),
+            "routing policy": settings.routing_policy and settings.routing_policy.source,
+            "routing policy hash": policy_hash(settings.routing_policy),
+            "ONNX model hash": file_hash(settings.onnx_path),
+            "serving artifact hash": file_hash(settings.serving_artifact),
+            "snapshot file hash": file_hash(settings.snapshot_file)}
 
 
 def _failure_text(report) -> str:

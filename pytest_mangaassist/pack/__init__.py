@@ -1,0 +1,1 @@
+"""The gate pack: a test module shipped with the plugin, collected by --mangaassist-pack (docs/gates.md)."""
