@@ -1,5 +1,5 @@
 """Attention redistribution (the source analysis' BertViz question): how much attention a layer/head
-puts on a set of words (e.g. manga-domain words), in one model against another.
+puts on a set of words (e.g. the domain's own words), in one model against another.
 
 Mass of head h of layer l on a text = the mean, over query tokens, of the attention weight summed
 over the key tokens that belong to the set's words (tokens are matched to the user's words as in

@@ -44,7 +44,7 @@ PACK_LIMITS = (
     PackLimit("min_cka", 0.5, 0.0, 1.0, "debiased CKA of the top layer against --pretrained-path on the validation "
                                         "set"),
     PackLimit("min_probe_f1", 0.5, 0.0, 1.0, "top-layer probe macro-F1 on the validation set"),
-    PackLimit("min_selectivity", 0.05, -1.0, 1.0, "top-layer probe F1 minus its control task's"),
+    PackLimit("min_selectivity", 0.1, -1.0, 1.0, "top-layer probe F1 minus its control task's"),
     PackLimit("max_similarity", 0.9, 0.0, 1.0, "leakage: largest similarity of a golden message to --training-set"),
     PackLimit("max_flip_rate", 0.05, 0.0, 1.0, "traffic agreement: share of --traffic messages whose route changes "
                                                "against --baseline-path"),
