@@ -8,6 +8,7 @@ config/preflight.py.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
 INDUCTOR_HOME = pytest.StashKey[preflight.InductorHome]()
 TRAFFIC = pytest.StashKey["Traffic | None"]()
 PACK_LIMITS = pytest.StashKey[dict]()
-PACK_MODULE = Path(__file__).parent / "pack" / "test_pack.py"
+PACK_FOLDER = Path(__file__).parent / "pack"  # a folder, not its file: the ids read test_pack.py::test_accuracy
 
 
 def pytest_addoption(parser):
@@ -83,8 +84,18 @@ def _collect_pack(config) -> None:
     line, beside the named ones otherwise), so its tests have ordinary ids that -k and -m select."""
     if not hasattr(config, "workerinput") and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = []
-    if str(PACK_MODULE) not in config.args:
-        config.args.append(str(PACK_MODULE))
+    if str(PACK_FOLDER) not in config.args:
+        config.args.append(str(PACK_FOLDER))
+
+
+def pytest_collect_file(file_path, parent):
+    """The pack's module is collected whatever the suite's python_files patterns say."""
+    settings = parent.config.stash.get(SETTINGS, None)
+    if settings is None or not settings.pack or file_path.parent != PACK_FOLDER or file_path.name != "test_pack.py":
+        return None
+    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("python_files")):
+        return None  # pytest's python plugin collects it
+    return pytest.Module.from_parent(parent, path=file_path)
 
 
 def pytest_unconfigure(config):

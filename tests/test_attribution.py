@@ -179,7 +179,7 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
     assert failure.value >= 0.1 and (audit.share <= 0.5 or audit.effect < 0.1)
     message = str(failure)
     assert message.startswith("assert_no_lexical_shortcut: fall of p(promotion) when the family")
-    assert "> max_share 0.5, so the causal effect decides" in message
+    assert "> max_share 0.5, so this effect decides" in message
     for baseline in ("pad", "mask", "unk"):
         assert f"\n{baseline} " in message  # every baseline's share
     assert f"{TRIGGER}:+" in message  # the worst messages show each word's score

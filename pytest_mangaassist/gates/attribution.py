@@ -166,15 +166,16 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence
     # the verdict needs both figures: the share decides when it is within max_share; above it, the causal
     # effect decides (a share over the limit passes when removing the words barely moves the intent), and
     # the row shows that figure against min_effect, so the row never reads "0.5041 <= 0.5000 pass"
-    share = (f"share of {intent}'s positive attribution on {what} ({len(audit.before)} messages"
-             f"{'; largest over the IG baselines' if len(audit.shares) > 1 else ''}")
+    largest = "; largest over the IG baselines" if len(audit.shares) > 1 else ""
     if audit.share <= max_share:
-        metric, value, limit, comparison = (f"{share}; removing it lowers p({intent}) by {audit.effect:.3f}, "
-                                            f"min_effect {min_effect:g})", audit.share, max_share, "<=")
+        metric, value, limit, comparison = (
+            f"share of {intent}'s positive attribution on {what} ({len(audit.before)} messages{largest}; removing "
+            f"it lowers p({intent}) by {audit.effect:.3f}, min_effect {min_effect:g})", audit.share, max_share, "<=")
     else:
-        metric, value, limit, comparison = (f"fall of p({intent}) when {what} is removed ({share}: "
-                                            f"{audit.share:.4f} > max_share {max_share:g}, so the causal effect "
-                                            "decides)", audit.effect, min_effect, "<")
+        metric, value, limit, comparison = (
+            f"fall of p({intent}) when {what} is removed ({len(audit.before)} messages; its share of {intent}'s "
+            f"positive attribution {audit.share:.4f}{largest} > max_share {max_share:g}, so this effect decides)",
+            audit.effect, min_effect, "<")
     check(caller, metric, value, limit, comparison, family=Family.ATTRIBUTION, payload=_heatmap(audit),
           evidence=lambda: audit.baseline_table(max_share) + disagreement + "\n\nworst messages:\n" + audit.worst_table(),
           hint=f"the model routes to {intent} on these words rather than on the request: add training messages "

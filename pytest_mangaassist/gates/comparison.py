@@ -14,15 +14,14 @@ candidate gets wrong.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import replace
 
-from ..cache.analyses import evaluate
 from ..analysis.classification import Evaluation
 from ..analysis.comparison import PairedComparison, PairedSummary, compare
 from ..analysis.counterfactuals import RoutingPolicy
-from ..domain import routing_policy
 from ..analysis.intervals import CONFIDENCE, check_sample_size
+from ..cache.analyses import evaluate
+from ..domain import routing_policy
 from ..errors import MangaAssistInputError, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
@@ -74,8 +73,8 @@ def _selection(caller: str, model, comparison: PairedComparison, slice, intents)
     if slice is not None:
         if not isinstance(slice, str):
             raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                        f"got {slice!r} ({type(slice).__name__}).", "Pass the name of a slice of the golden set (its "
-                                        "'slice' field).")
+                                        f"got {slice!r} ({type(slice).__name__}).",
+                                        "Pass the name of a slice of the golden set (its 'slice' field).")
         comparison.golden.only_slice(slice)  # an unknown slice is an input error, not an empty pass
     intents = valid.intents(caller, model, intents)
     if intents is not None:
@@ -105,8 +104,8 @@ def _multiplicity(comparison: PairedComparison, slice, intents) -> str:
 def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     flips = comparison.negative_flip_rows(mask)
     rows = [(_clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
-    flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of {len(flips)} shown, "
-               "most confident first):\n"
+    flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of "
+               f"{len(flips)} shown, most confident first):\n"
                + format_table(("text", "intent", "baseline", "candidate", "confidence"), rows))
     return flipped + f"\n\npaired comparison per {by}:\n" + comparison.table(by)
 
