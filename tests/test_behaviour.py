@@ -90,7 +90,7 @@ def test_routing_applies_class_thresholds_and_the_fallback(clean_model):
         assert_routes(clean_model, texts[0], expected="promo")
     with pytest.raises(MangaAssistInputError, match="does not know"):
         route(clean_model, texts, RoutingPolicy(thresholds={"promo": 0.5}))
-    with pytest.raises(MangaAssistInputError, match="policy must be a RoutingPolicy"):
+    with pytest.raises(MangaAssistInputError, match="policy must be None or a RoutingPolicy"):
         assert_routes(clean_model, texts, expected="promotion", policy={"promotion": 0.75})
     promotion = MANGAASSIST_ROUTING.thresholds["promotion"]
     assert MANGAASSIST_ROUTING.route("promotion", promotion - 0.01) == COMMERCE_SUPPORT

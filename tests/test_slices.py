@@ -383,7 +383,7 @@ def test_the_leakage_gate_refuses_a_meaningless_threshold():
 
 def test_the_build_step_reports_the_leaks_of_both_golden_sets(tmp_path):
     jsonl((tmp_path / "data").mkdir() or tmp_path / "data" / "train.jsonl", TRAIN + [GOLDEN[2]])
-    jsonl(tmp_path / "data" / "golden.jsonl", GOLDEN)
+    jsonl(tmp_path / "data" / "golden.jsonl", GOLDEN[:3])
     lines = []
     check_leakage(tmp_path, None, lines.append)
     report = json.loads((tmp_path / "leakage.json").read_text())
