@@ -192,3 +192,11 @@ def test_the_limits_table_is_documented():
     gates_doc = (Path(__file__).resolve().parents[1] / "docs" / "gates.md").read_text(encoding="utf-8")
     assert table() in gates_doc, "docs/gates.md must hold config.pack.table() verbatim"
     assert len({limit.name for limit in PACK_LIMITS}) == len(PACK_LIMITS)
+
+
+def test_check_names_what_it_needs(capsys):
+    from pytest_mangaassist.cli.check import main
+
+    assert main([]) == 4 and main(["--golden-set=g.jsonl"]) == 4
+    err = capsys.readouterr().err
+    assert "name the checkpoint folder to check" in err and "python -m pytest_mangaassist check DIR" in err

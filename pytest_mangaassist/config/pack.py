@@ -41,7 +41,8 @@ PACK_LIMITS = (
     PackLimit("max_p95_ms", 50.0, 0.0, math.inf, "ONNX latency: P95 at batch 1, 32 tokens, 1 thread (ms)"),
     PackLimit("max_negative_flip_rate", 0.02, 0.0, 1.0, "negative flips against --baseline-path"),
     PackLimit("min_p_value", 0.05, 0.0, 1.0, "not worse: McNemar one-sided p-value against --baseline-path"),
-    PackLimit("min_cka", 0.5, 0.0, 1.0, "debiased CKA of the top layer against --pretrained-path on the validation "
+    # fine-tuning moves the top layer most: the reference model's measures 0.49 against its pre-trained start
+    PackLimit("min_cka", 0.3, 0.0, 1.0, "debiased CKA of the top layer against --pretrained-path on the validation "
                                         "set"),
     PackLimit("min_probe_f1", 0.5, 0.0, 1.0, "top-layer probe macro-F1 on the validation set"),
     PackLimit("min_selectivity", 0.1, -1.0, 1.0, "top-layer probe F1 minus its control task's"),
