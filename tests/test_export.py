@@ -404,3 +404,38 @@ def test_a_busy_machine_is_named_in_the_verdict_and_the_summary(pytester, small_
     assert "measured on a busy machine:" in out  # the passing gate's row in the summary
     assert "the machine was busy, but the calls' own CPU time is over the budget too" in out
     assert "machine BUSY:" in out and "of calls waited for a core" in out
+
+
+def test_the_exporter_logs_nothing_through_torchs_trace_logger(monkeypatch, tmp_path):
+    """A cold export's draft-export fallback emits one empty DEBUG record per traced event on torch.__trace
+    (741 on the reference model): silenced while exporting, the logger as it was afterwards."""
+    import logging
+
+    import torch
+
+    from pytest_mangaassist.loading.export import run_exporter
+
+    trace_log, seen = logging.getLogger("torch.__trace"), []
+
+    class Remember(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    class Program:
+        def save(self, path, external_data=False):
+            pass
+
+    def export(*args, **kwargs):
+        trace_log.debug("")
+        return Program()
+
+    handler = Remember()
+    trace_log.addHandler(handler)
+    monkeypatch.setattr(torch.onnx, "export", export)
+    try:
+        run_exporter(None, (), tmp_path / "m.onnx", [], None)
+        assert seen == [] and trace_log.disabled is False
+        trace_log.debug("")
+        assert len(seen) == 1  # outside the export, the logger is untouched
+    finally:
+        trace_log.removeHandler(handler)
