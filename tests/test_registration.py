@@ -39,7 +39,7 @@ def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
         "mangaassist_snapshot_file", "mangaassist_update_snapshot", "mangaassist_no_cache",
         "mangaassist_allow_missing", "mangaassist_traffic", "mangaassist_traffic_text_field",
         "mangaassist_engine", "mangaassist_ray_address", "mangaassist_routing_policy", "mangaassist_training_set",
-        "mangaassist_pack", "mangaassist_allow_duplicates",
+        "mangaassist_pack", "mangaassist_allow_duplicates", "mangaassist_mlflow", "mangaassist_markdown",
     ]
 
 
