@@ -113,4 +113,4 @@ def test_outside_suite_on_a_helpdesk_minilm(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert outcomes(result.stdout) == {"passed": 4}, out
-    assert "(bert, " in out and "Traceback" not in out
+    assert "Traceback" not in out
