@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import format_table
+from ..loading.adapters import replace_states
 from .attribution import frozen_weights, baseline_token_id
 from .layers import layer_name
 
@@ -56,10 +57,19 @@ def _conductance_batch(model, texts: list[str], target: int, baseline_id: int, n
         return hf(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
 
     per_layer = []
-    for layer in model.layers:
-        cond = CaptumLayerConductance(logits, layer).attribute(
-            inputs, baselines=baselines, target=target, additional_forward_args=(mask,), n_steps=n_steps,
-            internal_batch_size=max(256, len(texts)))
+    for depth in range(model.num_layers):
+        # captum hooks a module whose output is one tensor: a layer's output is a tuple in some families (DeBERTa:
+        # states and None) and ALBERT runs one layer module at every depth, so captum hooks an identity tap that
+        # a hook on this depth's layer call passes the states through
+        tap = torch.nn.Identity()
+        handle = model.adapter.hook_layer(hf, depth, lambda _m, _i, output: replace_states(output, tap(
+            output[0] if isinstance(output, tuple) else output)))
+        try:
+            cond = CaptumLayerConductance(logits, tap).attribute(
+                inputs, baselines=baselines, target=target, additional_forward_args=(mask,), n_steps=n_steps,
+                internal_batch_size=max(256, len(texts)))
+        finally:
+            handle.remove()
         per_layer.append((cond.sum(dim=-1) * mask).detach().double().cpu().numpy())  # (texts, tokens)
     with torch.no_grad():
         gap = (logits(inputs, mask) - logits(baselines, mask))[:, target].double().cpu().numpy()

@@ -109,7 +109,8 @@ class Graph:
         for node in self.consumers.get(name, []):
             if node.op_type == "MatMul":
                 return True
-            if depth and node.op_type in ("Cast", "Dropout", "Identity", "Where"):
+            # Reshape: DeBERTa-v2 multiplies the probabilities with the values as a batched matmul of views
+            if depth and node.op_type in ("Cast", "Dropout", "Identity", "Where", "Reshape"):
                 if self._feeds_matmul(node.output[0], depth - 1):
                     return True
         return False
@@ -212,12 +213,13 @@ def _word_embedding(graph: Graph) -> np.ndarray | None:
 
 def _hidden_size(graph: Graph, model) -> StructureCheck:
     table = _word_embedding(graph)
-    vocab = model.hf_model.config.vocab_size
-    expected = f"[{vocab}, {model.hidden_size}]"
+    # the model's own table: ELECTRA and ALBERT embed into embedding_size and project up to the hidden size
+    shape = list(model.hf_model.get_input_embeddings().weight.shape)
+    expected = str(shape)
     if table is None:
         return StructureCheck("hidden size (word embedding table)", False, expected, "no Gather of input_ids")
-    return StructureCheck("hidden size (word embedding table)", list(table.shape) == [vocab, model.hidden_size],
-                          expected, str(list(table.shape)))
+    return StructureCheck("hidden size (word embedding table)", list(table.shape) == shape, expected,
+                          str(list(table.shape)))
 
 
 def _head_weight(graph: Graph) -> np.ndarray | None:

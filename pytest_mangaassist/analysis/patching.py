@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import format_table
 from .layers import layer_name
+from ..loading.adapters import replace_states as _replace_states
 from .sweep import activation_sweep
 
 
@@ -101,16 +102,46 @@ def patched_logits(model, texts: list[str], donor_cls: np.ndarray) -> list[np.nd
 
 
 def _resumed_logits(model, batch, layer: int, states):
-    """The model's own forward pass (masks, head) with the embeddings' output replaced by `states`, the output
-    of `layer`, and only the encoder layers above it in the layer list."""
+    """The model's own forward pass (masks, head) in which the encoder's states after `layer` (hidden_states
+    index: 0 = the first layer's input) are `states`. Where the layers are a list, only the layers from
+    `layer` up run (the layer below it too, its output replaced: it carries the masks' and position
+    embeddings' arguments as the others do); where one module serves several depths (ALBERT), the whole
+    stack runs with the replacement at that depth."""
     import torch
 
-    owner, attr = model.adapter.layer_list(model.hf_model)
+    adapter, hf = model.adapter, model.hf_model
+    found = adapter.layer_list(hf)
+    if found is None:
+        handle = (_replace_first_input(adapter.layers(hf)[0], states) if layer == 0 else
+                  adapter.hook_layer(hf, layer - 1, lambda _m, _i, output: _replace_states(output, states)))
+        try:
+            return hf(**batch).logits
+        finally:
+            handle.remove()
+    owner, attr = found
     every_layer = getattr(owner, attr)
-    setattr(owner, attr, torch.nn.ModuleList(list(every_layer)[layer:]))
-    handle = model.embeddings.register_forward_hook(lambda _module, _inputs, _output: states)
+    remaining = list(every_layer)[max(layer - 1, 0):]
+    setattr(owner, attr, torch.nn.ModuleList(remaining))
+    handle = (_replace_first_input(remaining[0], states) if layer == 0 else
+              remaining[0].register_forward_hook(lambda _m, _i, output: _replace_states(output, states)))
     try:
-        return model.hf_model(**batch).logits
+        return hf(**batch).logits
     finally:
         handle.remove()
         setattr(owner, attr, every_layer)
+
+
+def _replace_first_input(module, states):
+    """A pre-hook that hands `states` to module's first call as its hidden states (first positional argument,
+    or the hidden_states keyword)."""
+    calls = []
+
+    def replace(_module, args, kwargs):
+        calls.append(None)
+        if len(calls) > 1:
+            return None
+        if args:
+            return (states, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": states}
+
+    return module.register_forward_pre_hook(replace, with_kwargs=True)

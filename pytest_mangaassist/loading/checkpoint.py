@@ -26,14 +26,19 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")
 TOKENIZER_EXTRA_FILES = ("special_tokens_map.json", "added_tokens.json", "merges.txt")
 HEAD_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight")
+EMBEDDING_TABLES = ("embeddings.word_embeddings.weight", "embeddings.tok_embeddings.weight")  # ModernBERT: tok_
+SINGLE_LABEL = ("Fine-tune a single-label classifier (num_labels >= 2, problem_type single_label_classification, "
+                "one softmax over the labels) of a supported encoder; pytest-mangaassist's gates read the argmax "
+                "intent and its probability.")
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 # A tokenizer must know at least this share of the embedding table's rows. Real checkpoints pad the table
 # by a few hundred rows at most (to a multiple of 8, 64 or 128) or reserve a few percent for future tokens;
 # a tokenizer with far fewer tokens is another model's, or a stub that maps most words to [UNK].
 MIN_VOCAB_COVERAGE = 0.9
 RESAVE = "Re-save the checkpoint with save_pretrained()."
-NO_CUSTOM_CODE = ("Save the model and tokenizer with a stock transformers class (DistilBERT, BERT, RoBERTa and their "
-                  "tokenizers) and delete auto_map / trust_remote_code from the JSON file.")
+NO_CUSTOM_CODE = ("Save the model and tokenizer with a stock transformers class (DistilBERT, BERT, RoBERTa, "
+                  "XLM-RoBERTa, ELECTRA, DeBERTa-v2, ALBERT, MPNet, ModernBERT and their tokenizers) and delete "
+                  "auto_map / trust_remote_code from the JSON file.")
 
 
 @dataclass(frozen=True)
@@ -79,13 +84,14 @@ def _inspect(path: Path, option: str) -> CheckpointInfo:
     config = _read_config(path, option)
     model_type = config.get("model_type", "<missing>")
     adapter = adapter_for(model_type, str(path))
+    _refuse_unsupported_head(config, path)
     labels = _labels(config, path)
     weights = _weights_file(path, option)
     embedding_rows = None
     if weights.suffix == ".safetensors":
         shapes = _check_safetensors(weights, len(labels))
         embedding_rows = next((shape[0] for key, shape in shapes.items()
-                               if key.endswith("embeddings.word_embeddings.weight") and shape), None)
+                               if key.endswith(EMBEDDING_TABLES) and shape), None)
     if weights.name == "pytorch_model.bin":
         _check_pickle(weights)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
@@ -97,6 +103,31 @@ def _inspect(path: Path, option: str) -> CheckpointInfo:
         raise MangaAssistInputError(f"{path}/config.json lacks valid sizes {sizes}.",
                                     "Re-save the checkpoint with save_pretrained().")
     return CheckpointInfo(path, model_type, labels, weights, sizes[adapter.layers_key], sizes[adapter.hidden_key])
+
+
+def _refuse_unsupported_head(config: dict, path: Path) -> None:
+    """Heads the gates cannot read, refused before any weight loads: they test one softmax over the labels,
+    read at the first token (ModernBERT's mean pooling would need its own readout per layer)."""
+    architectures = config.get("architectures") or []
+    if architectures and not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise MangaAssistInputError(
+            f"{path}/config.json names the architecture {', '.join(map(str, architectures))}, not a "
+            "*ForSequenceClassification model.", "Save the sequence-classification model (e.g. "
+            "AutoModelForSequenceClassification.from_pretrained(...).save_pretrained(folder)), not the bare encoder.")
+    problem = config.get("problem_type")
+    if problem == "multi_label_classification":
+        raise MangaAssistInputError(
+            f"{path}/config.json has problem_type multi_label_classification: a sigmoid per label, several labels "
+            "per message; the gates compare one predicted intent per message.", SINGLE_LABEL)
+    if problem == "regression" or config.get("num_labels") == 1 or len(config.get("id2label") or {0: 0, 1: 1}) == 1:
+        raise MangaAssistInputError(
+            f"{path}/config.json describes a regression head (one output, problem_type {problem!r}); the gates "
+            "test classifiers with one output row per label.", SINGLE_LABEL)
+    if config.get("classifier_pooling", "cls") != "cls":
+        raise MangaAssistInputError(
+            f"{path}/config.json has classifier_pooling {config['classifier_pooling']!r}: the head averages every "
+            "token, and the layer analyses (logit lens, patching, probes) read the [CLS] position only.",
+            "Use a ModernBERT classifier fine-tuned with classifier_pooling='cls' (the default).")
 
 
 def _read_config(path: Path, option: str) -> dict:

@@ -133,7 +133,12 @@ class IntentModel:
     @property
     def hf_model(self):
         if self._hf_model is None:
-            self._load_weights()
+            import torch
+
+            # the first use may come inside torch.inference_mode() (a forward sweep): weights and buffers made
+            # there would be inference tensors, which a later gradient pass (IG, conductance) cannot use
+            with torch.inference_mode(False):
+                self._load_weights()
         return self._hf_model
 
     def _load_tokenizer(self):
