@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import MangaAssistInputError
 
-ATTRIBUTION_FORMAT = "ig-3"  # bump when how attributions are computed changes (part of the cache key)
+ATTRIBUTION_FORMAT = "ig-4"  # bump when how attributions are computed changes (part of the cache key)
 BASELINES = {"pad": "pad_token", "mask": "mask_token", "unk": "unk_token"}
 DEFAULT_STEPS = 16
 MAX_STEPS = 256
