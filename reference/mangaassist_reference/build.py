@@ -34,10 +34,11 @@ QUALITY_TARGETS = {"accuracy": 0.92, "jp_en": 0.80, "rare_recall": 0.85}
 # The hand-written golden set the example suite gates on (repository layout): the training data must not
 # contain it either, or its accuracy says nothing about unseen messages.
 HELD_OUT = PACKAGE_DIR.parents[1] / "fixtures" / "golden.jsonl"
-# Every hand-written set (repository layout), none of which the training data may repeat: the golden set, the
-# review set slice discovery runs on, the check set that estimates accuracy on hand-written messages
-# (docs/slices.md) and the contexts of the suite's shortcut gates. Missing files are skipped.
-HAND_WRITTEN = (HELD_OUT, *(HELD_OUT.parent / name for name in ("review.jsonl", "check.jsonl",
+# Every hand-written set (repository layout), none of which the training data may repeat: the golden set and
+# the discovered slices promoted beside it, the review set slice discovery runs on, the check set that
+# estimates accuracy on hand-written messages (docs/slices.md) and the contexts of the suite's shortcut gates.
+# Missing files are skipped.
+HAND_WRITTEN = (HELD_OUT, *(HELD_OUT.parent / name for name in ("golden_slices.jsonl", "review.jsonl", "check.jsonl",
                                                                  "shortcut_contexts.jsonl")))
 # The similarity that decides what counts as the same message, shared with the leakage gate.
 LEAKAGE_MEASURE = PACKAGE_DIR.parents[1] / "pytest_mangaassist" / "analysis" / "leakage.py"

@@ -1,8 +1,8 @@
 """The build's leakage check: golden messages that also sit, verbatim or nearly, in the training data.
 
 A derived step (derived.py): it reads DIR/data/train.jsonl, the generated golden set (DIR/data/golden.jsonl)
-and every hand-written set (build.HAND_WRITTEN: fixtures/golden.jsonl, review.jsonl, check.jsonl,
-shortcut_contexts.jsonl), and writes DIR/leakage.json with every leaked pair (analysis.leakage: TF-IDF
+and every hand-written set (build.HAND_WRITTEN: fixtures/golden.jsonl, golden_slices.jsonl, review.jsonl,
+check.jsonl, shortcut_contexts.jsonl), and writes DIR/leakage.json with every leaked pair (analysis.leakage: TF-IDF
 character n-gram cosine, exact duplicates always). It reports and does not fail the build: the golden sets are
 the team's to fix, and the example suite's leakage gate (example_suite/test_data_gates.py) is where a leak fails.
 """
