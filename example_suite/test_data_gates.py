@@ -1,9 +1,11 @@
 """Gates on the data and its slices (docs/slices.md).
 
 Monthly: no golden message may sit, verbatim or nearly, in the training data (assert_no_leakage; TF-IDF
-character 3-5-gram cosine above 0.9, or identical). The training data is the build's, next to the
-validation set (DIR/data/train.jsonl); the reference build leaves out of it every generated message that
-repeats a message of either golden set (docs/reference-model.md), so this gate passes on it.
+character 3-5-gram cosine above 0.9, or identical), nor any message of the hand-written sets next to it: the
+slices promoted beside it (golden_slices.jsonl), the review set slice discovery runs on and the check set that
+estimates accuracy on unseen messages (docs/slices.md). The training data is the build's, next to the validation set (DIR/data/train.jsonl); the
+reference build leaves out of it every generated message that repeats a message of the generated golden set or
+of a hand-written set (docs/reference-model.md), so these gates pass on it.
 
 Quarterly: slice discovery on the validation set (the model's own [CLS] clusters of its errors, plus
 romanized Japanese, trigger words of other intents, product titles, length buckets and slice tags). A slice
@@ -32,6 +34,13 @@ def training_data(validation_set):
 @pytest.mark.gate("monthly")
 def test_golden_set_is_not_in_the_training_data(golden_set, validation_set):
     assert_no_leakage(golden_set, training_data(validation_set), max_similarity=0.9)
+
+
+@pytest.mark.gate("monthly")
+@pytest.mark.parametrize("name", ["golden_slices", "review", "check"])
+def test_hand_written_sets_are_not_in_the_training_data(golden_set, validation_set, name):
+    hand_written = load_golden_set(Path(golden_set.source).parent / f"{name}.jsonl")
+    assert_no_leakage(hand_written, training_data(validation_set), max_similarity=0.9)
 
 
 @pytest.mark.gate("quarterly")

@@ -34,6 +34,12 @@ QUALITY_TARGETS = {"accuracy": 0.92, "jp_en": 0.80, "rare_recall": 0.85}
 # The hand-written golden set the example suite gates on (repository layout): the training data must not
 # contain it either, or its accuracy says nothing about unseen messages.
 HELD_OUT = PACKAGE_DIR.parents[1] / "fixtures" / "golden.jsonl"
+# Every hand-written set (repository layout), none of which the training data may repeat: the golden set and
+# the discovered slices promoted beside it, the review set slice discovery runs on, the check set that
+# estimates accuracy on hand-written messages (docs/slices.md) and the contexts of the suite's shortcut gates.
+# Missing files are skipped.
+HAND_WRITTEN = (HELD_OUT, *(HELD_OUT.parent / name for name in ("golden_slices.jsonl", "review.jsonl", "check.jsonl",
+                                                                 "shortcut_contexts.jsonl")))
 # The similarity that decides what counts as the same message, shared with the leakage gate.
 LEAKAGE_MEASURE = PACKAGE_DIR.parents[1] / "pytest_mangaassist" / "analysis" / "leakage.py"
 
@@ -64,7 +70,7 @@ def fingerprint(spec: BuildSpec, extra: str = "", root: Path = PACKAGE_DIR) -> s
     digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode() + extra.encode())
     for name in BUILD_SOURCES:
         digest.update(name.encode() + b"\0" + (Path(root) / name).read_bytes())
-    for path in (HELD_OUT, LEAKAGE_MEASURE):
+    for path in (*HAND_WRITTEN, LEAKAGE_MEASURE):
         digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
     digest.update(f"{torch.__version__} {transformers.__version__}".encode())
     return digest.hexdigest()[:16]
@@ -134,10 +140,11 @@ def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False
 
 def without_golden_messages(train: list, golden: list) -> tuple[list, int]:
     """The training examples minus those that repeat, exactly or nearly (analysis.leakage), a message of the
-    generated golden set or of HELD_OUT; and how many were left out."""
+    generated golden set or of a HAND_WRITTEN set; and how many were left out."""
     from pytest_mangaassist.analysis.leakage import near_duplicates
 
-    held_out = [ex.text for ex in golden] + (load_golden_set(HELD_OUT).texts if HELD_OUT.is_file() else [])
+    held_out = [ex.text for ex in golden]
+    held_out += [text for path in HAND_WRITTEN if path.is_file() for text in load_golden_set(path).texts]
     leaked = {pair.query_index for pair in near_duplicates([ex.text for ex in train], held_out)}
     return [ex for i, ex in enumerate(train) if i not in leaked], len(leaked)
 

@@ -23,7 +23,9 @@ INTENT_SHARE = {
     "shipping": 0.10, "checkout_payment": 0.09, "chitchat": 0.07, "return_request": 0.045,
     "promotion": 0.045, "escalation": 0.04,
 }
-SLICE_SHARE = {None: 0.55, "manga_jargon": 0.12, "jp_en": 0.15, "adversarial": 0.12, "indirect": 0.45}
+# JP-EN and trigger words in the wrong intent weigh more than their share of plain traffic: `slices discover` on
+# the hand-written review set found them significantly weak (docs/slices.md, the loop on the reference model).
+SLICE_SHARE = {None: 0.55, "manga_jargon": 0.12, "jp_en": 0.22, "adversarial": 0.18, "indirect": 0.45}
 MULTI_INTENT_SHARE = 0.12
 HELD_OUT_SLOTS = ("title", "author")
 

@@ -1,10 +1,10 @@
 """The build's leakage check: golden messages that also sit, verbatim or nearly, in the training data.
 
-A derived step (derived.py): it reads DIR/data/train.jsonl and both golden sets, the generated one
-(DIR/data/golden.jsonl) and the hand-written one the example suite gates on (fixtures/golden.jsonl), and
-writes DIR/leakage.json with every leaked pair (analysis.leakage: TF-IDF character n-gram cosine, exact
-duplicates always). It reports and does not fail the build: the golden sets are the team's to fix, and the
-example suite's leakage gate (example_suite/test_data_gates.py) is where a leak fails.
+A derived step (derived.py): it reads DIR/data/train.jsonl, the generated golden set (DIR/data/golden.jsonl)
+and every hand-written set (build.HAND_WRITTEN: fixtures/golden.jsonl, golden_slices.jsonl, review.jsonl,
+check.jsonl, shortcut_contexts.jsonl), and writes DIR/leakage.json with every leaked pair (analysis.leakage: TF-IDF
+character n-gram cosine, exact duplicates always). It reports and does not fail the build: the golden sets are
+the team's to fix, and the example suite's leakage gate (example_suite/test_data_gates.py) is where a leak fails.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pytest_mangaassist.analysis.leakage import MAX_SIMILARITY, SIMILARITY, near_duplicates
 from pytest_mangaassist.loading.golden import load_golden_set
-from .build import HELD_OUT, BuildSpec
+from .build import HAND_WRITTEN, HELD_OUT, BuildSpec
 
 REPORT = "leakage.json"
 
@@ -37,8 +37,9 @@ def leakage_report(train: Path, golden_sets: dict[str, Path], max_similarity: fl
 def check_leakage(out: Path, spec: BuildSpec, log: Callable[[str], None]) -> None:
     """The derived step: DIR/leakage.json, and one log line per golden set."""
     golden_sets = {"generated": out / "data" / "golden.jsonl"}
-    if HELD_OUT.is_file():
-        golden_sets["fixtures"] = HELD_OUT
+    for path in HAND_WRITTEN:
+        if path.is_file():  # the golden set keeps its name of earlier reports: "fixtures"
+            golden_sets["fixtures" if path == HELD_OUT else path.stem] = path
     report = leakage_report(out / "data" / "train.jsonl", golden_sets)
     (out / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name, found in report["golden_sets"].items():
