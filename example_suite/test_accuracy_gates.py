@@ -14,8 +14,8 @@ from a run by scripts/figures.sh).
 
 import pytest
 
-from pytest_mangaassist import (RARE_INTENTS, assert_accuracy_above, assert_batch_invariant, assert_macro_f1_above,
-                                assert_recall_above, evaluate, rates_table)
+from pytest_mangaassist import (RARE_INTENTS, GateFailure, assert_accuracy_above, assert_batch_invariant,
+                                assert_macro_f1_above, assert_recall_above, evaluate, rates_table)
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain
 
@@ -48,9 +48,12 @@ def test_every_intent_is_recalled(intent_model, golden_set):
 
 @pytest.mark.parametrize("slice_name, floor, lower_floor", [
     # romanized Japanese mixed with English (20 messages): 18 right, the interval's lower end under 0.70
-    pytest.param("jp_en", 0.80, 0.70, marks=pytest.mark.xfail(strict=True, reason=(
+    # an expected failure must be the gate's own (raises=GateFailure, never a bug's exception), and no worse than
+    # known: the row under it caps it (3 wrong of 20 still clear a lower bound of 0.60, 4 do not)
+    pytest.param("jp_en", 0.80, 0.70, marks=pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
         "reference model: 2 of 20 wrong ('waribiki aru? for the One Piece set' -> product_discovery 0.858; 'kono "
         "Berserk deluxe wa nan peeji arimasu ka' -> product_discovery 0.407): 95% lower bound 0.683 < 0.70"))),
+    ("jp_en", 0.80, 0.60),
     ("manga_jargon", 0.85, 0.55),  # isekai, seinen, tankobon, omnibus... (11)
     ("adversarial", 0.85, 0.70),   # "sale" inside a return question, "help" outside escalation (19)
 ])

@@ -146,10 +146,10 @@ def test_attribution_does_not_depend_on_batch_composition(clean_model):
     assert measured == pytest.approx(direct)
     both = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", baselines=("pad", "mask"))
     assert both == pytest.approx(max(direct, attribution_batch_invariance(clean_model, texts, "promotion", "mask")))
-    if both > 0:  # a limit under the measured difference fails (float noise is never exactly zero here)
-        with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
-            assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
-                                               baselines=("pad", "mask"))
+    assert both > 0, "float noise is never exactly zero here: a limit under it must be testable"
+    with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
+        assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
+                                           baselines=("pad", "mask"))
     with pytest.raises(MangaAssistInputError, match="different lengths"):
         assert_attribution_batch_invariant(clean_model, ["hi", "hi"], intent="promotion")
     with pytest.raises(MangaAssistInputError, match="at least 2"):
@@ -175,7 +175,8 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
         assert_no_lexical_shortcut(shortcut_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
                                    baselines=("pad", "mask", "unk"), max_steps=64)
     failure = info.value
-    assert failure.value > 0.5 > audit.share or audit.effect < 0.1
+    assert failure.value > 0.5  # the planted shortcut's share is over the limit ...
+    assert audit.share <= 0.5 or audit.effect < 0.1  # ... the clean model passed on its share or its effect
     message = str(failure)
     assert message.startswith("assert_no_lexical_shortcut: share of promotion's positive attribution on the family")
     for baseline in ("pad", "mask", "unk"):
@@ -215,13 +216,15 @@ def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
     coarse = layer_conductance(clean_model, texts, "promotion", n_steps=16)
     fine = layer_conductance(clean_model, texts, "promotion", n_steps=128)
 
-    def completeness_error(result):
-        return np.abs(result.totals - result.gaps[:, None]).max() / np.abs(result.gaps).max()
+    def completeness_error(result):  # per layer: the largest gap between its total and F(x) - F(x')
+        return np.abs(result.totals - result.gaps[:, None]).max(axis=0) / np.abs(result.gaps).max()
 
     # every encoder layer's output is a cut of the network: each sums to F(x) - F(x') in the limit of
-    # many steps (conductance converges to first order: 8-16% off at 128 steps on small models built here)
-    assert completeness_error(fine) < 0.25
-    assert completeness_error(fine) < completeness_error(coarse)
+    # many steps. Conductance converges to first order (8-16% off at 128 steps on the small models built
+    # here), so 8 times the steps must cut every layer's error about eightfold: at least fourfold here.
+    at_16, at_128 = completeness_error(coarse), completeness_error(fine)
+    assert at_16.shape == (clean_model.num_layers,)
+    assert np.all(at_128 < 0.25) and np.all(at_128 <= at_16 / 4), (at_16, at_128)
     result = layer_conductance(clean_model, texts, "promotion")
     assert result.shares.sum() == pytest.approx(1.0)
     top = clean_model.num_layers
