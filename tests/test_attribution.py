@@ -9,13 +9,13 @@ from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssist
                                 assert_attribution_batch_invariant, assert_layer_conductance_share,
                                 assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
                                 layer_conductance, lexical_shortcut_audit, load_golden_set)
-from pytest_mangaassist.analysis.attribution import (MAX_STEPS, MAX_WORD_ERROR, word_scores, attribution_batch_invariance,
+from pytest_mangaassist.analysis.attribution import (MAX_STEPS, MAX_WORD_ERROR, attribution_batch_invariance,
                                                      compute_attributions, encode_words, family_share, normalize_word)
 from pytest_mangaassist.analysis.layers import layer_name
 from pytest_mangaassist.analysis.trajectories import sense_separation
 from mangaassist_reference.shortcut import TRIGGER
 
-from attribution_helpers import NON_PROMOTION, captum_word_scores, shortcut_checkpoint, with_trigger
+from attribution_helpers import NON_PROMOTION, WordPieces, captum_word_scores, shortcut_checkpoint, with_trigger
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def hand_written_ig(model, text, intent, steps=200):
     """Riemann-midpoint IG on the embedding output, written without captum (the independent check)."""
     import torch
 
-    enc = encode_words(model.tokenizer, text, model.max_length)
+    enc = WordPieces(model.tokenizer, text, model.max_length)  # not the plugin's encode_words / word_scores
     ids = torch.tensor([enc.ids])
     special = torch.tensor([[w < 0 for w in enc.word_of_token]])
     base = torch.where(special, ids, torch.full_like(ids, model.tokenizer.pad_token_id))
@@ -46,12 +46,7 @@ def hand_written_ig(model, text, intent, steps=200):
         grads = torch.autograd.grad(logit, path)[0]
     finally:
         hook.remove()
-    tokens = ((x - x0)[0] * grads.mean(dim=0)).sum(dim=-1).detach().numpy()
-    words = np.zeros(len(enc.words))
-    for t, w in enumerate(enc.word_of_token):
-        if w >= 0:
-            words[w] += tokens[t]
-    return words
+    return enc.merge(((x - x0)[0] * grads.mean(dim=0)).sum(dim=-1).detach().numpy())
 
 
 WORD_SCORE_TOLERANCE = 0.02  # docs/attribution.md: audit vs captum at 2,048 steps, share of the largest score
@@ -251,7 +246,7 @@ def test_attention_shift_matches_a_direct_computation(clean_model, small_referen
     for model in (clean_model, pretrained):
         masses = []
         for text in texts:
-            enc = encode_words(model.tokenizer, text, model.max_length)
+            enc = WordPieces(model.tokenizer, text, model.max_length)
             keys = [i for i, w in enumerate(enc.word_of_token) if w >= 0 and enc.words[w].lower().strip(",") in words]
             att = model.forward([text], attentions=True).attentions[0]
             masses.append(att[:, :, :, keys].sum(axis=-1).mean(axis=-1))
@@ -278,7 +273,7 @@ def test_token_senses_separate_with_an_independent_cosine(clean_model):
     states = clean_model.forward(orders + series, hidden_states=True).hidden_states
     top = []
     for text, s in zip(orders + series, states):
-        enc = encode_words(clean_model.tokenizer, text, 32)
+        enc = WordPieces(clean_model.tokenizer, text, 32)
         word = [w.lower() for w in enc.words].index("return")
         top.append(s[-1][[t for t, w in enumerate(enc.word_of_token) if w == word]].mean(axis=0))
     top = np.array(top) / np.linalg.norm(top, axis=1, keepdims=True)

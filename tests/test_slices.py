@@ -159,9 +159,12 @@ def test_the_weak_slice_gate_fails_on_the_planted_title_and_passes_on_the_clean_
     out = failed.stdout.str()
     assert "assert_no_weak_slice: error rate of the worst of" in out and "'title-berserk'" in out
     assert "mentions the title 'Berserk'" in out and "required <= 0.8" in out and "chitchat" in out
-    # the clean model's pass is the gate's verdict alone: the run above already shows a verdict reaching pytest
-    _, valid_set, _ = planted_run
-    assert_no_weak_slice(IntentModel.load(small_model), valid_set, **WEAK_SLICE_LIMITS)
+    # on the clean model the gate passes, and not because 0.8 is loose: the slice it caught on the planted model
+    # is not significantly worse than the rest there (the run above already shows a verdict reaching pytest)
+    _, valid_set, planted_discovery = planted_run
+    clean = assert_no_weak_slice(IntentModel.load(small_model), valid_set, **WEAK_SLICE_LIMITS)
+    assert "title-berserk" in {c.name for c in planted_discovery.significant()}
+    assert "title-berserk" not in {c.name for c in clean.significant()}, clean.table(limit=5)
 
 
 def test_the_gate_refuses_both_limits_or_none(planted_run):
