@@ -10,7 +10,7 @@ import pytest
 
 from pytest_mangaassist import IntentModel, MangaAssistInputError, integrated_gradients, layer_conductance
 from pytest_mangaassist.analysis.patching import patched_logits
-from pytest_mangaassist.loading.export import compile_serving_artifact, export_onnx
+from pytest_mangaassist.loading.export import compile_serving_artifact
 
 from conftest import outcomes
 
@@ -92,13 +92,14 @@ def _state(model) -> dict:
 
 
 def test_exports_and_analyses_leave_the_model_and_the_libraries_as_they_found_them(small_model, tmp_path):
+    # the ONNX export (torch.onnx.export, dynamo) was checked the same way once (no change) and is left out: it
+    # costs 10 s of the CI's budget
     model = IntentModel.load(small_model)
     model.predict(["hi"])
     before = _state(model)
     steps = {
         "forward with every layer's outputs": lambda: model.forward(["where is my order"], cls_states=True,
                                                                      hidden_states=True, attentions=True),
-        "ONNX export": lambda: export_onnx(model, tmp_path / "model.onnx"),
         "serving compilation": lambda: compile_serving_artifact(model, tmp_path / "model.pt"),
         "integrated gradients": lambda: integrated_gradients(model, ["is this on sale"], "promotion", max_steps=16),
         "layer conductance": lambda: layer_conductance(model, ["is this on sale"], "promotion", n_steps=8),
