@@ -106,9 +106,12 @@ def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words
 
 
 ESCALATED_ELSEWHERE = {  # the reference model's known misroutes (source analysis: "person" / "humans" elsewhere)
-    "can I ship to a different person than the buyer": "escalation (0.72)",
-    "is the Pluto omnibus about humans or robots": "escalation",
+    "can I ship to a different person than the buyer": "escalation (0.67)",
+    "is the Pluto omnibus about humans or robots": "escalation (0.50)",
 }
+# escalation routes as in production (at any confidence); every other intent to one route: "not escalation"
+ESCALATION_OR_NOT = RoutingPolicy(thresholds={"escalation": 0.0}, default_threshold=float("inf"),
+                                  default_fallback="not_escalation")
 
 
 @pytest.mark.parametrize("example", [
@@ -116,9 +119,9 @@ ESCALATED_ELSEWHERE = {  # the reference model's known misroutes (source analysi
         f"reference model: routed to {ESCALATED_ELSEWHERE[ex.text]}"))] if ex.text in ESCALATED_ELSEWHERE else [])
     for ex in CONTEXTS if ex.intent != "escalation" and uses_escalation_words(ex.text)])
 def test_trigger_words_elsewhere_do_not_route_to_escalation(intent_model, example):
-    # one test per message: the known misroutes are the expected failures, and the cap is that every other
-    # message keeps its own route (a model that sends them all to escalation fails the run)
-    assert_routes(intent_model, example.text, expected=example.intent)
+    # one test per message: the known misroutes are the expected failures, and the cap is that no other message
+    # goes to escalation (a model that sends them all there fails the run)
+    assert_routes(intent_model, example.text, expected="not_escalation", policy=ESCALATION_OR_NOT)
 
 
 def test_return_has_two_senses_in_the_top_layers(intent_model, mangaassist_record):
