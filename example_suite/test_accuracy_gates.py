@@ -14,8 +14,8 @@ from a run by scripts/figures.sh).
 
 import pytest
 
-from pytest_mangaassist import (RARE_INTENTS, assert_accuracy_above, assert_batch_invariant, assert_macro_f1_above,
-                                assert_recall_above, evaluate, rates_table)
+from pytest_mangaassist import (RARE_INTENTS, GateFailure, assert_accuracy_above, assert_batch_invariant,
+                                assert_macro_f1_above, assert_recall_above, evaluate, rates_table)
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain
 

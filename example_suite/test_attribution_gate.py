@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from pytest_mangaassist import (assert_attention_shift, assert_no_lexical_shortcut, assert_prediction_invariant,
-                                assert_routes, assert_token_senses_separate, load_golden_set, route)
+from pytest_mangaassist import (GateFailure, RoutingPolicy, assert_attention_shift, assert_no_lexical_shortcut,
+                                assert_prediction_invariant, assert_routes, assert_token_senses_separate,
+                                load_golden_set)
 from pytest_mangaassist.analysis.counterfactuals import remove_words
-from pytest_mangaassist.domain import MANGAASSIST_ROUTING
+from pytest_mangaassist.domain import COMMERCE_SUPPORT
 from pytest_mangaassist.strategies import MODEL_SETTINGS, code_switched, indirect_frustration, trigger_insertions
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: attribution and counterfactuals
@@ -88,22 +89,39 @@ def test_no_single_word_dominates_escalation(intent_model, escalations, mangaass
 # product question "is the Monster perfect edition on sale the same as the one without the discount" is
 # routed to promotion (0.976) and only removing "sale"/"discount" makes it a product question; and the
 # fuzzer's "can you osusume a new isekai" flips recommendation to product discovery (0.50). strict: when
-# a retrain fixes them, the run says so and the marks must go.
-@pytest.mark.xfail(strict=True, reason="reference model: 'on sale ... without the discount' product question "
-                                       "is routed to promotion")
-def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words(intent_model, golden_set):
+# a retrain fixes them, the run says so and the marks must go. raises=GateFailure: only the gate's own failure
+# is the expected one (a bug's TypeError is a failure); and where a limit can say how bad the known failure
+# is, a passing twin of the test caps it, so a model that gets worse fails the run.
+@pytest.mark.parametrize("known_flips", [
+    pytest.param(0, marks=pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
+        "reference model: 'on sale ... without the discount' product question is routed to promotion"))),
+    1,  # the cap: that one edit, and no other
+])
+def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words(intent_model, golden_set,
+                                                                                 known_flips):
     adversarial = golden_set.only_slice("adversarial")
     pairs = [(t, remove_words(t, PROMOTION_WORDS + ["help"])) for t in adversarial.texts]
-    assert_prediction_invariant(intent_model, [(a, b) for a, b in pairs if a != b])
+    edits = [(a, b) for a, b in pairs if a != b]
+    assert_prediction_invariant(intent_model, edits, max_flip_rate=known_flips / len(edits))
 
 
-@pytest.mark.xfail(strict=True, reason="reference model: 'can I ship to a different person than the buyer' -> "
-                                       "escalation (0.72), 'is the Pluto omnibus about humans or robots' -> escalation")
-def test_trigger_words_elsewhere_do_not_route_to_escalation(intent_model):
-    elsewhere = [ex.text for ex in CONTEXTS if ex.intent != "escalation" and uses_escalation_words(ex.text)]
-    escalated = [r for r in route(intent_model, elsewhere, MANGAASSIST_ROUTING) if r.route == "escalation"]
-    assert not escalated, "routed to escalation on human/agent/person alone:\n" + "\n".join(
-        f"  {r.confidence:.3f}  {r.text}" for r in escalated)
+ESCALATED_ELSEWHERE = {  # the reference model's known misroutes (source analysis: "person" / "humans" elsewhere)
+    "can I ship to a different person than the buyer": "escalation (0.67)",
+    "is the Pluto omnibus about humans or robots": "escalation (0.50)",
+}
+# escalation routes as in production (at any confidence); every other intent to one route: "not escalation"
+ESCALATION_OR_NOT = RoutingPolicy(thresholds={"escalation": 0.0}, default_threshold=float("inf"),
+                                  default_fallback="not_escalation")
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param(ex, id=ex.text, marks=[pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
+        f"reference model: routed to {ESCALATED_ELSEWHERE[ex.text]}"))] if ex.text in ESCALATED_ELSEWHERE else [])
+    for ex in CONTEXTS if ex.intent != "escalation" and uses_escalation_words(ex.text)])
+def test_trigger_words_elsewhere_do_not_route_to_escalation(intent_model, example):
+    # one test per message: the known misroutes are the expected failures, and the cap is that no other message
+    # goes to escalation (a model that sends them all there fails the run)
+    assert_routes(intent_model, example.text, expected="not_escalation", policy=ESCALATION_OR_NOT)
 
 
 def test_return_has_two_senses_in_the_top_layers(intent_model, mangaassist_record):
@@ -124,11 +142,20 @@ def test_fine_tuning_moved_attention_onto_manga_words(intent_model, pretrained_m
 
 @pytest.mark.parametrize("text", [
     "any deals on the One Piece box set this week?",
-    pytest.param("is there a discount code for first orders?", marks=pytest.mark.xfail(strict=True, reason=(
-        "reference model: promotion at 0.653, under the policy's 0.75 threshold: routed to commerce_support"))),
+    pytest.param("is there a discount code for first orders?", marks=pytest.mark.xfail(
+        strict=True, raises=GateFailure,
+        reason="reference model: promotion at 0.653, under the policy's 0.75 threshold: routed to commerce_support")),
 ])
 def test_clear_promotions_auto_route(intent_model, text):
     assert_routes(intent_model, text, expected="promotion")
+
+
+def test_the_known_weak_promotion_is_still_a_promotion(intent_model):
+    # the cap of the xfail above: its top intent stays promotion, at 0.6 or more (0.653 today)
+    at_most_this_weak = RoutingPolicy(thresholds={"promotion": 0.6}, fallbacks={"promotion": COMMERCE_SUPPORT},
+                                      default_fallback=COMMERCE_SUPPORT)
+    assert_routes(intent_model, "is there a discount code for first orders?", expected="promotion",
+                  policy=at_most_this_weak)
 
 
 def test_sale_inside_a_return_or_checkout_is_not_routed_to_promotion(intent_model, golden_set):
@@ -149,7 +176,8 @@ def test_fuzz_sale_words_do_not_flip_returns_and_checkout(intent_model, pair):
     assert_prediction_invariant(intent_model, [pair])
 
 
-@pytest.mark.xfail(strict=True, reason="reference model: 'can you osusume a new isekai' becomes product_discovery")
+@pytest.mark.xfail(strict=True, raises=GateFailure,
+                   reason="reference model: 'can you osusume a new isekai' becomes product_discovery")
 @MODEL_SETTINGS
 @given(pair=code_switched(["do you have volume 3 of Frieren, please", "where is my order, thank you",
                            "can you recommend a new isekai", "how much is this box set"]))
@@ -157,8 +185,9 @@ def test_fuzz_code_switching_keeps_the_intent(intent_model, pair):
     assert_prediction_invariant(intent_model, [pair])
 
 
-@pytest.mark.xfail(strict=True, reason="reference model: 'Can someone real look at this. I've been waiting for "
-                                       "days' routes to order_status (0.725), not escalation")
+@pytest.mark.xfail(strict=True, raises=GateFailure, reason="reference model: 'Can someone real look at this. I've "
+                                                            "been waiting for days' routes to order_status (0.725), "
+                                                            "not escalation")
 @MODEL_SETTINGS
 @given(text=indirect_frustration())
 def test_fuzz_indirect_frustration_routes_to_escalation(intent_model, text):

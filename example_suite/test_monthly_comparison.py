@@ -18,8 +18,13 @@ pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate a
 
 def test_paired_comparison_tables(intent_model, baseline_model, golden_set, mangaassist_record):
     comparison = paired_comparison(intent_model, golden_set, against=baseline_model)
-    mangaassist_record("candidate vs production per slice (golden set)", comparison.table("slice"))
-    mangaassist_record("candidate vs production per intent (golden set)", comparison.table("intent"))
+    by_slice, by_intent = comparison.table("slice"), comparison.table("intent")
+    mangaassist_record("candidate vs production per slice (golden set)", by_slice)
+    mangaassist_record("candidate vs production per intent (golden set)", by_intent)
+    # the tables compare the two models on every golden message: every slice and every intent has its row
+    assert len(comparison.golden) == len(golden_set)
+    assert all(ex.slice in by_slice for ex in golden_set if ex.slice)
+    assert all(ex.intent in by_intent for ex in golden_set)
 
 
 def test_no_negative_flips_on_rare_intents(intent_model, baseline_model, golden_set):

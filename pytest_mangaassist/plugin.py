@@ -176,13 +176,20 @@ def _progress_writer(config):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Bad input met inside a test (a model that fails to load on first use, an unknown slice, an input
-    that was not given) is reported as its message and fix, not as a traceback through the plugin."""
+    that was not given) is reported as its message and fix, not as a traceback through the plugin. An xfail
+    of a gate test expects the gate to fail: any other exception is reported as the failure it is."""
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, MangaAssistInputError):
         report.longrepr = f"pytest-mangaassist: {call.excinfo.value}"
         if hasattr(report, "wasxfail"):  # bad input is not the failure an xfail mark expects: never green
             del report.wasxfail
             report.outcome = "failed"
+    elif hasattr(report, "wasxfail") and call.excinfo is not None:
+        refused = preflight.unexpected_xfail(item, call.excinfo.value)
+        if refused is not None:
+            del report.wasxfail
+            report.outcome = "failed"
+            report.sections.append(("pytest-mangaassist", refused))
     if call.when == "setup":
         needed = preflight.needed_inputs(getattr(item, "fixturenames", ()))
         if needed:

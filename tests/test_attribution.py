@@ -9,13 +9,13 @@ from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssist
                                 assert_attribution_batch_invariant, assert_layer_conductance_share,
                                 assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
                                 layer_conductance, lexical_shortcut_audit, load_golden_set)
-from pytest_mangaassist.analysis.attribution import (MAX_STEPS, MAX_WORD_ERROR, word_scores, attribution_batch_invariance,
+from pytest_mangaassist.analysis.attribution import (MAX_STEPS, MAX_WORD_ERROR, attribution_batch_invariance,
                                                      compute_attributions, encode_words, family_share, normalize_word)
 from pytest_mangaassist.analysis.layers import layer_name
 from pytest_mangaassist.analysis.trajectories import sense_separation
 from mangaassist_reference.shortcut import TRIGGER
 
-from attribution_helpers import NON_PROMOTION, captum_word_scores, shortcut_checkpoint, with_trigger
+from attribution_helpers import NON_PROMOTION, WordPieces, captum_word_scores, shortcut_checkpoint, with_trigger
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def hand_written_ig(model, text, intent, steps=200):
     """Riemann-midpoint IG on the embedding output, written without captum (the independent check)."""
     import torch
 
-    enc = encode_words(model.tokenizer, text, model.max_length)
+    enc = WordPieces(model.tokenizer, text, model.max_length)  # not the plugin's encode_words / word_scores
     ids = torch.tensor([enc.ids])
     special = torch.tensor([[w < 0 for w in enc.word_of_token]])
     base = torch.where(special, ids, torch.full_like(ids, model.tokenizer.pad_token_id))
@@ -46,12 +46,7 @@ def hand_written_ig(model, text, intent, steps=200):
         grads = torch.autograd.grad(logit, path)[0]
     finally:
         hook.remove()
-    tokens = ((x - x0)[0] * grads.mean(dim=0)).sum(dim=-1).detach().numpy()
-    words = np.zeros(len(enc.words))
-    for t, w in enumerate(enc.word_of_token):
-        if w >= 0:
-            words[w] += tokens[t]
-    return words
+    return enc.merge(((x - x0)[0] * grads.mean(dim=0)).sum(dim=-1).detach().numpy())
 
 
 WORD_SCORE_TOLERANCE = 0.02  # docs/attribution.md: audit vs captum at 2,048 steps, share of the largest score
@@ -146,10 +141,10 @@ def test_attribution_does_not_depend_on_batch_composition(clean_model):
     assert measured == pytest.approx(direct)
     both = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", baselines=("pad", "mask"))
     assert both == pytest.approx(max(direct, attribution_batch_invariance(clean_model, texts, "promotion", "mask")))
-    if both > 0:  # a limit under the measured difference fails (float noise is never exactly zero here)
-        with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
-            assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
-                                               baselines=("pad", "mask"))
+    assert both > 0, "float noise is never exactly zero here: a limit under it must be testable"
+    with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
+        assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
+                                           baselines=("pad", "mask"))
     with pytest.raises(MangaAssistInputError, match="different lengths"):
         assert_attribution_batch_invariant(clean_model, ["hi", "hi"], intent="promotion")
     with pytest.raises(MangaAssistInputError, match="at least 2"):
@@ -217,13 +212,15 @@ def test_layer_conductance_is_complete_at_every_layer_and_gated(clean_model):
     coarse = layer_conductance(clean_model, texts, "promotion", n_steps=16)
     fine = layer_conductance(clean_model, texts, "promotion", n_steps=128)
 
-    def completeness_error(result):
-        return np.abs(result.totals - result.gaps[:, None]).max() / np.abs(result.gaps).max()
+    def completeness_error(result):  # per layer: the largest gap between its total and F(x) - F(x')
+        return np.abs(result.totals - result.gaps[:, None]).max(axis=0) / np.abs(result.gaps).max()
 
     # every encoder layer's output is a cut of the network: each sums to F(x) - F(x') in the limit of
-    # many steps (conductance converges to first order: 8-16% off at 128 steps on small models built here)
-    assert completeness_error(fine) < 0.25
-    assert completeness_error(fine) < completeness_error(coarse)
+    # many steps. Conductance converges to first order (4-11% off at 128 steps on the small model built here),
+    # so 8 times the steps must cut every layer's error several fold (measured 3.6x and 5.8x): at least 3x.
+    at_16, at_128 = completeness_error(coarse), completeness_error(fine)
+    assert at_16.shape == (clean_model.num_layers,)
+    assert np.all(at_128 < 0.25) and np.all(at_128 <= at_16 / 3), (at_16, at_128)
     result = layer_conductance(clean_model, texts, "promotion")
     assert result.shares.sum() == pytest.approx(1.0)
     top = clean_model.num_layers
@@ -250,7 +247,7 @@ def test_attention_shift_matches_a_direct_computation(clean_model, small_referen
     for model in (clean_model, pretrained):
         masses = []
         for text in texts:
-            enc = encode_words(model.tokenizer, text, model.max_length)
+            enc = WordPieces(model.tokenizer, text, model.max_length)
             keys = [i for i, w in enumerate(enc.word_of_token) if w >= 0 and enc.words[w].lower().strip(",") in words]
             att = model.forward([text], attentions=True).attentions[0]
             masses.append(att[:, :, :, keys].sum(axis=-1).mean(axis=-1))
@@ -277,7 +274,7 @@ def test_token_senses_separate_with_an_independent_cosine(clean_model):
     states = clean_model.forward(orders + series, hidden_states=True).hidden_states
     top = []
     for text, s in zip(orders + series, states):
-        enc = encode_words(clean_model.tokenizer, text, 32)
+        enc = WordPieces(clean_model.tokenizer, text, 32)
         word = [w.lower() for w in enc.words].index("return")
         top.append(s[-1][[t for t, w in enumerate(enc.word_of_token) if w == word]].mean(axis=0))
     top = np.array(top) / np.linalg.norm(top, axis=1, keepdims=True)

@@ -399,11 +399,18 @@ def test_the_pypi_placeholder_of_torch_neuronx_is_named_once(tmp_path, monkeypat
 def test_torch_neuronx_simply_absent_is_silent(monkeypatch):
     from pytest_mangaassist.loading import export
 
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
     monkeypatch.setattr(export, "_neuron_warned", False)
+    monkeypatch.setitem(sys.modules, "torch_neuronx", None)  # import torch_neuronx raises ImportError
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)  # and no distribution of that name
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        if export.torch_neuronx() is None:
-            assert not export._neuron_warned
+        assert export.torch_neuronx() is None
+    assert not export._neuron_warned
 
 
 # -- through pytest, as a user runs it -----------------------------------------------------------------

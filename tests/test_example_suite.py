@@ -4,9 +4,9 @@ re-initialised (must fail).
 
 The model is the full reference build, in artifacts/reference where scripts/gate.sh builds it (reused while
 its fingerprint is current, built under the test-model lock otherwise): the suite's strict xfails record
-that model's own mistakes, so only that model decides the suite's outcome. The expected outcome counts come from the
-suite itself: the run lists what it collected, every collected test must pass except those with a strict xfail
-mark, which must fail (an XPASS fails the run).
+that model's own mistakes, so only that model decides the suite's outcome. The run lists what it collected;
+every collected test must pass except the model's known failures (KNOWN_FAILURES, listed here, not read from the
+suite's marks), which must end as expected failures of their gates (an XPASS fails the run).
 """
 
 from __future__ import annotations
@@ -115,6 +115,28 @@ def collected(result) -> dict[str, list[str]]:
     return kinds
 
 
+# The reference model's known failures, written here, not read from the suite's marks: each must end as an
+# expected failure (xfailed: the gate failed, the only failure the plugin lets an xfail of a gate test count),
+# and no other test may. A retrain that fixes one (an XPASS) or fails another fails this test.
+KNOWN_FAILURES = {
+    "test_accuracy_gates.py::test_slice_accuracy[jp_en-0.8-0.7]",
+    "test_attribution_gate.py::test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words[0]",
+    "test_attribution_gate.py::test_trigger_words_elsewhere_do_not_route_to_escalation"
+    "[can I ship to a different person than the buyer]",
+    "test_attribution_gate.py::test_trigger_words_elsewhere_do_not_route_to_escalation"
+    "[is the Pluto omnibus about humans or robots]",
+    "test_attribution_gate.py::test_clear_promotions_auto_route[is there a discount code for first orders?]",
+    "test_attribution_gate.py::test_fuzz_code_switching_keeps_the_intent",
+    "test_attribution_gate.py::test_fuzz_indirect_frustration_routes_to_escalation",
+}
+
+
+def xfailed(result) -> set[str]:
+    """file::test of each test the run reported as XFAIL (-rx)."""
+    return {line.removeprefix("XFAIL ").split(" - ")[0].rsplit("/", 1)[-1] for line in result.stdout.lines
+            if line.startswith("XFAIL ")}
+
+
 LATENCY_TEST = "test_release_gate.py::test_p95_latency_on_onnx_runtime_at_batch_1"
 
 
@@ -133,15 +155,16 @@ def test_example_suite_passes_on_the_reference_model_and_prints_the_deep_dive_ta
                                                                                      traffic_shard, shared_cache):
     pytester.makepyfile(e2e_collect=COLLECT_PLUGIN)
     result = pytester.runpytest_subprocess(*suite_args(reference / "finetuned", reference, traffic_shard),
-                                           *shared_cache, "-p", "e2e_collect")
+                                           *shared_cache, "-p", "e2e_collect", "-rx")
     kinds = collected(result)
     assert kinds["run"] and kinds["strict-xfail"], kinds
+    assert {nodeid.rsplit("/", 1)[-1] for nodeid in kinds["strict-xfail"]} == KNOWN_FAILURES
     assert {Path(nodeid.split("::")[0]).name for nodeid in kinds["run"]} == {
         path.name for path in EXAMPLE_SUITE.glob("test_*.py")}, "every file of the suite runs"
     unmeasurable = latency_not_measurable(result)
     # every collected test has exactly one outcome: the counts add up to the listed tests, none left out
-    result.assert_outcomes(passed=len(kinds["run"]) - unmeasurable, failed=unmeasurable,
-                           xfailed=len(kinds["strict-xfail"]))
+    result.assert_outcomes(passed=len(kinds["run"]) - unmeasurable, failed=unmeasurable, xfailed=len(KNOWN_FAILURES))
+    assert xfailed(result) == KNOWN_FAILURES, result.stdout.str()
     out = result.stdout.str()
     assert "mangaassist figures" in out
     for title in ("CKA pre-trained vs fine-tuned", "probe macro-F1 per layer", "activation patching at [CLS]"):

@@ -3,6 +3,7 @@ module imports a sibling gate module, analyses import no cache and no pytest, an
 import the reference kit. Checked on the source with ast, so a lazy import inside a function counts."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,22 @@ def test_the_plugin_does_not_import_the_reference_kit():
     assert not offenders
 
 
-def test_the_checker_sees_a_violation(tmp_path):
-    """The ast walk resolves relative imports: a gate importing the reporting layer is caught."""
-    bad = PACKAGE / "gates" / "classification.py"
-    names = imports_of(bad)
-    assert "pytest_mangaassist.gates.records" in names  # resolved from `from .records import ...`
-    assert layer_of("pytest_mangaassist.reporting.reports") == "reporting"
-    assert ORDER.index("reporting") > ORDER.index("gates")
+def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
+    """Each check above run on a package that breaks it (relative imports resolved, a lazy import counted)."""
+    package = tmp_path / "pytest_mangaassist"
+    files = {"gates/classification.py": "from ..reporting import views\n",  # up the layers
+             "gates/slices.py": "from .classification import assert_accuracy_above\n",  # a sibling gate
+             "analysis/sweep.py": "def sweep():\n    from ..cache import store\n"}  # an impure analysis, lazily
+    for name, source in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(source)
+    monkeypatch.setitem(globals(), "PACKAGE", package)
+    checks = {"gates/classification.py": (test_imports_go_down_the_layers,
+                                          "pytest_mangaassist.gates.classification (gates) imports "
+                                          "pytest_mangaassist.reporting (reporting)"),
+              "gates/slices.py": (test_no_gate_module_imports_a_sibling_gate,
+                                  "gates/slices.py imports ['pytest_mangaassist.gates.classification']"),
+              "analysis/sweep.py": (test_analyses_are_pure, "analysis/sweep.py imports ['pytest_mangaassist.cache']")}
+    for name, (check, message) in checks.items():
+        with pytest.raises(AssertionError, match=re.escape(message)):
+            check(package / name)

@@ -385,14 +385,42 @@ def test_training_shows_that_it_is_alive(small_reference):
     assert len(lines) == recipe.epochs
 
 
+def near_copies(queries, corpus, min_ratio=0.9):
+    """(ratio, query, corpus message) for each pair whose lowercased words match by difflib's ratio >= min_ratio:
+    a second measure, independent of the TF-IDF near_duplicates the build filters with, so that the build's
+    filter is not checked with itself. Pairs sharing fewer than half their words are not compared (no ratio of
+    0.9 is possible between them)."""
+    import difflib
+    import re
+    from collections import defaultdict
+
+    def words(text):
+        return " ".join(re.findall(r"[^\W_]+", text.lower()))
+
+    corpus_words = [words(t) for t in corpus]
+    holding = defaultdict(set)
+    for j, text in enumerate(corpus_words):
+        for word in set(text.split()):
+            holding[word].add(j)
+    found = []
+    for query in queries:
+        mine = words(query)
+        shared = Counter(j for word in set(mine.split()) for j in holding[word])
+        for j, n in shared.items():
+            if 2 * n >= max(len(set(mine.split())), len(set(corpus_words[j].split()))):
+                ratio = difflib.SequenceMatcher(None, mine, corpus_words[j], autojunk=False).ratio()
+                if ratio >= min_ratio:
+                    found.append((ratio, query, corpus[j]))
+    return sorted(found, reverse=True)
+
+
 def test_no_training_message_repeats_a_golden_message(small_reference):
-    from pytest_mangaassist.analysis.leakage import near_duplicates
     from mangaassist_reference.build import HAND_WRITTEN
 
     train = load_golden_set(small_reference / "data" / "train.jsonl", allow_duplicates=True).texts
-    # every set the build holds out, together (the similarity's IDF weights depend on the texts it is fitted on)
+    # every set the build holds out, checked with a measure the build's filter does not use
     golden = load_golden_set(small_reference / "data" / "golden.jsonl").texts
     golden += [text for path in HAND_WRITTEN if path.is_file() for text in load_golden_set(path).texts]
-    assert not near_duplicates(train, golden)
+    assert not near_copies(golden, train)
     corpus = generate_corpus(SMALL.data_seed, SMALL.n_train, SMALL.n_valid, SMALL.golden_scale)
-    assert near_duplicates([ex.text for ex in corpus["train"]], golden), "the filter had something to remove"
+    assert near_copies(golden, [ex.text for ex in corpus["train"]]), "the filter had something to remove"

@@ -5,6 +5,7 @@ log (failures first, xfail marked as expected, nothing cut, nothing drawn twice,
 import html
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -183,6 +184,8 @@ def drawn_charts(page: str) -> int:
 def chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
+        if os.environ.get("CI") == "true":  # .ci/run fails when it cannot install chromium: never skipped on CI
+            pytest.fail("chromium is not installed on CI; .ci/run installs Debian's chromium package")
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
     return browser
 
@@ -252,9 +255,10 @@ def test_tiers_select_marked_tests_and_strict_markers_pass(pytester, small_refer
     pytester.makepyfile(test_gates=GATES)
     result = pytester.runpytest_subprocess(*model_args(small_reference), "--gate-tier=monthly,quarterly",
                                            "--strict-markers")
-    unmarked = 2  # test_latency_expected_to_fail (xfail) and test_not_a_gate
-    result.assert_outcomes(passed=GATES_MARKED["monthly"] + GATES_MARKED["quarterly"] + 1, xfailed=1)
-    assert f"{GATES_MARKED['release']} deselected" in result.stdout.str() and unmarked == 2
+    # every tier selection keeps the unmarked tests: test_not_a_gate (passes), test_latency_expected_to_fail (xfail)
+    unmarked = GATES.count("\ndef test_") - sum(GATES_MARKED.values())
+    result.assert_outcomes(passed=GATES_MARKED["monthly"] + GATES_MARKED["quarterly"] + unmarked - 1, xfailed=1,
+                           deselected=GATES_MARKED["release"])
     pytester.runpytest_subprocess("--markers").stdout.fnmatch_lines(["@pytest.mark.gate(*tiers)*"])
 
 
@@ -532,7 +536,11 @@ def test_xdist_gives_the_same_verdicts_and_shares_the_cache(pytester, gates_run,
     pytester.makepyfile(test_gates=GATES)
     shutil.copytree(gates_run.folder / ".pytest_cache", pytester.path / ".pytest_cache")
     parallel_dir = tmp_path / "parallel"
-    entries = sorted(p.name for p in (pytester.path / ".pytest_cache").rglob(f"*{ENTRY_SUFFIX}"))
+    def entries():  # name -> (inode, mtime): an entry written again (atomically: a new file) changes both
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+                for p in (pytester.path / ".pytest_cache").rglob(f"*{ENTRY_SUFFIX}")}
+
+    cached = entries()
     parallel = pytester.runpytest_subprocess(*model_args(small_reference), "-n", "2",
                                              f"--mangaassist-report={parallel_dir}")
     assert outcomes(gates_run.stdout) == GATES_OUTCOMES, gates_run.stdout
@@ -544,5 +552,5 @@ def test_xdist_gives_the_same_verdicts_and_shares_the_cache(pytester, gates_run,
         return sorted((t["nodeid"], g["gate"], g["verdict"]) for t, g in all_records(data))
 
     assert verdicts(parallel_dir) == verdicts(gates_run.report_dir) and verdicts(gates_run.report_dir)
-    assert entries  # the serial run cached its analyses ...
-    assert sorted(p.name for p in (pytester.path / ".pytest_cache").rglob(f"*{ENTRY_SUFFIX}")) == entries  # ... reused
+    assert cached  # the serial run cached its analyses ...
+    assert entries() == cached  # ... and the parallel run read them: none computed and written again

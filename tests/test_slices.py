@@ -159,9 +159,12 @@ def test_the_weak_slice_gate_fails_on_the_planted_title_and_passes_on_the_clean_
     out = failed.stdout.str()
     assert "assert_no_weak_slice: error rate of the worst of" in out and "'title-berserk'" in out
     assert "mentions the title 'Berserk'" in out and "required <= 0.8" in out and "chitchat" in out
-    # the clean model's pass is the gate's verdict alone: the run above already shows a verdict reaching pytest
-    _, valid_set, _ = planted_run
-    assert_no_weak_slice(IntentModel.load(small_model), valid_set, **WEAK_SLICE_LIMITS)
+    # on the clean model the gate passes, and not because 0.8 is loose: the slice it caught on the planted model
+    # is not significantly worse than the rest there (the run above already shows a verdict reaching pytest)
+    _, valid_set, planted_discovery = planted_run
+    clean = assert_no_weak_slice(IntentModel.load(small_model), valid_set, **WEAK_SLICE_LIMITS)
+    assert "title-berserk" in {c.name for c in planted_discovery.significant()}
+    assert "title-berserk" not in {c.name for c in clean.significant()}, clean.table(limit=5)
 
 
 def test_the_gate_refuses_both_limits_or_none(planted_run):
@@ -217,18 +220,27 @@ def test_discover_refuses_bad_input_with_the_fix(pytester, planted, case):
     assert problem in err and "fix: " in err and fix in err and "Traceback" not in err, err
 
 
-def test_an_unwritable_out_is_refused_before_the_model_runs(pytester, planted):
+def test_an_unwritable_out_is_refused_before_the_model_runs(pytester, planted, monkeypatch, capsys):
     folder = pytester.path / "locked"
     folder.mkdir()
     folder.chmod(0o500)
+    args = ["slices", "discover", "--model", planted / "no-such-model", "--data", planted / "data" / "valid.jsonl",
+            "--out", folder / "c.jsonl"]  # no model there: refused before it is loaded, or the error names the model
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        result = run_cli(pytester, "slices", "discover", "--model", planted / "no-such-model", "--data",
-                         planted / "data" / "valid.jsonl", "--out", folder / "c.jsonl")
+        if not os.access(folder, os.W_OK):
+            result = run_cli(pytester, *args)
+            ret, err = result.ret, result.stderr.str()
+        else:  # root (CI runs as root) writes anywhere: the check is shown the folder as any other user sees it
+            from pytest_mangaassist.cli.slices import main
+
+            access = os.access
+            monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and not (
+                Path(path) == folder and mode & os.W_OK))
+            ret, err = main([str(a) for a in args]), capsys.readouterr().err
     finally:
         folder.chmod(0o700)
-    assert result.ret == 2 and "cannot be written" in result.stderr.str()
+    assert ret == 2 and f"--out {folder / 'c.jsonl'} cannot be written (no write permission)" in err, err
+    assert "Traceback" not in err and "no-such-model" not in err
 
 
 # -- the add command: honest promotion into the golden set --------------------------------------------------------

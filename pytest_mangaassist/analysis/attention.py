@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MangaAssistInputError
+from ..loading.recording import record
 from .attribution import encode_words, normalize_word
 from .sweep import attention_sweep
 
@@ -65,7 +66,7 @@ def write_head_view(model, text: str, path) -> bool:
 
     encoded = model.encode([text])
     with torch.no_grad():
-        attentions = model.hf_model(**encoded, output_attentions=True).attentions
+        attentions = record(model, encoded, attentions=True).attentions
     tokens = model.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
     html = head_view(attentions, tokens, html_action="return")
     with open(path, "w", encoding="utf-8") as fh:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import format_table
+from ..loading.recording import record
 from .layers import layer_name
 from ..loading.adapters import replace_states as _replace_states
 from .sweep import activation_sweep
@@ -88,7 +89,7 @@ def patched_logits(model, texts: list[str], donor_cls: np.ndarray) -> list[np.nd
     batch = model.encode(texts)
     donors = torch.as_tensor(donor_cls, dtype=torch.float32, device=model.device)
     with torch.inference_mode():
-        unpatched = model.hf_model(**batch, output_hidden_states=True)
+        unpatched = record(model, batch, hidden_states=True)
         results = []
         for layer, states in enumerate(unpatched.hidden_states):
             replacement = donors[:, layer].to(states.dtype)

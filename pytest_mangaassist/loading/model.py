@@ -18,6 +18,7 @@ from .adapters import ArchitectureAdapter, adapter_for
 from .checkpoint import CheckpointInfo, inspect_checkpoint
 from ..errors import MangaAssistInputError
 from .progress import progress
+from .recording import record
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -229,7 +230,7 @@ class IntentModel:
             for start in range(0, len(texts), batch_size):
                 idx = order[start:start + batch_size]
                 batch = self.encode([texts[i] for i in idx])
-                out = self.hf_model(**batch, output_hidden_states=want_states, output_attentions=attentions)
+                out = record(self, batch, hidden_states=want_states, attentions=attentions)
                 logits[idx] = out.logits.float().cpu().numpy()
                 shown.tick(len(idx))
                 if cls_states:  # copy out position 0 only, not every token's state
