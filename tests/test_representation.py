@@ -140,12 +140,14 @@ def test_probe_reports_its_interval_and_selectivity_against_the_control_task(mod
         assert rate == pytest.approx(result.f1[layer]) and rate.low <= rate <= rate.high and rate.n == result.n_test
     assert result.selectivity == pytest.approx(np.subtract(result.f1, result.control_f1))
     assert result.control_f1[0] < 0.1  # one constant [CLS] vector memorises nothing
-    # measured on the small model: layer 1 F1 0.81 / control 0.70 (selectivity 0.11), layer 2 0.97 / 0.61 (0.36)
+    # measured on the small model: layer 1 F1 0.81-0.85 / control 0.58-0.70 (selectivity 0.11-0.27), layer 2
+    # 0.97 / 0.61 (0.36)
     assert result.selectivity[2] > result.selectivity[1]
     assert "control F1" in result.table() and "selectivity" in result.table()
     assert_probe_f1_above(model, valid, layer=2, min_f1=0.9, min_selectivity=0.25)
+    # a limit just above layer 1's selectivity (which depends on the weights the machine's BLAS trained)
     with pytest.raises(GateFailure, match=r"probe selectivity \(F1 0\.\d+ - control F1 0\.\d+\) at layer 1"):
-        assert_probe_f1_above(model, valid, layer=1, min_f1=0.5, min_selectivity=0.25)
+        assert_probe_f1_above(model, valid, layer=1, min_f1=0.5, min_selectivity=result.selectivity[1] + 0.02)
     with pytest.raises(GateFailure, match="95% lower bound of the probe macro-F1 at layer 2"):
         assert_probe_f1_above(model, valid, layer=2, min_f1=result.f1_rate(2).low + 0.005, bound="lower")
 
