@@ -12,14 +12,16 @@ embedding table, and a pickle weights file that torch.load(weights_only=True) wo
 from __future__ import annotations
 
 import io
+import os
 import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .adapters import adapter_for
+from .adapters import ArchitectureAdapter, adapter_for
 from ..errors import MangaAssistInputError
+from .files import not_a_file
 from .jsonfile import read_json
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -90,6 +92,7 @@ def _inspect(path: Path, option: str) -> CheckpointInfo:
     embedding_rows = None
     if weights.suffix == ".safetensors":
         shapes = _check_safetensors(weights, len(labels))
+        _check_config_fits_weights(config, adapter, shapes, weights)
         embedding_rows = next((shape[0] for key, shape in shapes.items()
                                if key.endswith(EMBEDDING_TABLES) and shape), None)
     if weights.name == "pytorch_model.bin":
@@ -277,8 +280,13 @@ def _labels(config: dict, path: Path) -> tuple[str, ...]:
 
 def _weights_file(path: Path, option: str) -> Path:
     for name in WEIGHT_FILES:
-        if (path / name).is_file():
-            return path / name
+        candidate = path / name
+        if os.path.lexists(candidate):  # present, as a file, a link (even a dangling one), a device or a FIFO
+            problem = not_a_file(candidate)
+            if problem:
+                raise MangaAssistInputError(f"The weights file {candidate} {problem}.",
+                                            "Replace it with the weights file itself, as save_pretrained() writes it.")
+            return candidate
     raise MangaAssistInputError(f"The checkpoint {path} has no weights file ({', '.join(WEIGHT_FILES)}).",
                                 f"Save the weights with save_pretrained(), or fix {option}.")
 
@@ -349,6 +357,7 @@ def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
     """Read the header only: the classification head must match id2label; returns every tensor's shape."""
     from safetensors import SafetensorError, safe_open
 
+    _check_header_size(weights)
     try:
         with safe_open(str(weights), framework="numpy") as handle:
             shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
@@ -367,3 +376,73 @@ def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
             "Make id2label list exactly one intent per classifier row, then save again.",
         )
     return shapes
+
+
+# A safetensors header lists each tensor's name, dtype, shape and offsets in about 120 bytes: this checkpoint
+# kind's headers are kilobytes (a 2-layer DistilBERT's 4.6 KB, a 24-layer BERT-large's about 50 KB). 8 MiB is
+# 70,000 tensors, so a longer header is not a checkpoint's: it is refused from its 8-byte length, unread.
+MAX_HEADER_BYTES = 8 << 20
+CORRUPT_FIX = "Copy the checkpoint again or re-export it with save_pretrained()."
+
+
+def _check_header_size(weights: Path) -> None:
+    """The header length a safetensors file declares (its first 8 bytes, little-endian), checked before the
+    safetensors library reads that many bytes (it accepts up to 100 MB)."""
+    with open(weights, "rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8:
+        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({len(head)} bytes, shorter "
+                                    "than a safetensors header's length field).", CORRUPT_FIX)
+    declared = int.from_bytes(head, "little")
+    if declared > MAX_HEADER_BYTES:
+        raise MangaAssistInputError(
+            f"The weights file {weights} declares a header of {declared:,} bytes; a checkpoint's header is a few "
+            f"kilobytes and at most {MAX_HEADER_BYTES:,} bytes are read, so the file is corrupt or not a model's "
+            "weights (it was not read further).", CORRUPT_FIX)
+
+
+# config.json keys that size a tensor: (the end of the tensor's name, the dimension). transformers builds the
+# model from config.json before it reads a weight, so a value the weights do not hold first allocates that
+# many layers, rows or columns (n_layers: 500 beside 6 layers took 3.9 GB before the error). Checked where the
+# tensor is present; the layer count and the hidden size come from the architecture adapter.
+SIZED_BY = {
+    "vocab_size": ("embeddings.word_embeddings.weight", 0),
+    "max_position_embeddings": ("embeddings.position_embeddings.weight", 0),
+    "type_vocab_size": ("embeddings.token_type_embeddings.weight", 0),
+    "embedding_size": ("embeddings.word_embeddings.weight", 1),  # ALBERT, ELECTRA: embeddings narrower than layers
+    "hidden_size": ("layer.0.output.LayerNorm.weight", 0),  # BERT, RoBERTa
+    "dim": ("layer.0.output_layer_norm.weight", 0),  # DistilBERT
+    "intermediate_size": ("layer.0.intermediate.dense.weight", 0),  # BERT, RoBERTa
+    "hidden_dim": ("layer.0.ffn.lin1.weight", 0),  # DistilBERT
+}
+
+
+def _check_config_fits_weights(config: dict, adapter: ArchitectureAdapter, shapes: dict[str, list[int]],
+                               weights: Path) -> None:
+    """Every size in config.json that a tensor of the weights shows must be that tensor's: checked from the
+    safetensors header, before any model is built."""
+    fix = ("Use the config.json saved with these weights (save_pretrained() writes both), or fix the value to what "
+           "the weights hold.")
+    layers = _layer_indices(shapes, adapter)
+    expected = config.get(adapter.layers_key)
+    if isinstance(expected, int) and expected != len(layers):
+        where = (f"{len(layers)} layer(s) ({adapter.base_attr}.{'.'.join(adapter.layers_path)}."
+                 f"{min(layers)}-{max(layers)})" if layers else
+                 f"no layer named {adapter.base_attr}.{'.'.join(adapter.layers_path)}.N")
+        raise MangaAssistInputError(
+            f"{weights.parent}/config.json has {adapter.layers_key} = {expected}, but {weights.name} holds {where}.",
+            fix)
+    for key, (suffix, dim) in SIZED_BY.items():
+        value = config.get(key)
+        name = next((name for name in shapes if name == suffix or name.endswith("." + suffix)), None)
+        if name is None or value is None or len(shapes[name]) <= dim or value == shapes[name][dim]:
+            continue
+        raise MangaAssistInputError(
+            f"{weights.parent}/config.json has {key} = {value!r}, but {weights.name} holds {shapes[name][dim]} "
+            f"(its tensor {name} is {list(shapes[name])}).", fix)
+
+
+def _layer_indices(shapes: dict[str, list[int]], adapter: ArchitectureAdapter) -> set[int]:
+    """The encoder layer numbers the weights hold (base model prefix optional, as transformers accepts)."""
+    layers = re.compile(rf"^(?:{re.escape(adapter.base_attr)}\.)?{re.escape('.'.join(adapter.layers_path))}\.(\d+)\.")
+    return {int(m.group(1)) for m in map(layers.match, shapes) if m}
