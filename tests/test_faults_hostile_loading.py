@@ -281,3 +281,53 @@ def test_config_sizes_are_checked_against_the_weights_header(tmp_path, small_mod
     with pytest.raises(MangaAssistInputError, match="save_pretrained") as info:
         inspect_checkpoint(model)
     assert phrase in str(info.value)
+
+
+def sharded(small_model: Path, folder: Path) -> Path:
+    """The small model saved as two safetensors shards and an index, as save_pretrained shards a large model."""
+    from safetensors.torch import load_file, save_file
+
+    model = linked_model(small_model, folder, "model.safetensors")
+    state = load_file(small_model / "model.safetensors")
+    names = sorted(state)
+    halves = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in halves.items():
+        save_file({k: state[k] for k in keys}, model / file, metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {k: file for file, keys in halves.items() for k in keys}}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    return model
+
+
+def test_a_sharded_checkpoint_is_checked_from_every_shard_header(tmp_path, small_model):
+    model = sharded(small_model, tmp_path / "model")
+    assert inspect_checkpoint(model).num_layers == 2
+    config = json.loads((small_model / "config.json").read_text())
+    (model / "config.json").unlink()
+    (model / "config.json").write_text(json.dumps({**config, "n_layers": 500}))
+    with pytest.raises(MangaAssistInputError, match=r"n_layers = 500, but model.safetensors.index.json holds 2 layer"):
+        inspect_checkpoint(model)
+    (model / "config.json").write_text(json.dumps(config))
+    index = json.loads((model / "model.safetensors.index.json").read_text())
+    first = next(iter(index["weight_map"]))
+    for hostile, phrase in (("../outside.safetensors", "which is not a safetensors file in the checkpoint folder"),
+                            ("model-00003-of-00002.safetensors", "model-00003-of-00002.safetensors does not exist")):
+        broken = {**index, "weight_map": {**index["weight_map"], first: hostile}}
+        (model / "model.safetensors.index.json").write_text(json.dumps(broken))
+        with pytest.raises(MangaAssistInputError, match=phrase):
+            inspect_checkpoint(model)
+
+
+def test_json_files_that_are_devices_fifos_or_too_large_are_refused_unread(tmp_path, small_model, monkeypatch):
+    from pytest_mangaassist.loading import jsonfile
+
+    model = linked_model(small_model, tmp_path / "model", "config.json")
+    (model / "config.json").symlink_to("/dev/zero")  # read whole, it would never end
+    with pytest.raises(MangaAssistInputError, match=r"config.json is a character device \(a link to /dev/zero\)"):
+        inspect_checkpoint(model)
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(MangaAssistInputError, match="fifo.json is a FIFO"):
+        jsonfile.read_json(tmp_path / "fifo.json")
+    monkeypatch.setattr(jsonfile, "MAX_JSON_BYTES", 10)
+    (tmp_path / "big.json").write_text('{"a": "0123456789"}')
+    with pytest.raises(MangaAssistInputError, match="big.json is larger than 10 bytes"):
+        jsonfile.read_json(tmp_path / "big.json")

@@ -90,7 +90,7 @@ def _inspect(path: Path, option: str) -> CheckpointInfo:
     labels = _labels(config, path)
     weights = _weights_file(path, option)
     embedding_rows = None
-    if weights.suffix == ".safetensors":
+    if weights.name.startswith("model.safetensors"):
         shapes = _check_safetensors(weights, len(labels))
         _check_config_fits_weights(config, adapter, shapes, weights)
         embedding_rows = next((shape[0] for key, shape in shapes.items()
@@ -135,7 +135,7 @@ def _refuse_unsupported_head(config: dict, path: Path) -> None:
 
 def _read_config(path: Path, option: str) -> dict:
     config_file = path / "config.json"
-    if not config_file.is_file():
+    if not os.path.lexists(config_file):
         raise MangaAssistInputError(f"The folder {path} has no config.json, so it is not a Hugging Face checkpoint.",
                                     f"Pass {option} the folder written by model.save_pretrained(folder).")
     config = read_json(config_file, fix=RESAVE)
@@ -354,18 +354,11 @@ def _pickle_globals(stream: io.BytesIO):
 
 
 def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
-    """Read the header only: the classification head must match id2label; returns every tensor's shape."""
-    from safetensors import SafetensorError, safe_open
-
-    _check_header_size(weights)
-    try:
-        with safe_open(str(weights), framework="numpy") as handle:
-            shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise MangaAssistInputError(
-            f"The weights file {weights} is corrupt or truncated ({exc}).",
-            "Copy the checkpoint again or re-export it with save_pretrained().",
-        ) from None
+    """Read the header only (of every shard, for a sharded checkpoint): the classification head must match
+    id2label; returns every tensor's shape."""
+    shapes: dict[str, list[int]] = {}
+    for file in _safetensors_files(weights):
+        shapes.update(_header_shapes(file))
     head = next((shapes[k] for k in shapes if k.endswith(HEAD_WEIGHTS)), None)
     if head is None:
         raise MangaAssistInputError(f"The weights file {weights} has no classification head ({' / '.join(HEAD_WEIGHTS)}).",
@@ -446,3 +439,36 @@ def _layer_indices(shapes: dict[str, list[int]], adapter: ArchitectureAdapter) -
     """The encoder layer numbers the weights hold (base model prefix optional, as transformers accepts)."""
     layers = re.compile(rf"^(?:{re.escape(adapter.base_attr)}\.)?{re.escape('.'.join(adapter.layers_path))}\.(\d+)\.")
     return {int(m.group(1)) for m in map(layers.match, shapes) if m}
+
+
+def _header_shapes(weights: Path) -> dict[str, list[int]]:
+    """Every tensor's shape, from the header of one safetensors file (its size checked first)."""
+    from safetensors import SafetensorError, safe_open
+
+    _check_header_size(weights)
+    try:
+        with safe_open(str(weights), framework="numpy") as handle:
+            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({exc}).", CORRUPT_FIX) from None
+
+
+def _safetensors_files(weights: Path) -> list[Path]:
+    """model.safetensors itself, or the shards a model.safetensors.index.json maps tensors to: plain file names
+    in the checkpoint folder, each a regular file (never a path out of the folder)."""
+    if not weights.name.endswith(".index.json"):
+        return [weights]
+    index = read_json(weights, fix=RESAVE)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
+        raise MangaAssistInputError(f"{weights} has no weight_map of tensor names to shard files.", RESAVE)
+    files = []
+    for name in sorted(set(weight_map.values())):
+        if name != Path(name).name or name in (".", "..") or not name.endswith(".safetensors"):
+            raise MangaAssistInputError(f"{weights} maps tensors to {name!r}, which is not a safetensors file in the "
+                                        "checkpoint folder.", RESAVE)
+        problem = not_a_file(weights.parent / name)
+        if problem:
+            raise MangaAssistInputError(f"The weights shard {weights.parent / name} {problem}.", RESAVE)
+        files.append(weights.parent / name)
+    return files
