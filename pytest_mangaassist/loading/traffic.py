@@ -35,8 +35,8 @@ RAY_FIX = ('pip install "pytest-mangaassist[ray]" (Ray Data and pyarrow; this pr
            'ray[data]==2.60.0 in requirements.lock)')
 PARQUET_FIX = 'pip install pyarrow (or pip install "pytest-mangaassist[ray]", which includes it)'
 HASH_BLOCK = 1 << 22
-# Rows a Parquet scan holds at once: at most 256 texts of MAX_TEXT_CHARS (100 MB of ASCII), not pyarrow's
-# default 65,536 rows, which a file of long, well-compressed texts could blow up to gigabytes.
+# Rows a Parquet scan holds at once: 256 texts of MAX_TEXT_CHARS are at most 100 MB (4 UTF-8 bytes a character),
+# where pyarrow's default 65,536 rows of long, well-compressed texts would decompress to gigabytes.
 PARQUET_SCAN_ROWS = 256
 
 
