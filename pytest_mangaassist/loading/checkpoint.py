@@ -416,15 +416,13 @@ def _check_config_fits_weights(config: dict, adapter: ArchitectureAdapter, shape
     safetensors header, before any model is built."""
     fix = ("Use the config.json saved with these weights (save_pretrained() writes both), or fix the value to what "
            "the weights hold.")
-    layers = _layer_indices(shapes, adapter)
+    layers, prefix = _layer_indices(shapes)
     expected = config.get(adapter.layers_key)
-    if isinstance(expected, int) and expected != len(layers):
-        where = (f"{len(layers)} layer(s) ({adapter.base_attr}.{'.'.join(adapter.layers_path)}."
-                 f"{min(layers)}-{max(layers)})" if layers else
-                 f"no layer named {adapter.base_attr}.{'.'.join(adapter.layers_path)}.N")
+    # checked where the weights number their layers; ALBERT's one shared layer serves every depth
+    if layers and not adapter.spec.shared_layers and isinstance(expected, int) and expected != len(layers):
         raise MangaAssistInputError(
-            f"{weights.parent}/config.json has {adapter.layers_key} = {expected}, but {weights.name} holds {where}.",
-            fix)
+            f"{weights.parent}/config.json has {adapter.layers_key} = {expected}, but {weights.name} holds "
+            f"{len(layers)} layer(s) ({prefix}{min(layers)}-{max(layers)}).", fix)
     for key, (suffix, dim) in SIZED_BY.items():
         value = config.get(key)
         name = next((name for name in shapes if name == suffix or name.endswith("." + suffix)), None)
@@ -435,40 +433,11 @@ def _check_config_fits_weights(config: dict, adapter: ArchitectureAdapter, shape
             f"(its tensor {name} is {list(shapes[name])}).", fix)
 
 
-def _layer_indices(shapes: dict[str, list[int]], adapter: ArchitectureAdapter) -> set[int]:
-    """The encoder layer numbers the weights hold (base model prefix optional, as transformers accepts)."""
-    layers = re.compile(rf"^(?:{re.escape(adapter.base_attr)}\.)?{re.escape('.'.join(adapter.layers_path))}\.(\d+)\.")
-    return {int(m.group(1)) for m in map(layers.match, shapes) if m}
+LAYER_NAME = re.compile(r"(?:^|\.)layers?\.(\d+)\.")  # encoder.layer.3., transformer.layer.3., model.layers.3.
 
 
-def _header_shapes(weights: Path) -> dict[str, list[int]]:
-    """Every tensor's shape, from the header of one safetensors file (its size checked first)."""
-    from safetensors import SafetensorError, safe_open
-
-    _check_header_size(weights)
-    try:
-        with safe_open(str(weights), framework="numpy") as handle:
-            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({exc}).", CORRUPT_FIX) from None
-
-
-def _safetensors_files(weights: Path) -> list[Path]:
-    """model.safetensors itself, or the shards a model.safetensors.index.json maps tensors to: plain file names
-    in the checkpoint folder, each a regular file (never a path out of the folder)."""
-    if not weights.name.endswith(".index.json"):
-        return [weights]
-    index = read_json(weights, fix=RESAVE)
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
-        raise MangaAssistInputError(f"{weights} has no weight_map of tensor names to shard files.", RESAVE)
-    files = []
-    for name in sorted(set(weight_map.values())):
-        if name != Path(name).name or name in (".", "..") or not name.endswith(".safetensors"):
-            raise MangaAssistInputError(f"{weights} maps tensors to {name!r}, which is not a safetensors file in the "
-                                        "checkpoint folder.", RESAVE)
-        problem = not_a_file(weights.parent / name)
-        if problem:
-            raise MangaAssistInputError(f"The weights shard {weights.parent / name} {problem}.", RESAVE)
-        files.append(weights.parent / name)
-    return files
+def _layer_indices(shapes: dict[str, list[int]]) -> tuple[set[int], str]:
+    """The encoder layer numbers the weights hold, and the name before the number (for the message)."""
+    found = [(name, match) for name in shapes for match in [LAYER_NAME.search(name)] if match]
+    prefix = found[0][0][:found[0][1].start(1)] if found else ""
+    return {int(match.group(1)) for _, match in found}, prefix
