@@ -441,3 +441,36 @@ def _layer_indices(shapes: dict[str, list[int]]) -> tuple[set[int], str]:
     found = [(name, match) for name in shapes for match in [LAYER_NAME.search(name)] if match]
     prefix = found[0][0][:found[0][1].start(1)] if found else ""
     return {int(match.group(1)) for _, match in found}, prefix
+
+
+def _header_shapes(weights: Path) -> dict[str, list[int]]:
+    """Every tensor's shape, from the header of one safetensors file (its size checked first)."""
+    from safetensors import SafetensorError, safe_open
+
+    _check_header_size(weights)
+    try:
+        with safe_open(str(weights), framework="numpy") as handle:
+            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({exc}).", CORRUPT_FIX) from None
+
+
+def _safetensors_files(weights: Path) -> list[Path]:
+    """model.safetensors itself, or the shards a model.safetensors.index.json maps tensors to: plain file names
+    in the checkpoint folder, each a regular file (never a path out of the folder)."""
+    if not weights.name.endswith(".index.json"):
+        return [weights]
+    index = read_json(weights, fix=RESAVE)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
+        raise MangaAssistInputError(f"{weights} has no weight_map of tensor names to shard files.", RESAVE)
+    files = []
+    for name in sorted(set(weight_map.values())):
+        if name != Path(name).name or name in (".", "..") or not name.endswith(".safetensors"):
+            raise MangaAssistInputError(f"{weights} maps tensors to {name!r}, which is not a safetensors file in the "
+                                        "checkpoint folder.", RESAVE)
+        problem = not_a_file(weights.parent / name)
+        if problem:
+            raise MangaAssistInputError(f"The weights shard {weights.parent / name} {problem}.", RESAVE)
+        files.append(weights.parent / name)
+    return files
