@@ -1,4 +1,5 @@
-"""Every error the plugin raises: gate failures and bad-input errors, in one place.
+"""Every error the plugin raises: gate failures and bad-input errors, in one place, and `display`, the one
+escaping every view applies to text that came from the user's files.
 
 Gate failures subclass AssertionError so pytest reports them as test failures; they are
 picklable (plain constructor arguments) so they survive pytest-xdist.
@@ -6,6 +7,7 @@ picklable (plain constructor arguments) so they survive pytest-xdist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -18,7 +20,35 @@ class MangaAssistInputError(ValueError):
         self.fix = fix
 
     def __str__(self) -> str:
-        return f"{self.problem}\n  fix: {self.fix}"
+        return display(f"{self.problem}\n  fix: {self.fix}", keep_newlines=True)
+
+
+# What a terminal or a browser would act on instead of showing: C0/C1 control characters (ESC starts the ANSI
+# sequences that recolour, move the cursor or retitle a terminal; \x01 is not even allowed in HTML), line and
+# paragraph separators, the bidirectional overrides and isolates that reorder what is shown ("Trojan Source"),
+# and lone surrogates (which cannot be encoded at all). Other format characters (zero-width joiners in emoji
+# and Indic scripts) and every space are shown as they are.
+_UNSAFE_BUT_NEWLINE = "\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_CHARACTER = re.compile(f"[\n{_UNSAFE_BUT_NEWLINE}]")
+_UNSAFE_KEEPING_NEWLINES = re.compile(f"[{_UNSAFE_BUT_NEWLINE}]")
+
+
+def display(text: object, *, keep_newlines: bool = False) -> str:
+    """text as every view shows it (terminal tables, failure messages, report.html): each unsafe character
+    written as its Python escape (ESC -> \\x1b, U+202E -> \\u202e), so a slice name or message from a data file
+    shows what it holds instead of acting on the terminal. Idempotent; newlines kept on request (multi-line
+    messages), else escaped (one table cell, one line)."""
+    pattern = _UNSAFE_KEEPING_NEWLINES if keep_newlines else _UNSAFE_CHARACTER
+    return pattern.sub(_escape, str(text))
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -33,7 +63,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "n/a" if value != value else f"{value:.3f}"  # nan: undefined
-    return str(value)
+    return display(value)
 
 
 def _number(value: float) -> str:
@@ -75,4 +105,4 @@ class GateFailure(AssertionError):
             parts.append(self.evidence)
         if self.hint:
             parts.append(f"hint: {self.hint}")
-        return "\n\n".join(parts)
+        return display("\n\n".join(parts), keep_newlines=True)

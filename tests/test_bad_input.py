@@ -39,9 +39,16 @@ def test_corrupt_weights_file(pytester, model_copy):
     assert_usage_error(run(pytester, f"--model-path={folder}"), "corrupt or truncated", "model.safetensors")
 
 
-def test_weights_of_another_architecture_fail_at_load_with_the_fix(pytester, model_copy):
+def test_config_size_the_weights_do_not_hold_is_refused_at_start_up(pytester, model_copy):
     folder = model_copy()
-    edit_config(folder, hidden_dim=1024)  # the FFN weights on disk are 1536 wide
+    edit_config(folder, hidden_dim=1024)  # the FFN weights on disk are 1536 wide: read from the safetensors header
+    assert_usage_error(run(pytester, f"--model-path={folder}"), "hidden_dim = 1024, but model.safetensors holds 1536",
+                       "distilbert.transformer.layer.0.ffn.lin1.weight")
+
+
+def test_config_that_cannot_build_fails_at_load_with_the_fix(pytester, model_copy):
+    folder = model_copy()
+    edit_config(folder, n_heads=7)  # no tensor shows the head count; 384 wide layers cannot split into 7 heads
     result = run(pytester, f"--model-path={folder}")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -455,12 +455,13 @@ def truncated_count(settings: Settings) -> int | None:
     try:
         from tokenizers import Tokenizer
 
-        from ..loading.model import DEFAULT_MAX_LENGTH
+        from ..loading.model import DEFAULT_MAX_LENGTH, counting_prefix
 
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        encodings = tokenizer.encode_batch(settings.golden_set.texts)
+        texts = [counting_prefix(text, DEFAULT_MAX_LENGTH) for text in settings.golden_set.texts]
+        encodings = tokenizer.encode_batch(texts)
         return sum(len(e.ids) > DEFAULT_MAX_LENGTH for e in encodings)
     except Exception:  # a header line must never break a run; the model's own loading reports a bad tokenizer
         return None

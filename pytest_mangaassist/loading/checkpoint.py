@@ -12,14 +12,16 @@ embedding table, and a pickle weights file that torch.load(weights_only=True) wo
 from __future__ import annotations
 
 import io
+import os
 import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .adapters import adapter_for
+from .adapters import ArchitectureAdapter, adapter_for
 from ..errors import MangaAssistInputError
+from .files import not_a_file
 from .jsonfile import read_json
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -88,8 +90,9 @@ def _inspect(path: Path, option: str) -> CheckpointInfo:
     labels = _labels(config, path)
     weights = _weights_file(path, option)
     embedding_rows = None
-    if weights.suffix == ".safetensors":
+    if weights.name.startswith("model.safetensors"):
         shapes = _check_safetensors(weights, len(labels))
+        _check_config_fits_weights(config, adapter, shapes, weights)
         embedding_rows = next((shape[0] for key, shape in shapes.items()
                                if key.endswith(EMBEDDING_TABLES) and shape), None)
     if weights.name == "pytorch_model.bin":
@@ -132,7 +135,7 @@ def _refuse_unsupported_head(config: dict, path: Path) -> None:
 
 def _read_config(path: Path, option: str) -> dict:
     config_file = path / "config.json"
-    if not config_file.is_file():
+    if not os.path.lexists(config_file):
         raise MangaAssistInputError(f"The folder {path} has no config.json, so it is not a Hugging Face checkpoint.",
                                     f"Pass {option} the folder written by model.save_pretrained(folder).")
     config = read_json(config_file, fix=RESAVE)
@@ -277,8 +280,13 @@ def _labels(config: dict, path: Path) -> tuple[str, ...]:
 
 def _weights_file(path: Path, option: str) -> Path:
     for name in WEIGHT_FILES:
-        if (path / name).is_file():
-            return path / name
+        candidate = path / name
+        if os.path.lexists(candidate):  # present, as a file, a link (even a dangling one), a device or a FIFO
+            problem = not_a_file(candidate)
+            if problem:
+                raise MangaAssistInputError(f"The weights file {candidate} {problem}.",
+                                            "Replace it with the weights file itself, as save_pretrained() writes it.")
+            return candidate
     raise MangaAssistInputError(f"The checkpoint {path} has no weights file ({', '.join(WEIGHT_FILES)}).",
                                 f"Save the weights with save_pretrained(), or fix {option}.")
 
@@ -346,17 +354,11 @@ def _pickle_globals(stream: io.BytesIO):
 
 
 def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
-    """Read the header only: the classification head must match id2label; returns every tensor's shape."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(weights), framework="numpy") as handle:
-            shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise MangaAssistInputError(
-            f"The weights file {weights} is corrupt or truncated ({exc}).",
-            "Copy the checkpoint again or re-export it with save_pretrained().",
-        ) from None
+    """Read the header only (of every shard, for a sharded checkpoint): the classification head must match
+    id2label; returns every tensor's shape."""
+    shapes: dict[str, list[int]] = {}
+    for file in _safetensors_files(weights):
+        shapes.update(_header_shapes(file))
     head = next((shapes[k] for k in shapes if k.endswith(HEAD_WEIGHTS)), None)
     if head is None:
         raise MangaAssistInputError(f"The weights file {weights} has no classification head ({' / '.join(HEAD_WEIGHTS)}).",
@@ -367,3 +369,108 @@ def _check_safetensors(weights: Path, n_labels: int) -> dict[str, list[int]]:
             "Make id2label list exactly one intent per classifier row, then save again.",
         )
     return shapes
+
+
+# A safetensors header lists each tensor's name, dtype, shape and offsets in about 120 bytes: this checkpoint
+# kind's headers are kilobytes (a 2-layer DistilBERT's 4.6 KB, a 24-layer BERT-large's about 50 KB). 8 MiB is
+# 70,000 tensors, so a longer header is not a checkpoint's: it is refused from its 8-byte length, unread.
+MAX_HEADER_BYTES = 8 << 20
+CORRUPT_FIX = "Copy the checkpoint again or re-export it with save_pretrained()."
+
+
+def _check_header_size(weights: Path) -> None:
+    """The header length a safetensors file declares (its first 8 bytes, little-endian), checked before the
+    safetensors library reads that many bytes (it accepts up to 100 MB)."""
+    with open(weights, "rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8:
+        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({len(head)} bytes, shorter "
+                                    "than a safetensors header's length field).", CORRUPT_FIX)
+    declared = int.from_bytes(head, "little")
+    if declared > MAX_HEADER_BYTES:
+        raise MangaAssistInputError(
+            f"The weights file {weights} declares a header of {declared:,} bytes; a checkpoint's header is a few "
+            f"kilobytes and at most {MAX_HEADER_BYTES:,} bytes are read, so the file is corrupt or not a model's "
+            "weights (it was not read further).", CORRUPT_FIX)
+
+
+# config.json keys that size a tensor: (the end of the tensor's name, the dimension). transformers builds the
+# model from config.json before it reads a weight, so a value the weights do not hold first allocates that
+# many layers, rows or columns (n_layers: 500 beside 6 layers took 3.9 GB before the error). Checked where the
+# tensor is present; the layer count and the hidden size come from the architecture adapter.
+SIZED_BY = {
+    "vocab_size": ("embeddings.word_embeddings.weight", 0),
+    "max_position_embeddings": ("embeddings.position_embeddings.weight", 0),
+    "type_vocab_size": ("embeddings.token_type_embeddings.weight", 0),
+    "embedding_size": ("embeddings.word_embeddings.weight", 1),  # ALBERT, ELECTRA: embeddings narrower than layers
+    "hidden_size": ("layer.0.output.LayerNorm.weight", 0),  # BERT, RoBERTa
+    "dim": ("layer.0.output_layer_norm.weight", 0),  # DistilBERT
+    "intermediate_size": ("layer.0.intermediate.dense.weight", 0),  # BERT, RoBERTa
+    "hidden_dim": ("layer.0.ffn.lin1.weight", 0),  # DistilBERT
+}
+
+
+def _check_config_fits_weights(config: dict, adapter: ArchitectureAdapter, shapes: dict[str, list[int]],
+                               weights: Path) -> None:
+    """Every size in config.json that a tensor of the weights shows must be that tensor's: checked from the
+    safetensors header, before any model is built."""
+    fix = ("Use the config.json saved with these weights (save_pretrained() writes both), or fix the value to what "
+           "the weights hold.")
+    layers, prefix = _layer_indices(shapes)
+    expected = config.get(adapter.layers_key)
+    # checked where the weights number their layers; ALBERT's one shared layer serves every depth
+    if layers and not adapter.spec.shared_layers and isinstance(expected, int) and expected != len(layers):
+        raise MangaAssistInputError(
+            f"{weights.parent}/config.json has {adapter.layers_key} = {expected}, but {weights.name} holds "
+            f"{len(layers)} layer(s) ({prefix}{min(layers)}-{max(layers)}).", fix)
+    for key, (suffix, dim) in SIZED_BY.items():
+        value = config.get(key)
+        name = next((name for name in shapes if name == suffix or name.endswith("." + suffix)), None)
+        if name is None or value is None or len(shapes[name]) <= dim or value == shapes[name][dim]:
+            continue
+        raise MangaAssistInputError(
+            f"{weights.parent}/config.json has {key} = {value!r}, but {weights.name} holds {shapes[name][dim]} "
+            f"(its tensor {name} is {list(shapes[name])}).", fix)
+
+
+LAYER_NAME = re.compile(r"(?:^|\.)layers?\.(\d+)\.")  # encoder.layer.3., transformer.layer.3., model.layers.3.
+
+
+def _layer_indices(shapes: dict[str, list[int]]) -> tuple[set[int], str]:
+    """The encoder layer numbers the weights hold, and the name before the number (for the message)."""
+    found = [(name, match) for name in shapes for match in [LAYER_NAME.search(name)] if match]
+    prefix = found[0][0][:found[0][1].start(1)] if found else ""
+    return {int(match.group(1)) for _, match in found}, prefix
+
+
+def _header_shapes(weights: Path) -> dict[str, list[int]]:
+    """Every tensor's shape, from the header of one safetensors file (its size checked first)."""
+    from safetensors import SafetensorError, safe_open
+
+    _check_header_size(weights)
+    try:
+        with safe_open(str(weights), framework="numpy") as handle:
+            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise MangaAssistInputError(f"The weights file {weights} is corrupt or truncated ({exc}).", CORRUPT_FIX) from None
+
+
+def _safetensors_files(weights: Path) -> list[Path]:
+    """model.safetensors itself, or the shards a model.safetensors.index.json maps tensors to: plain file names
+    in the checkpoint folder, each a regular file (never a path out of the folder)."""
+    if not weights.name.endswith(".index.json"):
+        return [weights]
+    index = read_json(weights, fix=RESAVE)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
+        raise MangaAssistInputError(f"{weights} has no weight_map of tensor names to shard files.", RESAVE)
+    files = []
+    for name in sorted(set(weight_map.values())):
+        if name != Path(name).name or name in (".", "..") or not name.endswith(".safetensors"):
+            raise MangaAssistInputError(f"{weights} maps tensors to {name!r}, which is not a safetensors file in the "
+                                        "checkpoint folder.", RESAVE)
+        problem = not_a_file(weights.parent / name)
+        if problem:
+            raise MangaAssistInputError(f"The weights shard {weights.parent / name} {problem}.", RESAVE)
+        files.append(weights.parent / name)
+    return files

@@ -11,9 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MangaAssistInputError
+from .files import bounded_lines, not_a_file
 from .jsonfile import parse_json
 
 ALLOWED_KEYS = ("text", "intent", "slice", "also")
+# The longest message accepted wherever messages are read (golden and validation sets, traffic, `slices`
+# input). The supported encoders read at most 512 positions, and WordPiece puts at most 100 characters in one
+# token (a longer word becomes one [UNK]): 512 x 100 = 51,200 characters is more than any of them can read, so
+# no text a model reads in full is refused. A longer "message" is a paste, a log or a hostile file (one 50 MB
+# text once took a run to 10.7 GB while its tokens were counted): refused with its line, before any tokenizer.
+MAX_TEXT_CHARS = 100_000
+# The longest line read: a text at MAX_TEXT_CHARS in JSON's longest encoding (\uXXXX escapes, 6 bytes a
+# character: 600,000 bytes) fits with room for the other fields. A longer line is refused after reading this
+# much of it, so memory does not grow with it.
+MAX_LINE_BYTES = 1 << 20
+SHORTEN = (f"A message is at most {MAX_TEXT_CHARS:,} characters (the model reads only its first max_length tokens, "
+           "128 by default, a few hundred characters): shorten the message to what a customer sends, or delete the "
+           "line.")
 # Names other datasets use for the same fields, for the did-you-mean of an unknown key.
 KEY_ALIASES = {"label": "intent", "labels": "intent", "class": "intent", "category": "intent",
                "utterance": "text", "message": "text", "query": "text", "sentence": "text",
@@ -112,9 +126,10 @@ def write_golden_set(examples: Iterable[GoldenExample], path: Path) -> None:
 def load_golden_set(path: str | Path, *, allow_duplicates: bool = False) -> GoldenSet:
     """Read and validate a golden set; every problem names its line number and the fix.
 
-    Refused, each with its line number: a line that is not one JSON object with the known keys; a text
-    that is empty or holds only invisible characters (whitespace, zero-width spaces and joiners, word
-    joiner, byte-order mark); a string with a lone surrogate; one message labelled with two intents.
+    Refused, each with its line number: a line that is not one JSON object with the known keys; a line longer
+    than MAX_LINE_BYTES or a text longer than MAX_TEXT_CHARS; a text that is empty or holds only invisible
+    characters (whitespace, zero-width spaces and joiners, word joiner, byte-order mark); a string with a lone
+    surrogate; one message labelled with two intents.
 
     Duplicates: two lines whose texts are equal after normalize_text (Unicode NFC, invisible characters
     removed, runs of whitespace collapsed, ends stripped) are the same message, counted twice. They are
@@ -122,14 +137,15 @@ def load_golden_set(path: str | Path, *, allow_duplicates: bool = False) -> Gold
     "Hi" and "hi" are different inputs to a cased model and a deliberate casing variant in a golden set.
     """
     path = Path(path)
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem:
         raise MangaAssistInputError(
-            f"The golden set {path} does not exist or is not a file.",
+            f"The golden set {path} {problem}.",
             "Pass --golden-set with the path of a JSON Lines file (one {\"text\": ..., \"intent\": ...} per line).",
         )
     examples, lines, first_line = [], [], {}
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in bounded_lines(fh, path, max_bytes=MAX_LINE_BYTES, fix=SHORTEN):
             line = _decode(raw, number, path)
             if line.strip():
                 example = _parse_line(line, number, path)
@@ -227,6 +243,7 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
     if not isinstance(text, str) or not text.strip():
         raise MangaAssistInputError(f"{where} has an empty or missing \"text\" (got {text!r}).",
                                     "Give every example the customer message as a non-empty string.")
+    check_text_length(len(text), where, "text")
     if all(_invisible(c) for c in text):
         codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in text if not c.isspace()}))
         raise MangaAssistInputError(
@@ -246,6 +263,13 @@ def _parse_line(line: str, number: int, path: Path) -> GoldenExample:
         raise MangaAssistInputError(f"{where}: \"also\" must be a list of intent labels (got {also!r}).",
                                     "List the message's secondary intents, e.g. [\"another_label\"].")
     return GoldenExample(text=text, intent=intent, slice=slice_name, also=tuple(also))
+
+
+def check_text_length(length: int, where: str, field_name: str) -> None:
+    """A message of more than MAX_TEXT_CHARS characters is refused where it is read (golden sets, traffic)."""
+    if length > MAX_TEXT_CHARS:
+        raise MangaAssistInputError(f"{where}: \"{field_name}\" is {length:,} characters long; at most "
+                                    f"{MAX_TEXT_CHARS:,} are accepted.", SHORTEN)
 
 
 def _check_surrogates(record: dict, where: str) -> None:

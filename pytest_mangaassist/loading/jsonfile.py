@@ -21,11 +21,15 @@ import json
 from pathlib import Path
 
 from ..errors import MangaAssistInputError
+from .files import not_a_file
 
 # Far deeper than any file the plugin reads (config.json and the snapshot file nest 3 or 4 deep) and far
 # below the interpreter's recursion limit, so data that parses is also safe to walk, hash and print.
 MAX_DEPTH = 64
 DEFAULT_FIX = "Write the file as plain JSON (e.g. with json.dump), or restore it from version control."
+# The largest JSON file read: the biggest stock tokenizer.json files (250,000-piece multilingual vocabularies)
+# are under 35 MB; config files and the snapshot are kilobytes. A larger file is refused after reading this much.
+MAX_JSON_BYTES = 64 << 20
 
 
 def parse_json(text: str, where: str, *, fix: str = DEFAULT_FIX, max_depth: int = MAX_DEPTH) -> object:
@@ -60,14 +64,22 @@ def read_json(path: str | Path, where: str | None = None, *, fix: str = DEFAULT_
               max_depth: int = MAX_DEPTH) -> object:
     """Read a UTF-8 JSON file (a byte-order mark is tolerated) with parse_json's checks.
 
-    An unreadable file or one that is not UTF-8 is a MangaAssistInputError too.
+    An unreadable file, one that is not a regular file (a FIFO, a device), one larger than MAX_JSON_BYTES or one
+    that is not UTF-8 is a MangaAssistInputError too.
     """
     path = Path(path)
     where = where or str(path)
+    problem = not_a_file(path)
+    if problem and problem != "does not exist":  # a FIFO would block the read, a device (/dev/zero) never end it
+        raise MangaAssistInputError(f"{where} {problem}.", fix)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise MangaAssistInputError(f"{where} cannot be read ({exc.strerror or exc}).", fix) from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise MangaAssistInputError(f"{where} is larger than {MAX_JSON_BYTES:,} bytes, more than any JSON file the "
+                                    "plugin reads; it was not read further.", fix)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -21,6 +21,17 @@ from .progress import progress
 from .recording import record
 
 DEFAULT_MAX_LENGTH = 128
+# Counting the texts a model cuts needs no more of a text than this many characters per token of max_length:
+# natural language averages 1 (Japanese, Chinese) to 5 (English) characters a token, so a text's first
+# 32 x max_length characters hold more than max_length tokens unless its tokens average more than 32
+# characters (whitespace runs, or words longer than 100 characters, each of which WordPiece reads as one [UNK]:
+# such a prefix stays [UNK]s). A count never tokenizes more than the model can read, however long the text.
+COUNT_CHARS_PER_TOKEN = 32
+
+
+def counting_prefix(text: str, max_length: int) -> str:
+    """The part of text that decides whether it has more than max_length tokens (see COUNT_CHARS_PER_TOKEN)."""
+    return text[:COUNT_CHARS_PER_TOKEN * max_length]
 
 
 def quiet_transformers() -> None:
@@ -52,8 +63,8 @@ class ForwardResult:
 
 def count_truncated(tokenizer, texts, max_length: int) -> int:
     """How many texts the tokenizer turns into more than max_length tokens (special tokens included):
-    the model sees only their first max_length tokens."""
-    texts = list(texts)
+    the model sees only their first max_length tokens. Tokenizes each text's counting_prefix only."""
+    texts = [counting_prefix(text, max_length) for text in texts]
     if not texts:
         return 0
     ids = tokenizer(texts, truncation=False, add_special_tokens=True, verbose=False)["input_ids"]

@@ -4,9 +4,10 @@
     traffic = load_traffic("logs/*.parquet", text_field="message", engine="ray")
 
 Every shard is read once at load time, so bad input stops the run before any model runs: a path that
-does not exist, a glob or folder without shards, a line that is empty, not UTF-8 or not a JSON object
-(file and line number), a message without the text field (named, with the fields it has) or with an
-empty text, and shards whose fields differ (mixed schemas). The scan keeps nothing but counts, field
+does not exist, a glob or folder without shards, a shard that is not a regular file (a FIFO, a device), a
+line that is empty, longer than MAX_LINE_BYTES, not UTF-8 or not a JSON object (file and line number), a
+message without the text field (named, with the fields it has), with an empty text or one longer than
+MAX_TEXT_CHARS, and shards whose fields differ (mixed schemas). The scan keeps nothing but counts, field
 names and each shard's content hash (the key of its cached predictions); the replay streams the texts
 again in chunks, so memory does not grow with the traffic. Fields other than the text are kept for
 the report (`records`).
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MangaAssistInputError
-from .golden import normalize_text
+from .files import bounded_lines, not_a_file
+from .golden import MAX_LINE_BYTES, MAX_TEXT_CHARS, SHORTEN, check_text_length, normalize_text
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -33,6 +35,9 @@ RAY_FIX = ('pip install "pytest-mangaassist[ray]" (Ray Data and pyarrow; this pr
            'ray[data]==2.60.0 in requirements.lock)')
 PARQUET_FIX = 'pip install pyarrow (or pip install "pytest-mangaassist[ray]", which includes it)'
 HASH_BLOCK = 1 << 22
+# Rows a Parquet scan holds at once: 256 texts of MAX_TEXT_CHARS are at most 100 MB (4 UTF-8 bytes a character),
+# where pyarrow's default 65,536 rows of long, well-compressed texts would decompress to gigabytes.
+PARQUET_SCAN_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ def shard_paths(path: str | Path, option: str = "--traffic") -> list[Path]:
     fix = (f"Pass {option} a JSON Lines or Parquet file, a folder of such shards, or a glob such as "
            "'logs/2026-10/*.jsonl'.")
     if globbing.has_magic(text):
-        matches = sorted(Path(p) for p in globbing.glob(text, recursive=True) if Path(p).is_file())
+        matches = sorted(Path(p) for p in globbing.glob(text, recursive=True) if not Path(p).is_dir())
         if not matches:
             raise MangaAssistInputError(f"{option} {text}: the glob matches no file.", fix)
         paths = matches
@@ -129,7 +134,7 @@ def shard_paths(path: str | Path, option: str = "--traffic") -> list[Path]:
         if not folder.exists():
             raise MangaAssistInputError(f"{option} {folder} does not exist.", fix)
         if folder.is_dir():
-            paths = sorted(p for p in folder.rglob("*") if p.is_file() and _format(p) is not None)
+            paths = sorted(p for p in folder.rglob("*") if not p.is_dir() and _format(p) is not None)
             if not paths:
                 present = sorted(p.name for p in folder.rglob("*") if p.is_file())[:8]
                 raise MangaAssistInputError(
@@ -142,6 +147,10 @@ def shard_paths(path: str | Path, option: str = "--traffic") -> list[Path]:
     if unknown:
         raise MangaAssistInputError(f"{option}: {unknown[0]} is neither JSON Lines ({', '.join(JSONL_SUFFIXES)}) nor "
                                     f"Parquet ({', '.join(PARQUET_SUFFIXES)}).", fix)
+    for shard in paths:  # a FIFO would block the scan, a device (/dev/zero) never end it: refused, never skipped
+        problem = not_a_file(shard)
+        if problem:
+            raise MangaAssistInputError(f"{option}: the shard {shard} {problem}.", fix)
     return paths
 
 
@@ -183,9 +192,10 @@ def _scan(path: Path, text_field: str) -> Shard:
 
 # -- JSON Lines ----------------------------------------------------------------------------------------
 def _json_records(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, record) of every line; the lines were validated by the scan."""
+    """(line number, record) of every line; the lines were validated by the scan (and are read with its bound,
+    should the file have changed since)."""
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in bounded_lines(fh, path, max_bytes=MAX_LINE_BYTES, fix=SHORTEN):
             yield number, json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
 
 
@@ -199,7 +209,8 @@ def _rows(shard: Shard, rows: set[int]) -> Iterator[tuple[int, dict]]:
         return
     last = max(rows)
     with open(shard.path, "rb") as fh:
-        for row, raw in enumerate(fh):  # only the wanted lines are parsed
+        for number, raw in bounded_lines(fh, shard.path, max_bytes=MAX_LINE_BYTES, fix=SHORTEN):
+            row = number - 1  # only the wanted lines are parsed
             if row in rows:
                 yield row, json.loads(raw.decode("utf-8-sig" if row == 0 else "utf-8"))
             if row >= last:
@@ -214,7 +225,7 @@ def _scan_jsonl(path: Path, text_field: str) -> Shard:
            "with --traffic-text-field), in UTF-8, without empty lines.")
     try:
         with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
+            for number, raw in bounded_lines(fh, path, max_bytes=MAX_LINE_BYTES, fix=SHORTEN):
                 digest.update(raw)
                 record = _parse_line(raw, number, path, fix)
                 if text_field not in record:
@@ -255,6 +266,7 @@ def _check_text(text, where: str, text_field: str) -> None:
     if not isinstance(text, str):
         raise MangaAssistInputError(f"{where}: \"{text_field}\" is a {type(text).__name__}, not a message string "
                                     f"({str(text)[:60]!r}).", f"Store the message under \"{text_field}\" as a string.")
+    check_text_length(len(text), where, text_field)
     # ASCII printable text with a visible character is the common case; anything else gets the full check
     if text.isascii() and text.isprintable() and text.strip():
         return
@@ -295,7 +307,8 @@ def _scan_parquet(path: Path, text_field: str) -> Shard:
             raise MangaAssistInputError(f"{path}: the field \"{text_field}\" holds {kind}, not strings.",
                                         f"Store the message under \"{text_field}\" as a string column.")
         row = 0
-        for batch in parquet.iter_batches(columns=[text_field]):
+        for batch in parquet.iter_batches(batch_size=PARQUET_SCAN_ROWS, columns=[text_field]):
+            _refuse_long_texts(batch.column(0), row, path, text_field)
             for text in batch.column(0).to_pylist():
                 row += 1
                 if text is None:
@@ -303,6 +316,17 @@ def _scan_parquet(path: Path, text_field: str) -> Shard:
                                                 "Drop the rows without a message before the replay.")
                 _check_text(text, f"{path}, row {row}", text_field)
     return Shard(path, "parquet", row, tuple(sorted(names)), _file_hash(path))
+
+
+def _refuse_long_texts(texts, first_row: int, path: Path, text_field: str) -> None:
+    """Lengths measured by Arrow, before any text becomes a Python string."""
+    import pyarrow.compute as pc
+
+    lengths = pc.utf8_length(texts)
+    too_long = pc.greater(lengths, MAX_TEXT_CHARS)
+    if pc.any(too_long).as_py():
+        index = pc.index(too_long, True).as_py()
+        check_text_length(lengths[index].as_py(), f"{path}, row {first_row + index + 1}", text_field)
 
 
 def _file_hash(path: Path) -> str:

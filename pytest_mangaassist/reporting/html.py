@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 
+from ..errors import display
 from ..gates.records import Curve, LatencySamples, StructureChecks, TokenHeatmap, TrafficReplay
 from . import charts
 from .history import History, figure_keys
@@ -70,7 +71,9 @@ table.matrix td{text-align:right;font-variant-numeric:tabular-nums;border:1px so
 
 
 def _e(value) -> str:
-    return html.escape(str(value))
+    """Text for the page: control characters escaped as the terminal shows them (HTML forbids most of them),
+    then HTML-escaped."""
+    return html.escape(display(value, keep_newlines=True))
 
 
 def render_html(data: dict, history: History | None = None) -> str:

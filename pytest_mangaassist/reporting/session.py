@@ -111,10 +111,12 @@ class ReportingSession:
                 terminalreporter.write_line("")
         tables = list(dict.fromkeys(table for entry in log.tests.values() for table in entry.tables))
         if tables:
+            from ..errors import display
+
             terminalreporter.section("mangaassist figures")
             for title, table in tables:
-                terminalreporter.write_line(title)
-                terminalreporter.write_line(table)
+                terminalreporter.write_line(display(title))
+                terminalreporter.write_line(display(table, keep_newlines=True))
                 terminalreporter.write_line("")
         snapshot = snapshot_table(log)
         if snapshot:

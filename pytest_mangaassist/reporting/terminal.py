@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Sequence
 
 from ..analysis.latency import INTERVAL_SCOPE
+from ..errors import display
 from ..gates.records import Family
 from .runlog import RunLog
 from .views import FAIL, XFAIL, by_family, counts, limit, measured, number, snapshot_rows
@@ -15,10 +16,11 @@ METRIC_WIDTH = 60  # the metric column wraps at this width; nothing is cut
 
 
 def wrapped_table(header: Sequence[str], rows: Sequence[Sequence[str]], wrap: dict[int, int]) -> str:
-    """A left-aligned text table whose columns in `wrap` (index -> width) wrap on words onto more lines."""
+    """A left-aligned text table whose columns in `wrap` (index -> width) wrap on words onto more lines; control
+    characters in a cell (a slice name from the golden set) are shown escaped, never sent to the terminal."""
     lines_of = []
     for row in rows:
-        cells = [textwrap.wrap(str(c), wrap[i], break_on_hyphens=False) or [""] if i in wrap else [str(c)]
+        cells = [textwrap.wrap(display(c), wrap[i], break_on_hyphens=False) or [""] if i in wrap else [display(c)]
                  for i, c in enumerate(row)]
         height = max(len(c) for c in cells)
         lines_of += [[c[k] if k < len(c) else "" for c in cells] for k in range(height)]
