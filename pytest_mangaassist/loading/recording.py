@@ -39,14 +39,18 @@ def record(model, batch, *, hidden_states: bool = False, attentions: bool = Fals
     handles = []
     try:
         if hidden_states:
-            handles.append(model.embeddings.register_forward_hook(lambda _m, _args, out: states.append(out)))
-            handles += [layer.register_forward_hook(lambda _m, _args, out: states.append(_first(out)))
-                        for layer in layers]
-        if attentions:
-            index, modules = _attention_modules(hf_model)
+            handles += _record_hidden_states(layers, states)
+        declared = attentions and _attention_modules(hf_model)
+        if declared:
+            index, modules = declared
             handles += [module.register_forward_hook(lambda _m, _args, out: weights.append(out[index]))
                         for module in modules]
-        logits = hf_model(**batch).logits
+        # a family whose class declares no recorder (DeBERTa-v2, MPNet) returns its attentions itself, without
+        # transformers' registry: asked for in the call
+        output = hf_model(**batch, **({"output_attentions": True} if attentions and not declared else {}))
+        logits = output.logits
+        if attentions and not declared:
+            weights = list(output.attentions or ())
     finally:
         for handle in handles:
             handle.remove()
@@ -64,22 +68,37 @@ def record(model, batch, *, hidden_states: bool = False, attentions: bool = Fals
     return Recorded(logits, tuple(states), tuple(weights))
 
 
+def _record_hidden_states(layers: list, states: list) -> list:
+    """Hooks that append the encoder's input (what its first layer reads: the embeddings' output, projected
+    where the family projects it, as ELECTRA and ALBERT do) and then each depth's output. A module serving
+    several depths (ALBERT's shared layers) is hooked once and appends at every call."""
+    def on_encoder_input(_module, args, kwargs):
+        if not states:  # the first call of the first layer (a shared first layer is called again later)
+            states.append(args[0] if args else kwargs["hidden_states"])
+
+    unique = list({id(layer): layer for layer in layers}.values())
+    return [layers[0].register_forward_pre_hook(on_encoder_input, with_kwargs=True),
+            *(layer.register_forward_hook(lambda _m, _args, out: states.append(_first(out))) for layer in unique)]
+
+
 def _first(output):
     return output[0] if isinstance(output, tuple) else output
 
 
-def _attention_modules(hf_model) -> tuple[int, list]:
-    """The modules whose output[index] is a layer's attention weights, in layer order: those of the class the
+def _attention_modules(hf_model) -> tuple[int, list] | None:
+    """None where the class declares no attention recorder; else the modules whose output[index] is a layer's attention weights, in layer order: those of the class the
     model's own class declares for `attentions` (transformers' `_can_record_outputs`, a class or an
     OutputRecorder; index 1 unless the recorder says otherwise, as transformers reads it), matched by identity
     against this model's modules, never through transformers' registry of class names."""
-    spec = getattr(type(hf_model), "_can_record_outputs", {}).get("attentions")
+    spec = (getattr(type(hf_model), "_can_record_outputs", None) or {}).get("attentions")
+    if spec is None:
+        return None
     target = getattr(spec, "target_class", spec)
     if not isinstance(target, type):
         raise MangaAssistInputError(
             f"{type(hf_model).__name__} does not declare which module computes its attention weights "
             f"(_can_record_outputs['attentions'] is {spec!r}).",
-            "Use a DistilBERT, BERT or RoBERTa checkpoint (pytest_mangaassist.loading.adapters.ADAPTERS).")
+            "Use a checkpoint of a supported family (docs/families.md).")
     return getattr(spec, "index", 1), [module for module in hf_model.modules() if isinstance(module, target)]
 
 
