@@ -107,7 +107,6 @@ def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words
 
 ESCALATED_ELSEWHERE = {  # the reference model's known misroutes (source analysis: "person" / "humans" elsewhere)
     "can I ship to a different person than the buyer": "escalation (0.67)",
-    "is the Pluto omnibus about humans or robots": "escalation (0.50)",
 }
 # escalation routes as in production (at any confidence); every other intent to one route: "not escalation"
 ESCALATION_OR_NOT = RoutingPolicy(thresholds={"escalation": 0.0}, default_threshold=float("inf"),
@@ -185,9 +184,8 @@ def test_fuzz_code_switching_keeps_the_intent(intent_model, pair):
     assert_prediction_invariant(intent_model, [pair])
 
 
-@pytest.mark.xfail(strict=True, raises=GateFailure, reason="reference model: 'Can someone real look at this. I've "
-                                                            "been waiting for days' routes to order_status (0.725), "
-                                                            "not escalation")
+# fixed by the slice-loop retrain (docs/slices.md): 'Can someone real look at this. I've been waiting for days'
+# routed to order_status (0.725) before it
 @MODEL_SETTINGS
 @given(text=indirect_frustration())
 def test_fuzz_indirect_frustration_routes_to_escalation(intent_model, text):

@@ -42,17 +42,23 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def describe(path: Path) -> str | None:
-    """None where path is absent or a regular file; else what it is ("a symbolic link (to X)", "a folder",
-    "a FIFO (named pipe)", ...). The link itself is examined, never its target."""
+def _mode(path: Path) -> int | str | None:
+    """path's own mode (a link examined, never followed); None where absent (under a file: the caller's checks
+    name that); a sentence where it cannot be examined."""
     try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # absent (under a file: the caller's checks name that)
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         return f"unusable ({exc.strerror})"
-    if stat.S_ISREG(mode):
-        return None
+
+
+def describe(path: Path) -> str | None:
+    """None where path is absent or a regular file; else what it is ("a symbolic link (to X)", "a folder",
+    "a FIFO (named pipe)", ...). The link itself is examined, never its target."""
+    mode = _mode(path)
+    if mode is None or isinstance(mode, str) or stat.S_ISREG(mode):
+        return None if not isinstance(mode, str) else mode
     if stat.S_ISLNK(mode):
         try:
             return f"a symbolic link (to {os.readlink(path)})"
@@ -63,14 +69,9 @@ def describe(path: Path) -> str | None:
 
 def folder_problem(path: Path) -> str | None:
     """None where path is absent or a real folder; else what it is (a link is examined, never followed)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # absent (under a file: the caller's checks name that)
-        return None
-    except OSError as exc:
-        return f"unusable ({exc.strerror})"
-    if stat.S_ISDIR(mode):
-        return None
+    mode = _mode(path)
+    if mode is None or isinstance(mode, str) or stat.S_ISDIR(mode):
+        return None if not isinstance(mode, str) else mode
     return describe(path) or "a regular file"
 
 

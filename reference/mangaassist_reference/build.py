@@ -138,6 +138,13 @@ def build_reference(out: str | Path, spec: BuildSpec = FULL, force: bool = False
     return quality
 
 
+# The build holds out more than the leakage gate flags (0.9): on short messages the TF-IDF similarity reads a
+# romanization or one changed word as 0.84-0.86 ("ohayo! genki?" / "ohayou, genki?", "the delivery person left
+# ..." / "so the delivery agent left ..."), pairs a word-level comparison (tests/test_reference.py) calls copies.
+# At 0.8 the full build leaves out 130 more of 7,843 training messages.
+HOLD_OUT_SIMILARITY = 0.8
+
+
 def without_golden_messages(train: list, golden: list) -> tuple[list, int]:
     """The training examples minus those that repeat, exactly or nearly (analysis.leakage), a message of the
     generated golden set or of a HAND_WRITTEN set; and how many were left out."""
@@ -145,7 +152,7 @@ def without_golden_messages(train: list, golden: list) -> tuple[list, int]:
 
     held_out = [ex.text for ex in golden]
     held_out += [text for path in HAND_WRITTEN if path.is_file() for text in load_golden_set(path).texts]
-    leaked = {pair.query_index for pair in near_duplicates([ex.text for ex in train], held_out)}
+    leaked = {pair.query_index for pair in near_duplicates([ex.text for ex in train], held_out, HOLD_OUT_SIMILARITY)}
     return [ex for i, ex in enumerate(train) if i not in leaked], len(leaked)
 
 
