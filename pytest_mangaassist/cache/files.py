@@ -22,6 +22,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from ..loading.files import kind_of
+
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW
 READ_FLAGS = os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -30,16 +32,6 @@ CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_
 
 class NotAFile(OSError):
     """A path holds something other than what the plugin expects there (a link, a FIFO, a device...)."""
-
-
-def kind_of(mode: int) -> str:
-    """What a file mode describes, in words for a message."""
-    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
-                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _mode(path: Path) -> int | str | None:

@@ -17,8 +17,14 @@ from typing import BinaryIO
 
 from ..errors import MangaAssistInputError
 
-KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-         (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+def kind_of(mode: int) -> str:
+    """What a file mode describes, in words for a message (the cache's checks use the same words)."""
+    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def not_a_file(path: Path) -> str | None:
@@ -32,7 +38,7 @@ def not_a_file(path: Path) -> str | None:
         return f"cannot be examined ({exc.strerror or exc})"
     if stat.S_ISREG(mode):
         return None
-    kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
+    kind = kind_of(mode)
     if kind == "a folder":
         return "is a folder, not a file"
     link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
