@@ -20,8 +20,8 @@ from ..gates.records import Curve, LatencySamples, StructureChecks, TokenHeatmap
 from . import charts
 from .history import History, figure_keys
 from .runlog import RunLog
-from .views import CAUGHT, FAIL, PASS, STORED, XFAIL, Row, by_family, counts, limit, measured, number, rows, \
-    snapshot_rows
+from .views import CAUGHT, FAIL, PASS, STORED, XFAIL, Row, by_family, counts, first_line, limit, measured, number, \
+    rows, snapshot_rows
 
 OUTCOME_ORDER = ("failed", "error", "xpassed", "passed", "xfailed", "skipped")
 STATUS_CLASS = {FAIL: "fail", XFAIL: "xfail", CAUGHT: "caught", PASS: "pass", STORED: "stored", "REGRESSED": "fail",
@@ -108,13 +108,9 @@ def _header(data: dict, log: RunLog) -> str:
 def _failures(log: RunLog) -> str:
     failed = [t for t in log.tests.values() if t.failed]
     items = [f"<details class='failure'><summary><b>{_e(t.name)}</b> <span class='fail'>{_e(t.outcome.upper())}"
-             f"</span> · {_e(_first_line(t.message))}</summary><pre>{_e(t.message or 'no message')}</pre></details>"
+             f"</span> · {_e(first_line(t.message))}</summary><pre>{_e(t.message or 'no message')}</pre></details>"
              for t in failed]
     return _section(f"Failures ({len(failed)})", items)
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "no message")
 
 
 def _inputs(data: dict, history: History | None) -> str:

@@ -5,7 +5,7 @@ annotations (::error file=...,line=...::), which GitHub draws on the test's line
 from __future__ import annotations
 
 from .runlog import RunLog
-from .views import CAUGHT, FAIL, PASS, STORED, XFAIL, Row, by_family, limit, measured
+from .views import CAUGHT, FAIL, PASS, STORED, XFAIL, Row, by_family, first_line, limit, measured
 
 COLUMNS = (FAIL, XFAIL, CAUGHT, PASS, STORED)
 
@@ -29,7 +29,7 @@ def markdown_summary(log: RunLog, moved: list[str] = ()) -> str:
     if failing or broken:
         lines += ["### Failures", ""]
         lines += [f"- **{_cell(r.test.name)}** · {_cell(reason(r))}" for r in failing]
-        lines += [f"- **{_cell(t.name)}** ({t.outcome}) · {_cell(_first_line(t.message))}" for t in broken]
+        lines += [f"- **{_cell(t.name)}** ({t.outcome}) · {_cell(first_line(t.message))}" for t in broken]
         lines.append("")
     if moved:
         lines += ["### Moved beyond their interval since the previous run", ""]
@@ -41,10 +41,6 @@ def markdown_summary(log: RunLog, moved: list[str] = ()) -> str:
         tally = [sum(r.status == c for r in rows) for c in shown]
         lines.append(f"| {family.value} | {len(rows)} | " + " | ".join(str(n) if n else "" for n in tally) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "no message")
 
 
 def _escape_data(text: str) -> str:

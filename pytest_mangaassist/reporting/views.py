@@ -152,3 +152,8 @@ def measured(rec: GateRecord) -> str:
 
 def limit(rec: GateRecord) -> str:
     return "" if rec.threshold is None else f"{rec.comparison} {number(rec.threshold)}"
+
+
+def first_line(text: str) -> str:
+    """A test's message in one line for a summary (the whole message sits one click away)."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "no message")
