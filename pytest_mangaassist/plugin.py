@@ -289,38 +289,36 @@ def baseline_model(request, mangaassist_settings):
     return model
 
 
+def _given(settings, fixture: str, value):
+    """value, or (None: its option was not given) the run's skip or failure naming that option."""
+    if value is None:
+        preflight.missing_input(settings, fixture)
+    return value
+
+
 @pytest.fixture(scope="session")
 def golden_set(mangaassist_settings):
     """The golden set (--golden-set, or the suite's mangaassist_golden_set ini key)."""
-    if mangaassist_settings.golden_set is None:
-        preflight.missing_input(mangaassist_settings, "golden_set")
-    return mangaassist_settings.golden_set
+    return _given(mangaassist_settings, "golden_set", mangaassist_settings.golden_set)
 
 
 @pytest.fixture(scope="session")
 def validation_set(mangaassist_settings):
     """The larger labelled set for representation analyses (--validation-set)."""
-    if mangaassist_settings.validation_set is None:
-        preflight.missing_input(mangaassist_settings, "validation_set")
-    return mangaassist_settings.validation_set
+    return _given(mangaassist_settings, "validation_set", mangaassist_settings.validation_set)
 
 
 @pytest.fixture(scope="session")
 def traffic(request, mangaassist_settings):
     """The unlabelled traffic to replay (--traffic), validated at start-up, with the replay engine
     (--mangaassist-engine, --mangaassist-ray-address)."""
-    loaded = request.config.stash.get(TRAFFIC, None)
-    if loaded is None:
-        preflight.missing_input(mangaassist_settings, "traffic")
-    return loaded
+    return _given(mangaassist_settings, "traffic", request.config.stash.get(TRAFFIC, None))
 
 
 @pytest.fixture(scope="session")
 def training_set(mangaassist_settings):
     """The training data (--training-set), for leakage checks."""
-    if mangaassist_settings.training_set is None:
-        preflight.missing_input(mangaassist_settings, "training_set")
-    return mangaassist_settings.training_set
+    return _given(mangaassist_settings, "training_set", mangaassist_settings.training_set)
 
 
 @pytest.fixture(scope="session")
