@@ -203,13 +203,20 @@ def plant_outside_link(path: Path) -> None:
     path.symlink_to(outside)
 
 
-@pytest.mark.parametrize("plant, what", [(plant_loop, "is a symbolic link"), (plant_dev_zero, "is a symbolic link"),
-                                         (plant_fifo, "is a FIFO (named pipe)"), (plant_folder, "is a folder"),
-                                         (plant_outside_link, "is a symbolic link")])
-def test_an_entry_planted_as_a_link_fifo_or_folder_is_recomputed_and_replaced(tmp_path, monkeypatch, plant, what):
+@pytest.fixture
+def cache_folder(tmp_path, monkeypatch):
+    """An empty cache folder signed with the folder key (no MANGAASSIST_CACHE_KEY in the environment)."""
     monkeypatch.delenv(store.KEY_ENV, raising=False)
     folder = tmp_path / "cache"
     folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("plant, what", [(plant_loop, "is a symbolic link"), (plant_dev_zero, "is a symbolic link"),
+                                         (plant_fifo, "is a FIFO (named pipe)"), (plant_folder, "is a folder"),
+                                         (plant_outside_link, "is a symbolic link")])
+def test_an_entry_planted_as_a_link_fifo_or_folder_is_recomputed_and_replaced(tmp_path, cache_folder, plant, what):
+    folder = cache_folder
     entry = store.entry_path(folder, "sweep-abc")
     plant(entry)
     with pytest.warns(store.CacheWarning, match=re.escape(f"cache entry {entry} {what}, not a regular file")):
@@ -222,10 +229,8 @@ def test_an_entry_planted_as_a_link_fifo_or_folder_is_recomputed_and_replaced(tm
 
 
 @pytest.mark.parametrize("plant", [plant_loop, plant_outside_link, plant_folder])
-def test_a_lock_planted_as_a_link_or_folder_is_removed_and_the_entry_computed(tmp_path, monkeypatch, plant):
-    monkeypatch.delenv(store.KEY_ENV, raising=False)
-    folder = tmp_path / "cache"
-    folder.mkdir()
+def test_a_lock_planted_as_a_link_or_folder_is_removed_and_the_entry_computed(tmp_path, cache_folder, plant):
+    folder = cache_folder
     lock = folder / ".sweep-abc.lock"
     plant(lock)
     with pytest.warns(store.CacheWarning, match=re.escape(f"cache lock {lock} was a")):
@@ -236,10 +241,8 @@ def test_a_lock_planted_as_a_link_or_folder_is_removed_and_the_entry_computed(tm
 
 
 @pytest.mark.parametrize("plant", [plant_dev_zero, plant_fifo, plant_loop])
-def test_a_key_file_planted_as_a_link_or_fifo_is_replaced_by_a_new_key(tmp_path, monkeypatch, plant):
-    monkeypatch.delenv(store.KEY_ENV, raising=False)
-    folder = tmp_path / "cache"
-    folder.mkdir()
+def test_a_key_file_planted_as_a_link_or_fifo_is_replaced_by_a_new_key(tmp_path, cache_folder, plant):
+    folder = cache_folder
     plant(folder / store.KEY_FILE)
     key = store.signing_key(folder)
     assert len(key) == 32 and (folder / store.KEY_FILE).is_file() and not (folder / store.KEY_FILE).is_symlink()
