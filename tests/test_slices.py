@@ -361,6 +361,42 @@ def test_skip_duplicates_adds_the_rest_and_says_what_it_left_out(pytester, files
     assert load_golden_set(golden).only_slice("s").texts == ["does Pluto have a deluxe edition"]
 
 
+def test_add_starts_a_second_golden_file_and_refuses_duplicates_of_the_first(pytester, files):
+    golden, train = files
+    before = golden.read_bytes()
+    second = pytester.path / "golden_slices.jsonl"
+    messages = jsonl(pytester.path / "new.jsonl", [
+        {"text": "where is my order??", "intent": "order_status"},  # near the suite's golden set
+        {"text": "Berserk deluxe 3 ga hoshii desu", "intent": "product_discovery"}])
+    result = run_cli(pytester, "slices", "add", "--golden", second, "--also-golden", golden, "--slice", "jp-en",
+                     messages, "--train", train)
+    err = result.stderr.str()
+    assert result.ret == 2 and f"duplicate the golden data {golden}" in err and "was not created" in err, err
+    assert not second.exists() and golden.read_bytes() == before
+
+    result = run_cli(pytester, "slices", "add", "--golden", second, "--also-golden", golden, "--slice", "jp-en",
+                     messages, "--train", train, "--skip-duplicates")
+    assert result.ret == 0, result.stderr.str()
+    assert f"started {second} with 1 message(s) as slice 'jp-en'" in result.stdout.str()
+    assert load_golden_set(second).texts == ["Berserk deluxe 3 ga hoshii desu"]
+    assert second.stat().st_mode & 0o044 == 0o044 and golden.read_bytes() == before  # readable by the team
+
+    # the next slice goes into the second file, refused where it repeats either file
+    again = jsonl(pytester.path / "again.jsonl", [{"text": "Berserk deluxe 3 ga hoshii desu!", "intent":
+                                                   "product_discovery"}])
+    result = run_cli(pytester, "slices", "add", "--golden", second, "--also-golden", golden, "--slice", "titles",
+                     again)
+    assert result.ret == 2 and f"duplicate the golden data {second}" in result.stderr.str()
+
+
+def test_a_new_golden_file_needs_known_labels(pytester):
+    messages = jsonl(pytester.path / "new.jsonl", [{"text": "a new message", "intent": "chitchat"}])
+    result = run_cli(pytester, "slices", "add", "--golden", pytester.path / "first.jsonl", "--slice", "s", messages)
+    err = result.stderr.str()
+    assert result.ret == 2 and "no label is known for a new golden file" in err and "--also-golden" in err, err
+    assert "Traceback" not in err and not (pytester.path / "first.jsonl").exists()
+
+
 # -- leakage ----------------------------------------------------------------------------------------------------
 def test_near_duplicates_are_measured_and_exact_ones_always_count():
     pairs = near_duplicates(["I want to talk to a human", "Good evening", "recommend a dark seinen"],

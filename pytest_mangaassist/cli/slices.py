@@ -2,7 +2,8 @@
 golden set without letting duplicates or training data in (docs/slices.md).
 
     slices discover --model DIR --data labelled.jsonl [--out candidates.jsonl] [--min-size N] [--fdr Q]
-    slices add --golden golden.jsonl --slice NAME messages.jsonl [--model DIR] [--train train.jsonl] [--skip-duplicates]
+    slices add --golden golden.jsonl --slice NAME messages.jsonl [--model DIR] [--train train.jsonl]
+               [--also-golden other.jsonl ...] [--skip-duplicates]
 
 Every bad input is one message naming the problem and the fix, exit code 2; `slices add` writes the golden
 set only when every check passed, atomically (a temporary file in the same folder, validated by the golden
@@ -62,7 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("--ignore-tags", action="store_true", help="ignore the data's slice tags (find slices blind)")
     promote = actions.add_parser("add", help="append reviewed messages to the golden set as one slice")
     promote.add_argument("messages", help="JSON Lines of {text, intent}; lines of another slice are skipped")
-    promote.add_argument("--golden", required=True, help="the golden set to append to")
+    promote.add_argument("--golden", required=True,
+                         help="the golden set to append to (a new file is created: a second golden file of slices)")
+    promote.add_argument("--also-golden", action="append", default=[], metavar="PATH",
+                         help="another golden file the suite reads: messages duplicating it are refused too, and "
+                              "its labels are known labels (repeatable)")
     promote.add_argument("--slice", required=True, dest="slice_name", help="the slice name the messages get")
     promote.add_argument("--train", help="training data: messages near-duplicating it are refused")
     promote.add_argument("--model", help="checkpoint folder of the model: labels it does not know are refused (else "
@@ -155,6 +160,10 @@ def _write_atomically(path: Path, text: str, check=None) -> None:
             os.fsync(fh.fileno())
         if path.exists():
             os.chmod(temporary, path.stat().st_mode & 0o7777)
+        else:  # mkstemp's 0600 would hide a new golden file from the team's other users
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
         if check is not None:
             check(Path(temporary))
         os.replace(temporary, path)
@@ -168,18 +177,21 @@ def _write_atomically(path: Path, text: str, check=None) -> None:
 
 # -- add --------------------------------------------------------------------------------------------------
 def add(args) -> int:
-    """Append the messages to the golden set as slice NAME; returns how many were added."""
+    """Append the messages to the golden set as slice NAME (creating the file if it does not exist yet);
+    returns how many were added."""
     golden_path = Path(args.golden)
-    unchanged = f"{golden_path} was not changed."
+    starting = _may_start(golden_path)
+    unchanged = f"{golden_path} was not {'created' if starting else 'changed'}."
     if not SLICE_NAME.match(args.slice_name):
         raise MangaAssistInputError(f"--slice {args.slice_name!r} is not a slice name. {unchanged}",
                                     "Use letters, digits, '-', '_' or '.', at most 64, e.g. --slice title-berserk.")
     _check_number("--max-similarity", args.max_similarity, 0.0, 1.0)
-    golden = _load(golden_path, "--golden", unchanged)
-    original = golden_path.read_bytes()
-    known = _known_labels(args.model, golden, unchanged)
-    examples, lines, skipped = _messages(Path(args.messages), args.slice_name, golden, known, unchanged)
-    refused = _refusals(examples, lines, golden, args)
+    goldens = [] if starting else [_load(golden_path, "--golden", unchanged)]
+    goldens += [_load(Path(path), "--also-golden", unchanged) for path in args.also_golden]
+    original = b"" if starting else golden_path.read_bytes()
+    known = _known_labels(args.model, goldens, unchanged)
+    examples, lines, skipped = _messages(Path(args.messages), args.slice_name, known, unchanged)
+    refused = _refusals(examples, lines, goldens, args)
     if refused:
         report = "\n\n".join(text for _, text in refused)
         if not args.skip_duplicates:
@@ -197,9 +209,20 @@ def add(args) -> int:
     text = (original + separator).decode("utf-8") + "".join(
         json.dumps(to_record(ex), ensure_ascii=False) + "\n" for ex in examples)
     _write_atomically(golden_path, text, check=lambda temporary: load_golden_set(temporary))
-    print(f"added {len(examples)} message(s) to {golden_path} as slice {args.slice_name!r}"
-          + (f" ({skipped} line(s) of other slices skipped)" if skipped else ""))
+    done = (f"started {golden_path} with {len(examples)} message(s)" if starting
+            else f"added {len(examples)} message(s) to {golden_path}")
+    print(f"{done} as slice {args.slice_name!r}" + (f" ({skipped} line(s) of other slices skipped)" if skipped else ""))
     return len(examples)
+
+
+def _may_start(path: Path) -> bool:
+    """Whether `slices add` starts a new golden file at path (a second golden file, e.g. the promoted slices
+    beside the suite's golden set): nothing is there yet, or an empty regular file, in an existing folder."""
+    if os.path.islink(path):
+        return False  # loaded, and refused, as what it is
+    if path.is_file() and path.stat().st_size == 0:
+        return True
+    return not os.path.lexists(path) and path.parent.is_dir()
 
 
 def _load(path: Path, option: str, unchanged: str = "", allow_duplicates: bool = False) -> GoldenSet:
@@ -214,21 +237,26 @@ def _load(path: Path, option: str, unchanged: str = "", allow_duplicates: bool =
         raise MangaAssistInputError(f"{option}: {exc.problem} {unchanged}".rstrip(), exc.fix) from None
 
 
-def _known_labels(model: str | None, golden: GoldenSet, unchanged: str) -> tuple[set[str], str]:
-    """The labels a message may carry, and what knows them: the model's (--model), else the golden set's."""
+def _known_labels(model: str | None, goldens: list[GoldenSet], unchanged: str) -> tuple[set[str], str]:
+    """The labels a message may carry, and what knows them: the model's (--model), else the golden files'."""
     if model is None:
-        return golden.labels, f"a label of {golden.source}"
+        if not goldens:
+            raise MangaAssistInputError(f"no label is known for a new golden file. {unchanged}",
+                                        "Pass --model DIR (its labels are the known ones) or --also-golden with the "
+                                        "suite's golden set.")
+        return set().union(*(g.labels for g in goldens)), "a label of " + " or ".join(str(g.source) for g in goldens)
     from ..loading.checkpoint import inspect_checkpoint
 
     try:
         info = inspect_checkpoint(Path(model), "--model")
-        check_labels_match(golden, info.labels, str(info.path))
+        for golden in goldens:
+            check_labels_match(golden, info.labels, str(info.path))
     except MangaAssistInputError as exc:
         raise MangaAssistInputError(f"{exc.problem} {unchanged}", exc.fix) from None
     return set(info.labels), f"a label of the model {info.path}"
 
 
-def _messages(path: Path, name: str, golden: GoldenSet, known: tuple[set[str], str], unchanged: str):
+def _messages(path: Path, name: str, known: tuple[set[str], str], unchanged: str):
     """The messages to add (slice set to name), their line numbers, and how many lines of other slices
     (a discover output holds several) were skipped."""
     loaded = _load(path, "messages", unchanged, allow_duplicates=True)
@@ -252,8 +280,8 @@ def _messages(path: Path, name: str, golden: GoldenSet, known: tuple[set[str], s
     return examples, [n for _, n in kept], len(loaded) - len(kept)
 
 
-def _refusals(examples: list[GoldenExample], lines: list[int], golden: GoldenSet, args) -> list[tuple[set, str]]:
-    """(positions refused, report) for each reason: repeated within the file, (near) duplicate of the golden set,
+def _refusals(examples: list[GoldenExample], lines: list[int], goldens: list[GoldenSet], args) -> list[tuple[set, str]]:
+    """(positions refused, report) for each reason: repeated within the file, (near) duplicate of a golden file,
     (near) duplicate of the training data."""
     texts = [ex.text for ex in examples]
     out = []
@@ -263,9 +291,9 @@ def _refusals(examples: list[GoldenExample], lines: list[int], golden: GoldenSet
                     f"{len(repeats)} message(s) repeat an earlier line of the file (the first is kept):\n"
                     + pairs_table(repeats, "messages", "earlier", limit=None, query_lines=lines,
                                   match_lines=lines)))
-    against = [("golden", golden.source, golden.texts)]
+    against = [("golden", golden.source, golden.texts) for golden in goldens]
     if args.train:
-        train = _load(Path(args.train), "--train", f"{golden.source} was not changed.", allow_duplicates=True)
+        train = _load(Path(args.train), "--train", f"{args.golden} was not changed.", allow_duplicates=True)
         against.append(("train", args.train, train.texts))
     for label, path, others in against:
         pairs = near_duplicates(texts, others, args.max_similarity)
