@@ -1,8 +1,9 @@
 """The pytest11 entry point: options, fixtures and hooks. Imports nothing heavy.
 
 torch and transformers are imported by the fixtures that need them, on first use, so having
-the plugin installed costs unrelated pytest runs nothing. The checks themselves live in
-config/preflight.py.
+the plugin installed costs unrelated pytest runs nothing. The checks themselves live in the layer
+each belongs to: options and settings in config/, the cache folders in cache/, the snapshot file in
+gates/snapshot.py, the run's outcome and header in reporting/ (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from .config import pack, preflight
+from .config import inputs, pack
+from .config.rootdir import check_rootdir
 from .config.settings import Settings, add_options, load_settings
 from .errors import MangaAssistInputError
 
 SETTINGS = pytest.StashKey[Settings]()
 SNAPSHOT = pytest.StashKey["SnapshotStore"]()
 RUN_LOG = pytest.StashKey["RunLog"]()
-GATE_RUN_CHECK = pytest.StashKey[preflight.GateRunCheck]()
-HYPOTHESIS_HOME = pytest.StashKey[preflight.HypothesisHome]()
-INDUCTOR_HOME = pytest.StashKey[preflight.InductorHome]()
+GATE_RUN_CHECK = pytest.StashKey["GateRunCheck"]()
+HYPOTHESIS_HOME = pytest.StashKey["HypothesisHome"]()
+INDUCTOR_HOME = pytest.StashKey["InductorHome"]()
 TRAFFIC = pytest.StashKey["Traffic | None"]()
 PACK_LIMITS = pytest.StashKey[dict]()
 PACK_FOLDER = Path(__file__).parent / "pack"  # a folder, not its file: the ids read test_pack.py::test_accuracy
@@ -37,29 +39,33 @@ def pytest_addoption(parser):
 def pytest_load_initial_conftests(early_config, parser, args):
     """Before the (possibly wrong) rootdir's conftest files are imported."""
     try:
-        preflight.check_rootdir(early_config)
+        check_rootdir(early_config)
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    from .gates.snapshot import SnapshotStore
+    from .cache.folders import HypothesisHome, InductorHome, check_cache, quiet_onnxruntime
+    from .config.destinations import check_report_folder
+    from .gates.snapshot import SnapshotStore, check_destination
+    from .reporting.outcome import GateRunCheck
     from .reporting.runlog import RunLog
     from .reporting.session import ReportingSession
 
     config.addinivalue_line("markers", "gate(*tiers): the gate tiers this test belongs to (e.g. monthly, quarterly, "
                                        "release); select with --gate-tier")
-    config.addinivalue_line("markers", f"{preflight.OPTIONAL_MARKER}(*fixture_names): skip, instead of fail, this test "
+    config.addinivalue_line("markers", f"{inputs.OPTIONAL_MARKER}(*fixture_names): skip, instead of fail, this test "
                                        "when one of these pytest-mangaassist inputs (intent_model, baseline_model, "
                                        "golden_set, ...; no names: any) was not given")
-    preflight.quiet_onnxruntime()
+    quiet_onnxruntime()
     try:
-        preflight.check_rootdir(config)  # also here: pytest_load_initial_conftests is skipped by some runners
+        check_rootdir(config)  # also here: pytest_load_initial_conftests is skipped by some runners
         settings = config.stash[SETTINGS] = load_settings(config)
-        preflight.check_destinations(settings)
-        preflight.check_cache(config, settings)
-        config.stash[TRAFFIC] = preflight.load_traffic_input(settings)
+        check_report_folder(settings)
+        check_destination(settings.snapshot_file, settings.update_snapshot)
+        check_cache(config, settings)
+        config.stash[TRAFFIC] = inputs.load_traffic_input(settings)
         config.stash[SNAPSHOT] = SnapshotStore.load(settings.snapshot_file, settings.update_snapshot)
         if settings.mlflow_uri is not None and not hasattr(config, "workerinput"):  # the controller logs the run
             from .reporting.history import check_tracking_uri
@@ -71,11 +77,11 @@ def pytest_configure(config):
     except MangaAssistInputError as exc:
         raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
     config.stash[RUN_LOG] = RunLog()
-    config.stash[HYPOTHESIS_HOME] = preflight.HypothesisHome()
-    config.stash[INDUCTOR_HOME] = preflight.InductorHome()
+    config.stash[HYPOTHESIS_HOME] = HypothesisHome()
+    config.stash[INDUCTOR_HOME] = InductorHome()
     config.pluginmanager.register(ReportingSession(config, config.stash[RUN_LOG], settings, config.stash[SNAPSHOT],
                                                    config.stash[TRAFFIC]), "mangaassist-reporting")
-    config.stash[GATE_RUN_CHECK] = preflight.GateRunCheck()
+    config.stash[GATE_RUN_CHECK] = GateRunCheck()
     config.pluginmanager.register(config.stash[GATE_RUN_CHECK], "mangaassist-gate-run-check")
 
 
@@ -111,18 +117,22 @@ def pytest_collection_modifyitems(config, items):
     constants cache): --gate-tier keeps the tests marked with a selected tier (and every unmarked test),
     and a run that uses the plugin keeps hypothesis' storage in pytest's cache folder (a temporary one
     without it), not in the working folder."""
-    if preflight.uses_plugin(items):
+    if inputs.uses_plugin(items):
         config.stash[HYPOTHESIS_HOME].move_to(_cache_dir(config, "hypothesis"))
         config.stash[INDUCTOR_HOME].move_to(_cache_dir(config, "torchinductor"))
     tiers = config.stash[SETTINGS].tiers
     if tiers:
         try:
-            keep, drop = preflight.select_tiers(items, tiers)
+            from .config.tiers import select_tiers
+
+            keep, drop = select_tiers(items, tiers)
         except MangaAssistInputError as exc:
             if not hasattr(config, "workerinput"):
                 raise pytest.UsageError(f"pytest-mangaassist: {exc}") from None
             # an xdist worker cannot end the run: it runs nothing and tells the controller, which exits 4
-            config.workeroutput[preflight.WORKER_USAGE_ERROR] = f"pytest-mangaassist: {exc}"
+            from .reporting.outcome import WORKER_USAGE_ERROR
+
+            config.workeroutput[WORKER_USAGE_ERROR] = f"pytest-mangaassist: {exc}"
             keep, drop = [], list(items)
         if drop:
             config.hook.pytest_deselected(items=drop)
@@ -136,7 +146,7 @@ def pytest_runtest_setup(item):
     fixtures are set up."""
     settings = item.config.stash.get(SETTINGS, None)
     if settings is not None:
-        preflight.check_inputs_given(item, settings)
+        inputs.check_inputs_given(item, settings)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -144,20 +154,17 @@ def pytest_runtest_call(item):
     """Collect the gates' records, show long analyses' progress and make the snapshot available."""
     from .domain import using_routing_policy
     from .gates.records import collecting
-    from .gates.snapshot import _active
+    from .gates.snapshot import using_snapshot
     from .loading.progress import showing_progress
     from .reporting.session import GATE_PROPERTY
 
-    token = _active.set(item.config.stash[SNAPSHOT])
-    try:
-        with collecting() as records, showing_progress(_progress_writer(item.config)), \
-                using_routing_policy(item.config.stash[SETTINGS].routing_policy):
-            try:
-                return (yield)
-            finally:  # on the item, so the call and teardown reports (JUnit XML reads the latter) carry them
-                item.user_properties += [(GATE_PROPERTY, r.to_json()) for r in records]
-    finally:
-        _active.reset(token)
+    with using_snapshot(item.config.stash[SNAPSHOT]), collecting() as records, \
+            showing_progress(_progress_writer(item.config)), \
+            using_routing_policy(item.config.stash[SETTINGS].routing_policy):
+        try:
+            return (yield)
+        finally:  # on the item, so the call and teardown reports (JUnit XML reads the latter) carry them
+            item.user_properties += [(GATE_PROPERTY, r.to_json()) for r in records]
 
 
 def _progress_writer(config):
@@ -178,6 +185,8 @@ def pytest_runtest_makereport(item, call):
     """Bad input met inside a test (a model that fails to load on first use, an unknown slice, an input
     that was not given) is reported as its message and fix, not as a traceback through the plugin. An xfail
     of a gate test expects the gate to fail: any other exception is reported as the failure it is."""
+    from .reporting.outcome import INPUTS_ATTRIBUTE, unexpected_xfail
+
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, MangaAssistInputError):
         report.longrepr = f"pytest-mangaassist: {call.excinfo.value}"
@@ -185,15 +194,15 @@ def pytest_runtest_makereport(item, call):
             del report.wasxfail
             report.outcome = "failed"
     elif hasattr(report, "wasxfail") and call.excinfo is not None:
-        refused = preflight.unexpected_xfail(item, call.excinfo.value)
+        refused = unexpected_xfail(item, call.excinfo.value)
         if refused is not None:
             del report.wasxfail
             report.outcome = "failed"
             report.sections.append(("pytest-mangaassist", refused))
     if call.when == "setup":
-        needed = preflight.needed_inputs(getattr(item, "fixturenames", ()))
+        needed = inputs.needed_inputs(getattr(item, "fixturenames", ()))
         if needed:
-            setattr(report, preflight.INPUTS_ATTRIBUTE, needed)  # plain data: travels with xdist reports
+            setattr(report, INPUTS_ATTRIBUTE, needed)  # plain data: travels with xdist reports
     return report
 
 
@@ -205,37 +214,10 @@ def pytest_sessionfinish(session):
 
 
 def pytest_report_header(config):
+    from .reporting.header import header_lines
+
     settings = config.stash.get(SETTINGS, None)
-    if settings is None or settings.model is None:
-        return None
-    lines = [f"mangaassist: model {settings.model.path} ({settings.model.model_type}, "
-             f"{len(settings.model.labels)} labels)"]
-    if settings.golden_set is not None:
-        facts = [f"{len(settings.golden_set)} examples"]
-        if settings.allow_duplicates:
-            facts.append(f"{settings.golden_set.duplicate_count} duplicate(s) allowed")
-        cut = preflight.truncated_count(settings)
-        if cut is not None:
-            from .loading.model import DEFAULT_MAX_LENGTH
-
-            facts.append(f"{cut} cut at {DEFAULT_MAX_LENGTH} tokens")
-        lines.append(f"mangaassist: golden set {settings.golden_set.source} ({', '.join(facts)})")
-    for what, path in (("onnx", settings.onnx_path), ("serving artifact", settings.serving_artifact)):
-        if path is not None:
-            lines.append(f"mangaassist: {what} {path}")
-    traffic = config.stash.get(TRAFFIC, None)
-    if traffic is not None:
-        lines.append(f"mangaassist: traffic {traffic.source} ({len(traffic):,} messages in {len(traffic.shards)} "
-                     f"shard(s), field {traffic.text_field!r}, {traffic.engine} engine)")
-    if settings.tiers:
-        lines.append(f"mangaassist: gate tiers {', '.join(settings.tiers)}")
-    if settings.no_cache:
-        lines.append("mangaassist: no disk cache (--mangaassist-no-cache)")
-    elif getattr(config, "cache", None) is not None:
-        from .cache.store import key_source
-
-        lines.append(f"mangaassist: cache signed with {key_source()}")
-    return lines
+    return None if settings is None else header_lines(config, settings, config.stash.get(TRAFFIC, None))
 
 
 @pytest.fixture(scope="session")
@@ -248,7 +230,7 @@ def _load(request, info, fixture: str):
 
     settings = request.config.stash[SETTINGS]
     if info is None:
-        preflight.missing_input(settings, fixture)
+        inputs.missing_input(settings, fixture)
     return IntentModel.from_checkpoint(info, device=settings.device,
                                        cache_dir=_cache_dir(request.config, "mangaassist"))
 
@@ -261,12 +243,44 @@ def _cache_dir(config, name: str) -> Path | None:
     return cache.mkdir(name)
 
 
+ATTRIBUTION_TOLERANCE = 1e-3  # relative to the largest word score
+# Padding either changes the word scores or not, at any step count: the check runs the audit's fewest steps
+# (8 intervals, 9 evaluations a message and condition, half of the default 16), since it runs in every cold
+# session given a golden set.
+ATTRIBUTION_CHECK_STEPS = 8
+
+
+def _warn_if_batch_dependent(model, settings: Settings) -> None:
+    """Every sweep and attribution batch pads; the gates read each row as if the message ran alone.
+    Checked once per model on the golden set, logits and IG word scores (cached on disk by weight hash,
+    so a warm run loads no weights for it); a failure is a warning, since every gate is then suspect."""
+    import warnings
+
+    from .cache.analyses import attribution_batch_invariance, batch_invariance
+
+    if settings.golden_set is None:
+        return
+    texts = settings.golden_set.texts
+    result = batch_invariance(model, texts)
+    if not result.ok:
+        warnings.warn(pytest.PytestWarning(result.warning(model.source)))
+    by_length = sorted(set(texts), key=len)
+    sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
+    target = model.labels[0]  # any intent's logit: padding must not change any of them
+    attribution_diff = attribution_batch_invariance(model, sample, target, n_steps=ATTRIBUTION_CHECK_STEPS)
+    if attribution_diff > ATTRIBUTION_TOLERANCE:
+        warnings.warn(pytest.PytestWarning(
+            f"pytest-mangaassist: the IG word scores of {model.source} change by {attribution_diff:.1e} (relative) "
+            f"when messages are attributed in one padded batch instead of alone (tolerance {ATTRIBUTION_TOLERANCE:g}); "
+            "attribution gates may depend on batching. Check the attention mask and eval mode."))
+
+
 @pytest.fixture(scope="session")
 def intent_model(request, mangaassist_settings):
     """The model under test (--model-path), loaded once per session; warns if its logits depend on
     batch composition or padding."""
     model = _load(request, mangaassist_settings.model, "intent_model")
-    preflight.warn_if_batch_dependent(model, mangaassist_settings)
+    _warn_if_batch_dependent(model, mangaassist_settings)
     return model
 
 
@@ -285,14 +299,14 @@ def pretrained_model(request, mangaassist_settings):
 def baseline_model(request, mangaassist_settings):
     """The model in production now (--baseline-path)."""
     model = _load(request, mangaassist_settings.baseline, "baseline_model")
-    preflight.warn_if_batch_dependent(model, mangaassist_settings)
+    _warn_if_batch_dependent(model, mangaassist_settings)
     return model
 
 
 def _given(settings, fixture: str, value):
     """value, or (None: its option was not given) the run's skip or failure naming that option."""
     if value is None:
-        preflight.missing_input(settings, fixture)
+        inputs.missing_input(settings, fixture)
     return value
 
 

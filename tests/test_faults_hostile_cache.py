@@ -24,7 +24,7 @@ import pytest
 
 from conftest import assert_usage_error
 from pytest_mangaassist.cache import artifacts, files, store
-from pytest_mangaassist.config.preflight import InductorHome
+from pytest_mangaassist.cache.folders import InductorHome
 from pytest_mangaassist.errors import GateFailure, MangaAssistInputError
 from pytest_mangaassist.gates.records import GateRecord, collecting
 from pytest_mangaassist.gates.snapshot import SnapshotStore, assert_no_regression, snapshot_bounds

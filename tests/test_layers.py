@@ -1,6 +1,7 @@
 """The folders are the layers (docs/architecture.md): every import goes down the layer order, no gate
-module imports a sibling gate module, analyses import no cache and no pytest, and the plugin does not
-import the reference kit. Checked on the source with ast, so a lazy import inside a function counts."""
+module imports a sibling gate module, analyses import no cache and no pytest, config/ runs no analysis, the
+plugin does not import the reference kit and touches no private name of another module. Checked on the
+source with ast, so a lazy import inside a function counts."""
 
 import ast
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_mangaassist"
-ORDER = ("errors", "loading", "analysis", "domain", "strategies", "cache", "gates", "reporting", "config", "plugin",
+ORDER = ("errors", "loading", "analysis", "domain", "config", "strategies", "cache", "gates", "reporting", "plugin",
          "pack", "cli", "__main__")
 SHARED_GATE_MODULES = {"records", "validation"}  # what the gate modules share
 
@@ -25,10 +26,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> list[str]:
-    """Absolute names of the modules a file imports (relative imports resolved)."""
+def imports_of(path: Path, typing_too: bool = True) -> list[str]:
+    """Absolute names of the modules a file imports (relative imports resolved); without typing_too, not
+    those under `if TYPE_CHECKING:` (names for annotations, never imported when the code runs)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
+    if not typing_too:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                node.body = []
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -77,6 +83,35 @@ def test_analyses_are_pure(path):
     assert not impure, f"analysis/{path.name} imports {impure}"
 
 
+@pytest.mark.parametrize("path", sorted((PACKAGE / "config").glob("*.py")), ids=lambda p: p.name)
+def test_config_runs_no_analysis(path):
+    """config/ is options, settings and their validation: it reads the user's files (loading/) and the label
+    set's profile (domain.py), and computes nothing (an analysis' types only, for annotations)."""
+    running = [t for t in imports_of(path, typing_too=False) if t.startswith("pytest_mangaassist.analysis")]
+    assert not running, f"config/{path.name} imports {running}"
+
+
+def private_names_used(path: Path) -> list[str]:
+    """Names with a leading underscore that the file takes from another module: imported (`from m import _x`)
+    or read as an attribute (`m._x`, `obj._x`); dunders and the file's own names are not counted."""
+    def private(name: str) -> bool:
+        return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    used = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module + "." if node.module else "")
+            used += [module + alias.name for alias in node.names if private(alias.name)]
+        elif isinstance(node, ast.Attribute) and private(node.attr):
+            used.append(f"{ast.unparse(node.value)}.{node.attr}")
+    return used
+
+
+def test_the_plugin_touches_no_private_name_of_another_module():
+    used = private_names_used(PACKAGE / "plugin.py")
+    assert not used, f"plugin.py uses private names of other modules: {used} (give their module a public way)"
+
+
 def test_the_plugin_does_not_import_the_reference_kit():
     offenders = [module_name(p) for p in SOURCES if any(t.startswith("mangaassist_reference") for t in imports_of(p))]
     assert not offenders
@@ -87,7 +122,9 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     package = tmp_path / "pytest_mangaassist"
     files = {"gates/classification.py": "from ..reporting import views\n",  # up the layers
              "gates/slices.py": "from .classification import assert_accuracy_above\n",  # a sibling gate
-             "analysis/sweep.py": "def sweep():\n    from ..cache import store\n"}  # an impure analysis, lazily
+             "analysis/sweep.py": "def sweep():\n    from ..cache import store\n",  # an impure analysis, lazily
+             "config/settings.py": "def load():\n    from ..analysis import sweep\n",  # config running an analysis
+             "plugin.py": "def hook(item):\n    from .gates.snapshot import _active\n    item.config.cache._cachedir\n"}
     for name, source in files.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(source)
@@ -97,7 +134,11 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
                                           "pytest_mangaassist.reporting (reporting)"),
               "gates/slices.py": (test_no_gate_module_imports_a_sibling_gate,
                                   "gates/slices.py imports ['pytest_mangaassist.gates.classification']"),
-              "analysis/sweep.py": (test_analyses_are_pure, "analysis/sweep.py imports ['pytest_mangaassist.cache']")}
+              "analysis/sweep.py": (test_analyses_are_pure, "analysis/sweep.py imports ['pytest_mangaassist.cache']"),
+              "config/settings.py": (test_config_runs_no_analysis,
+                                     "config/settings.py imports ['pytest_mangaassist.analysis']")}
     for name, (check, message) in checks.items():
         with pytest.raises(AssertionError, match=re.escape(message)):
             check(package / name)
+    with pytest.raises(AssertionError, match=re.escape("['.gates.snapshot._active', 'item.config.cache._cachedir']")):
+        test_the_plugin_touches_no_private_name_of_another_module()

@@ -103,7 +103,7 @@ class Settings:
     no_cache: bool = False
     allow_missing: bool = False
     allow_duplicates: bool = False
-    traffic_path: str | None = None  # a file, folder or glob: validated and loaded by preflight.load_traffic_input
+    traffic_path: str | None = None  # a file, folder or glob: validated and loaded by config.inputs.load_traffic_input
     traffic_text_field: str = "text"
     engine: str = "embedded"
     ray_address: str | None = None

@@ -20,6 +20,7 @@ Integrated-Gradients reference inputs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import files
+from ..config.destinations import check_writable
 from ..errors import MangaAssistInputError
 from ..loading.jsonfile import parse_json
 from . import validation
@@ -94,6 +96,17 @@ def check_path(path: Path) -> None:
             f"Replace it with a regular file (remove it, then restore it from version control or write it with pytest "
             f"{UPDATE_FLAG}), or point {FILE_FLAG} (ini mangaassist_snapshot_file) at a regular file (default: "
             f"{DEFAULT_FILE} next to the ini file).")
+
+
+def check_destination(path: Path, update: bool) -> None:
+    """At start-up: the snapshot file is a regular file or absent, and under --mangaassist-update-snapshot it
+    can be written, before the run rather than found broken after it."""
+    check_path(path)
+    if update:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise MangaAssistInputError(f"The snapshot file {path} is not writable.",
+                                        f"Make it writable, or point {FILE_FLAG} elsewhere.")
+        check_writable(path.parent, FILE_FLAG)
 
 
 def _figures(raw, path, ranged: bool = True) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
@@ -254,6 +267,17 @@ def _store(snapshot) -> SnapshotStore:
         raise MangaAssistInputError(f"{GATE} has no snapshot outside a pytest run with the plugin.",
                                     "Pass snapshot= a dict of figures or the path of a snapshot file.")
     return store
+
+
+@contextlib.contextmanager
+def using_snapshot(store: SnapshotStore):
+    """assert_no_regression calls made inside read (or update) `store`: the plugin's snapshot of the run, set
+    around each test call."""
+    token = _active.set(store)
+    try:
+        yield store
+    finally:
+        _active.reset(token)
 
 
 def snapshot_figures(records) -> dict[str, float]:
