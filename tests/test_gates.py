@@ -207,30 +207,3 @@ def test_every_parameter_is_validated_naming_gate_parameter_value_and_range(load
     got = next(v for k, v in kwargs.items() if k == parameter)
     assert message.startswith(f"{gate.__name__}: {parameter}") and accepted in message
     assert repr(got)[:20] in message, "the message shows the value it got"
-
-
-@pytest.mark.parametrize("gate, kwargs", [(assert_accuracy_above, dict(min_accuracy=0.5)),
-                                          (assert_recall_above, dict(min_recall=0.5)),
-                                          (assert_macro_f1_above, dict(min_f1=0.5))])
-def test_label_reading_gates_refuse_texts_naming_what_they_need(loaded, gate, kwargs):
-    model, golden = loaded
-    with pytest.raises(MangaAssistInputError, match=f"{gate.__name__}: examples must be a GoldenSet .* got list"):
-        gate(model, golden.texts, **kwargs)
-
-
-def test_gates_take_model_and_examples_positionally_and_everything_else_by_keyword():
-    import inspect
-
-    from pytest_mangaassist.gates import classification, comparison, representation
-
-    gates = [getattr(module, name) for module in (classification, comparison, representation)
-             for name in dir(module) if name.startswith("assert_")]
-    assert len(gates) >= 9
-    for gate in gates:
-        parameters = list(inspect.signature(gate).parameters.values())
-        assert [p.name for p in parameters[:2]] == ["model", "examples"], gate.__name__
-        assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters[:2]), gate.__name__
-        rest = parameters[2:]
-        assert rest and all(p.kind is p.KEYWORD_ONLY for p in rest), gate.__name__
-        for p in rest:  # limits are named by what they bound; the other model is always against=
-            assert p.name not in ("threshold", "alpha", "tolerance", "other", "baseline", "reference"), gate.__name__

@@ -140,6 +140,8 @@ def lexical_shortcut_audit(model, examples, *, intent: str, family: Sequence[str
     return _audit("lexical_shortcut_audit", model, examples, intent, family, baselines, min_examples, max_steps)
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", chart=TokenHeatmap,
+                         checks="IG share of `intent` on a word family, confirmed causally by removing the words")
 def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence[str] | None = None,
                                max_share: float = 0.5, min_effect: float = 0.1,
                                baselines: Sequence[str] = ("pad",), min_examples: int = 3,
@@ -176,7 +178,7 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence
             f"fall of p({intent}) when {what} is removed ({len(audit.before)} messages; its share of {intent}'s "
             f"positive attribution {audit.share:.4f}{largest} > max_share {max_share:g}, so this effect decides)",
             audit.effect, min_effect, "<")
-    check(caller, metric, value, limit, comparison, family=Family.ATTRIBUTION, payload=_heatmap(audit),
+    check(caller, metric, value, limit, comparison, payload=_heatmap(audit),
           evidence=lambda: audit.baseline_table(max_share) + disagreement + "\n\nworst messages:\n" + audit.worst_table(),
           hint=f"the model routes to {intent} on these words rather than on the request: add training messages "
                f"where they appear in other intents' contexts (targeted augmentation) and retrain.")
@@ -195,6 +197,7 @@ def _heatmap(audit: ShortcutAudit, k: int = WORST) -> TokenHeatmap:
                         f"{audit.after_removal[i]:.2f}") for i in order))
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="IG word scores batched equal those of each message alone")
 def assert_attribution_batch_invariant(model, examples, *, intent: str, max_difference: float = 1e-3,
                                        baselines: Sequence[str] = ("pad",)) -> float:
     """Word scores computed with all the messages in one padded batch must equal those of each message
@@ -212,12 +215,13 @@ def assert_attribution_batch_invariant(model, examples, *, intent: str, max_diff
     difference = max(attribution_batch_invariance(model, texts, intent, b) for b in baselines)
     check(caller, f"largest word-score difference, batched vs alone ({len(texts)} messages, "
                   f"IG baseline{'s' if len(baselines) > 1 else ''} {', '.join(baselines)}), relative",
-          difference, max_difference, "<=", family=Family.ATTRIBUTION,
+          difference, max_difference, "<=", 
           hint="padding or batch composition changes the attributions: check that the attention "
                "mask reaches every layer and that the model is in eval mode.")
     return difference
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="share of `intent`'s conductance mass carried by `layer`")
 def assert_layer_conductance_share(model, examples, *, intent: str, layer: int, min_share: float | None = None,
                                    max_share: float | None = None) -> LayerConductance:
     """The share of intent's absolute conductance mass (captum LayerConductance, pooled over the
@@ -240,7 +244,7 @@ def assert_layer_conductance_share(model, examples, *, intent: str, layer: int, 
     for limit, comparison in ((min_share, ">="), (max_share, "<=")):
         if limit is not None:
             check(caller, f"share of {intent}'s conductance mass at {layer_name(layer)} ({len(texts)} messages)",
-                  share, limit, comparison, family=Family.ATTRIBUTION, evidence=lambda: result.table(gated=layer),
+                  share, limit, comparison, evidence=lambda: result.table(gated=layer),
                   hint="the layers that carry this intent's evidence moved: compare with the previous "
                        "model's table (discriminative learning rates, frozen layers).")
     return result

@@ -24,6 +24,8 @@ def _clip(text: str, width: int = 50) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@Family.BEHAVIOUR.gate(page="attribution.md",
+                       checks="`examples` are `(original, edited)` pairs: the share whose predicted intent changes")
 def assert_prediction_invariant(model, examples, *, max_flip_rate: float = 0.0) -> float:
     """The share of edits that change the predicted intent must be <= max_flip_rate.
     examples: (original, edited) message pairs (one pair alone too). Returns the share."""
@@ -38,13 +40,14 @@ def assert_prediction_invariant(model, examples, *, max_flip_rate: float = 0.0) 
     rows = [(_clip(effect.originals[i]), _clip(effect.edited[i]), before[i], after[i],
              float(effect.after[i].max())) for i in flipped[:WORST]]
     check(caller, f"share of edits that change the intent ({len(pairs)} edits, {len(flipped)} changed)",
-          rate, max_flip_rate, "<=", family=Family.BEHAVIOUR,
+          rate, max_flip_rate, "<=", 
           evidence=lambda: format_table(("original", "edited", "before", "after", "confidence"), rows),
           hint="the model reacts to a word that should not decide the intent: add training messages "
                "with such edits under the original label (targeted augmentation).")
     return rate
 
 
+@Family.BEHAVIOUR.gate(page="attribution.md", checks="every edit moves p(intent) into [min_shift, max_shift]")
 def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | None = None,
                             max_shift: float | None = None) -> np.ndarray:
     """Every edit must move p(intent) (edited minus original) into [min_shift, max_shift] (give one or both;
@@ -73,13 +76,15 @@ def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | 
                  f"{shift[i]:+.3f}") for i in worst[:WORST] if bad(shift[i])]
         check(caller, f"{'smallest' if comparison == '>=' else 'largest'} shift of p({intent}) "
                       f"({len(pairs)} edits, {int(bad(shift).sum())} outside the limit)",
-              measured, limit, comparison, family=Family.BEHAVIOUR,
+              measured, limit, comparison, 
               evidence=format_table(("original", "edited", "p before", "p after", "shift"), rows),
               hint="the edit moves the intent's confidence the wrong amount: add contrastive training "
                    "pairs like these, or review whether the limit matches the routing policy.")
     return shift
 
 
+@Family.BEHAVIOUR.gate(page="attribution.md",
+                       checks="routing with class-specific thresholds and fallbacks reaches `expected`")
 def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy | None = None) -> list[Routing]:
     """Every message must be routed to `expected` (a label or a fallback route) under the policy (default:
     the suite's --routing-policy, else the profile of the model's label set, else argmax; the row names
@@ -99,7 +104,7 @@ def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy | Non
              r.route) for r in wrong[:WORST]]
     check(caller, f"share of messages routed to {expected!r} ({len(texts)} messages, {len(wrong)} elsewhere; "
                   f"routing: {policy.source})",
-          1 - len(wrong) / len(texts), 1.0, ">=", family=Family.BEHAVIOUR,
+          1 - len(wrong) / len(texts), 1.0, ">=", 
           evidence=lambda: format_table(("message", "top label", "confidence", "threshold", "route"), rows),
           hint="either the label is wrong (see the top label) or its confidence is below the "
                "policy's threshold for it; fix the data, or change the threshold as a reviewed decision.")

@@ -24,7 +24,6 @@ from . import validation as valid
 from .records import Family, check
 
 WORST = 8
-FAMILY = Family.CLASSIFICATION
 LOWER_BOUNDS = ("point", "lower")
 
 
@@ -71,6 +70,9 @@ def _metric(name: str, rate: Rate, bound: str, detail: str) -> str:
     return f"{rate.confidence:.0%} {bound} bound of {name} ({detail}; {name} {rate.estimate:.3f}, {interval})"
 
 
+@Family.CLASSIFICATION.gate(page="statistics.md",
+                            checks="accuracy on the set or one slice, with its exact Clopper-Pearson interval; lists"
+                                   " the most frequent confusions and the most confident mistakes")
 def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           min_examples: int | None = None) -> Rate:
@@ -89,13 +91,14 @@ def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, sl
     accuracy = evaluation.accuracy_rate(confidence)
     check(caller,
           _metric(f"accuracy on {where}", accuracy, bound, f"{n} examples, {int((~evaluation.correct).sum())} wrong"),
-          accuracy.bound(bound), min_accuracy, ">=", family=FAMILY, interval=(accuracy.low, accuracy.high),
+          accuracy.bound(bound), min_accuracy, ">=", interval=(accuracy.low, accuracy.high),
           evidence=lambda: _confusions(evaluation) + "\n\n" + _errors_table(evaluation),
           hint="add training examples phrased like the mistakes above (targeted augmentation), retrain, "
                "and rerun; change the threshold only as a reviewed decision.")
     return accuracy
 
 
+@Family.CLASSIFICATION.gate(page="statistics.md", checks="macro-F1 with a seeded bootstrap interval")
 def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE, min_examples: int | None = None,
                           seed: int = 0) -> Rate:
@@ -115,12 +118,14 @@ def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: s
     f1 = evaluation.macro_f1_rate(confidence, seed)
     recall = evaluation.recall_rates(confidence)
     check(caller, _metric(f"macro-F1 on {where}", f1, bound, f"{n} examples, {len(recall)} intents"),
-          f1.bound(bound), min_f1, ">=", family=FAMILY, interval=(f1.low, f1.high),
+          f1.bound(bound), min_f1, ">=", interval=(f1.low, f1.high),
           evidence=lambda: "recall per intent:\n" + rates_table(recall, "recall") + "\n\n" + _confusions(evaluation),
           hint="macro-F1 weighs every intent alike: look at the intents with the lowest recall above first.")
     return f1
 
 
+@Family.CLASSIFICATION.gate(page="statistics.md",
+                            checks="recall of each named intent (default: all), each with its interval")
 def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intents: Sequence[str] | None = None,
                         bound: str = "point", confidence: float = CONFIDENCE,
                         min_examples: int | None = None) -> dict[str, Rate]:
@@ -154,11 +159,15 @@ def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intent
             "most confident mistakes", f"missed {i} examples") for i in failing)
 
     check(caller, _metric(f"recall of {worst!r}", recall[worst], bound, detail),
-          recall[worst].bound(bound), min_recall, ">=", family=FAMILY, interval=(recall[worst].low, recall[worst].high),
+          recall[worst].bound(bound), min_recall, ">=", interval=(recall[worst].low, recall[worst].high),
           evidence=evidence, hint="rare intents usually need more varied training phrasings or a larger class weight.")
     return {i: recall[i] for i in wanted}
 
 
+@Family.CLASSIFICATION.gate(page="statistics.md",
+                            checks="logits of messages run alone, in mixed-length batches and padded to the maximum "
+                                   "agree, on a seeded sample of at most 24 messages (the row says \"a seeded sample "
+                                   "of 24 of the 60 messages\")")
 def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE) -> InvarianceResult:
     """A message's logits must agree within max_logit_diff whether it runs alone, in a mixed-length batch or
     padded to the maximum length, and no routed intent may change (analysis.invariance), on a seeded sample of
@@ -175,5 +184,5 @@ def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE
     sample = (f"a seeded sample of {result.n_texts} of the {len(texts)} messages" if result.n_texts < len(texts)
               else f"{result.n_texts} messages")
     check(caller, f"max |logit diff| {worst} vs alone ({sample}, {len(result.route_changes)} route change(s))", result.max_abs_diff[worst], max_logit_diff, "<=",
-          family=FAMILY, passed=result.ok, evidence=result.table, hint=hint)
+          passed=result.ok, evidence=result.table, hint=hint)
     return result

@@ -28,7 +28,6 @@ from . import validation as valid
 from .records import Family, check
 
 WORST = 15
-FAMILY = Family.COMPARISON
 UPPER_BOUNDS = ("point", "upper")
 COMPARED = ("intents", "routes")
 
@@ -114,6 +113,10 @@ def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@Family.COMPARISON.gate(page="statistics.md",
+                        checks="share of examples the production model got right and the candidate gets wrong; "
+                               "`compare=\"intents\"` (top label vs the example's label) or `\"routes\"` (the route "
+                               "under the routing policy vs the example's label); the row says which")
 def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: float = 0.0, slice: str | None = None,
                              intents: Sequence[str] | None = None, bound: str = "point",
                              min_examples: int | None = None, compare: str = "intents",
@@ -139,13 +142,15 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
           f"{name} of {compared} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
           f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method}"
           f"{_multiplicity(comparison, slice, intents)})",
-          rate.bound(bound), max_rate, "<=", family=FAMILY, interval=(rate.low, rate.high),
+          rate.bound(bound), max_rate, "<=", interval=(rate.low, rate.high),
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate lost examples the production model handled: add training examples like them "
                "(or distil from the production model on them), retrain, and rerun.")
     return summary
 
 
+@Family.COMPARISON.gate(page="statistics.md",
+                        checks="McNemar's exact test must not find the candidate worse, comparing intents or routes")
 def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float = 0.05, slice: str | None = None,
                      intents: Sequence[str] | None = None, min_examples: int | None = None, compare: str = "intents",
                      policy: RoutingPolicy | None = None) -> PairedSummary:
@@ -168,7 +173,7 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "
           f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
           f"{_multiplicity(comparison, slice, intents)})",
-          summary.worse_p_value, min_p_value, ">=", family=FAMILY,
+          summary.worse_p_value, min_p_value, ">=", 
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate is significantly worse than the production model here: fix the regression "
                "(the examples above) before promoting it.")

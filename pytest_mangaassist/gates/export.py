@@ -43,6 +43,9 @@ def _artifact(caller: str, artifact, kind: type, fixture: str):
     return artifact
 
 
+@Family.EXPORT.gate(page="export.md", chart=StructureChecks, reads="onnx",
+                    checks="the ONNX graph's inputs, dynamic axes, attention blocks, head rows, mask reachability "
+                           "and label order")
 def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
     """The ONNX graph `artifact` (an OnnxModel: the onnx_model fixture) keeps the serving contract of the
     model under test; every failed property is named. The label order is read from the ONNX metadata,
@@ -55,7 +58,7 @@ def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
     failed = structure.failed
     named = f" ({', '.join(c.name for c in failed)})" if failed else ""
     check(caller, f"properties failed of {len(structure.checks)}{named}", len(failed), 0, "==",
-          family=Family.EXPORT,
+          
           payload=StructureChecks(checks=tuple(structure.checks)),
           evidence=f"{artifact.source} vs {model.source}\n{structure.table()}",
           hint="re-export from the model under test with both inputs, dynamic batch and sequence axes and the "
@@ -64,6 +67,8 @@ def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
     return structure
 
 
+@Family.EXPORT.gate(page="export.md", reads="onnx",
+                    checks="logits and routes of ONNX Runtime against PyTorch on a probe set built to break exports")
 def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                        max_length: int | None = None) -> ParityResult:
     """ONNX Runtime's logits (artifact: the onnx_model fixture) agree with PyTorch's within max_logit_diff,
@@ -75,6 +80,7 @@ def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float 
                           max_logit_diff, max_length)
 
 
+@Family.EXPORT.gate(page="export.md", reads="serving", checks="the same for the compiled TorchScript / Neuron artifact")
 def assert_serving_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                           max_length: int | None = None) -> ParityResult:
     """The compiled serving artifact (TorchScript / Neuron; the serving_artifact fixture) agrees with
@@ -98,12 +104,16 @@ def _assert_parity(caller: str, model, examples, artifact, kind: type, fixture: 
             "mask or a frozen sequence length (run assert_onnx_structure); the same difference everywhere at a "
             "different route points at the label order or another model's weights.")
     check(caller, f"examples routed to a different intent (of {len(result.rows)})", len(result.route_mismatches), 0,
-          "==", family=Family.EXPORT, evidence=evidence, hint=hint)
+          "==", evidence=evidence, hint=hint)
     check(caller, f"max |logit difference| over {len(result.rows)} examples", result.max_abs_diff, max_logit_diff,
-          "<=", family=Family.EXPORT, evidence=evidence, hint=hint)
+          "<=", evidence=evidence, hint=hint)
     return result
 
 
+@Family.LATENCY.gate(page="export.md", chart=LatencySamples,
+                     checks="P95 latency (with its interval) of an `IntentModel`, `onnx_model` or "
+                            "`serving_artifact`; a busy machine is named, and a P95 over budget there ends as \"not "
+                            "measurable on this machine now\"")
 def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len: int = 32, threads: int = 1,
                        min_calls: int = 200, max_calls: int = 5000, max_seconds: float = 15.0,
                        max_wait_seconds: float = 30.0) -> LatencyResult:
@@ -137,7 +147,7 @@ def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len
             result = measure_latency(model, batch_size, seq_len, threads, min_calls=min_calls, max_calls=max_calls,
                                      max_seconds=max_seconds)
         except RuntimeCannotRun as failure:  # no latency to compare: the verdict is a failure, whatever the limit
-            check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", family=Family.LATENCY,
+            check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", 
                   passed=False, evidence=f"{failure.source} cannot run this shape: {failure.cause[:300]}",
                   hint="run assert_onnx_structure: a frozen batch or sequence axis is the usual cause.")
             raise  # not reached: check() raised GateFailure on passed=False
@@ -160,7 +170,7 @@ def _record_latency(caller: str, result: LatencyResult, verdict: LatencyVerdict,
                 "`pytest PATH -k latency -p no:xdist` as a CI step of its own on a dedicated runner, or raise "
                 "max_wait_seconds to wait longer for a quiet moment.")
     notes = _latency_notes(result, verdict, attempts, max_p95_ms, max_seconds, max_wait_seconds)
-    check(caller, _latency_metric(result, verdict, shape), result.p95, max_p95_ms, "<=", family=Family.LATENCY,
+    check(caller, _latency_metric(result, verdict, shape), result.p95, max_p95_ms, "<=", 
           interval=(low, high), passed=verdict is LatencyVerdict.WITHIN_BUDGET,
           payload=LatencySamples(samples_ms=tuple(round(float(x), 4) for x in result.samples_ms), p50_ms=result.p50,
                                  p99_ms=result.p99, budget_ms=max_p95_ms, contention=result.contention,

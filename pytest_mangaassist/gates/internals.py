@@ -39,6 +39,7 @@ def _words(caller: str, words) -> list[str]:
     return list(words)
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="attention mass on `words` in `model` minus `against`")
 def assert_attention_shift(model, examples, *, against, words: Sequence[str], layer: int, head: int | None = None,
                            min_shift: float = 0.0, query: str = "all", html_dir: str | Path | None = None) -> np.ndarray:
     """Attention mass on `words` at (layer, head) must be >= the mass of the model `against` + min_shift,
@@ -92,7 +93,7 @@ def assert_attention_shift(model, examples, *, against, words: Sequence[str], la
 
     check(caller, f"attention mass shift on {sorted(set(words))[:6]} at {layer_name(layer)} head {gated} "
                   f"({len(mine.texts)} messages, {model.source} vs {against.source})",
-          value, min_shift, ">=", family=Family.ATTRIBUTION, evidence=evidence,
+          value, min_shift, ">=", evidence=evidence,
           hint="fine-tuning did not move this head's attention onto the domain words; attention is a "
                "diagnostic, so confirm with assert_no_lexical_shortcut / attributions before acting.")
     return shift
@@ -109,6 +110,9 @@ def _write_views(model, texts: list[str], html_dir) -> str:
     return f"\n\nbertviz head views: {html_dir}"
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", chart=Curve,
+                         checks="the word's hidden state separates the contexts of `examples` from those of "
+                                "`contrast`")
 def assert_token_senses_separate(model, examples, *, contrast, word: str, from_layer: int,
                                  min_separation: float = 0.05) -> SenseSeparation:
     """From from_layer up, word's hidden state must be farther apart between the two sets of contexts
@@ -134,7 +138,7 @@ def assert_token_senses_separate(model, examples, *, contrast, word: str, from_l
     worst = int(np.argmin(gated)) + from_layer
     check(caller, f"separation of {word!r} between the two context sets at {layer_name(worst)} "
                   f"({len(senses_a)} vs {len(senses_b)} contexts)",
-          float(result.separation[worst]), min_separation, ">=", family=Family.ATTRIBUTION,
+          float(result.separation[worst]), min_separation, ">=", 
           evidence=lambda: result.table(from_layer),
           payload=Curve(x=tuple(layer_name(l) for l in range(len(result.separation))),
                         series={f"separation of {word!r}": tuple(float(s) for s in result.separation)},

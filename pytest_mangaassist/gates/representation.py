@@ -23,7 +23,6 @@ from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Curve, Family, check
 
-FAMILY = Family.REPRESENTATION
 DEBIASED = True  # the CKA gate's default estimator: see analysis.cka and benchmarks/cka_sample_size.py
 # A probe's F1 alone passes where any probe would score well on these states (Hewitt & Liang, 2019): by
 # default the gate also asks the probe to beat its control task (labels keyed to the first word) by 0.1 F1;
@@ -73,6 +72,9 @@ def cka_between(model, examples, *, against, debiased: bool = DEBIASED) -> list[
     return list(cka_per_layer_between(model, _texts(examples), against, debiased))
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="linear CKA of `layer`'s [CLS] states between the two models; at least 300 "
+                                   "messages (1,000 with `debiased=False`), see representation.md")
 def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, debiased: bool = DEBIASED) -> list[float]:
     """Linear CKA of `layer`'s [CLS] states between model and against, on the same examples (a GoldenSet or a
     list of messages: no labels needed), must be >= min_cka; returns every layer's CKA.
@@ -109,7 +111,7 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
             "Gate a layer above the embeddings.",
         )
     check(caller, f"{estimator} at {layer_name(layer)} ({len(texts)} examples, {model.source} vs {against.source})",
-          cka[layer], min_cka, ">=", family=FAMILY, evidence=cka_table(cka, layer, debiased),
+          cka[layer], min_cka, ">=", evidence=cka_table(cka, layer, debiased),
           payload=_curve({estimator: cka}, layer),
           hint="the representation at this layer moved far from the model it is compared with: check what changed "
                "in data or recipe (learning rates of the top layers), or accept the drift as a reviewed decision.")
@@ -117,6 +119,9 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="held-out macro-F1 of a logistic-regression probe, and its selectivity (F1 minus "
+                                   "the control task's F1; gated by default at 0.1, `None` to gate F1 alone)")
 def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: float, seed: int = 0,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           min_selectivity: float | None = MIN_SELECTIVITY) -> ProbeResult:
@@ -146,20 +151,23 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
                f"gated below" if min_selectivity is not None else "")
     check(caller, f"{what} at {layer_name(layer)} ({sizes}; F1 {rate.estimate:.3f}, "
           f"{confidence:.0%} interval {rate.interval()}, {rate.method}{control})",
-          rate.bound(bound), min_f1, ">=", family=FAMILY, evidence=evidence, interval=(rate.low, rate.high),
+          rate.bound(bound), min_f1, ">=", evidence=evidence, interval=(rate.low, rate.high),
           payload=curve,
           hint="intent information is not linearly readable at this layer: if it forms later than it used "
                "to, compare the recipe (layer learning rates, frozen layers) with the previous run.")
     if min_selectivity is not None:
         check(caller, f"probe selectivity (F1 {result.f1[layer]:.3f} - control F1 "
               f"{result.control_f1[layer]:.3f}) at {layer_name(layer)} ({sizes})",
-              result.selectivity[layer], min_selectivity, ">=", family=FAMILY, evidence=evidence,
+              result.selectivity[layer], min_selectivity, ">=", evidence=evidence,
               hint="the probe scores nearly as well on the control task (labels keyed to the first word, no intent "
                    "in them): its F1 reflects what any probe memorises from these states, not intent structure.")
     return result
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="share of errors corrected by patching `layer`'s [CLS] state from a correct "
+                                   "example")
 def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate: float,
                              seed: int = 0) -> PatchingResult:
     """Patching `layer`'s [CLS] state from a correct example of the true intent must correct >= min_rate of
@@ -179,7 +187,7 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
         )
     rates = [result.rate(l) for l in range(model.num_layers + 1)]
     check(caller, f"patching correction rate at {layer_name(layer)} ({result.n_errors} errors, seed {seed})",
-          result.rate(layer), min_rate, ">=", family=FAMILY, evidence=result.table,
+          result.rate(layer), min_rate, ">=", evidence=result.table,
           payload=_curve({"errors corrected": rates}, layer),
           hint="the layer no longer carries the intent decision it used to: the decision moved or is spread "
                "over more layers; compare with the previous model's table.")
@@ -187,6 +195,9 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="logit lens: the model's own head gives its final decision from `layer` up (reads"
+                                   " no labels: texts are enough)")
 def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,
                              min_examples: int = MIN_EXAMPLES) -> LogitLensResult:
     """Logit lens: for each intent (default: every intent the model routes >= min_examples examples to), the
@@ -222,7 +233,7 @@ def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_s
           f"share of {worst!r} decisions formed by {layer_name(layer)}, and the lens' precision for it there "
           f"(logit lens, {counts.get(worst, 0)} examples routed to it: formed {share:.3f}, precision {precision:.3f}; "
           f"forms by {layer_name(result.forms_by(worst, min_share))})",
-          min(share, precision), min_share, ">=", family=FAMILY, passed=not late,
+          min(share, precision), min_share, ">=", passed=not late,
           payload=_curve({f"{worst}: formed": result.formed_share(worst),
                           f"{worst}: lens precision": result.precision(worst)}, layer),
           evidence=lambda: "share of decisions the model's own head already gives, stably to the top, at each "

@@ -16,7 +16,6 @@ from ..errors import MangaAssistInputError
 from . import validation as valid
 from .records import Family, check
 
-FAMILY = Family.CLASSIFICATION
 SHOWN = 5
 BOUNDS = ("point", "lower")
 
@@ -45,6 +44,12 @@ def _interval(candidate: SliceCandidate | None, what: str) -> tuple[float, float
     return candidate.lift_bound("lower"), candidate.lift_bound("upper")
 
 
+@Family.CLASSIFICATION.gate(page="slices.md",
+                            checks="no discovered slice (error clusters in the model's [CLS] space, romanized "
+                                   "Japanese, trigger words, product titles, length buckets, tags) of `min_size`+ "
+                                   "examples that is significantly worse than the rest after Benjamini-Hochberg (FDR"
+                                   " `fdr`) has a lift above `max_lift` (or an error rate above `max_error_rate`; "
+                                   "give exactly one); `bound=\"lower\"` gates the lower end of the exact interval")
 def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float | None = None,
                          max_error_rate: float | None = None, fdr: float = 0.05, bound: str = "point",
                          features: SliceFeatures | None = None, seed: int = 0) -> SliceDiscovery:
@@ -83,7 +88,7 @@ def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float
                          f"distinctive words: {', '.join(c.words)}\n" + discovery.worst_table(c))
         return "\n\n".join(parts) + "\n\nall candidates:\n" + discovery.table(limit=15, fdr=fdr)
 
-    check(caller, f"{measured} of the {where}", value, limit, "<=", family=FAMILY,
+    check(caller, f"{measured} of the {where}", value, limit, "<=", 
           interval=_interval(worst, what), evidence=evidence,
           hint="collect messages like the slice's, review them (python -m pytest_mangaassist slices discover "
                "writes them in the golden-set format), add them to the golden set with `slices add`, and add "

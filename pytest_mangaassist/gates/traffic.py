@@ -24,7 +24,6 @@ from ..loading.traffic import Traffic
 from . import validation as valid
 from .records import Family, TrafficFlip, TrafficReplay, check
 
-FAMILY = Family.COMPARISON
 UPPER_BOUNDS = ("point", "upper")
 MOST_CONFIDENT = 10  # flips shown, most confident first...
 SAMPLED = 10  # ...and a seeded sample of the rest
@@ -134,6 +133,10 @@ def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy |
     return _replay("traffic_replay", model, examples, against, policy)
 
 
+@Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
+                        checks="on replayed traffic (`examples`: the `traffic` fixture): share of messages whose "
+                               "route changes, exact interval; optionally each route's flip rate "
+                               "([traffic](traffic.md))")
 def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate: float,
                              max_route_flip_rate: float | None = None, bound: str = "point",
                              policy: RoutingPolicy | None = None,
@@ -165,7 +168,7 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
     check(caller, f"{name} on {rate.n:,} messages ({int(result.flipped.sum()):,} change route; rate "
                   f"{rate.estimate:.4f}, {CONFIDENCE:.0%} interval {_interval(rate)}; routing: {result.policy.source}; "
                   f"{result.stats.describe()})",
-          rate.bound(bound), max_flip_rate, "<=", family=FAMILY, interval=(rate.low, rate.high), payload=payload,
+          rate.bound(bound), max_flip_rate, "<=", interval=(rate.low, rate.high), payload=payload,
           evidence=evidence, hint="read the flipped messages: a route the candidate now prefers for a family of "
                                   "messages is a change in training data or thresholds; accept it knowingly (raise "
                                   "the limit in review) or fix the candidate.")
@@ -176,7 +179,7 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
         failing = {r: "FAIL" for r, rate in decidable.items() if rate.bound(bound) > max_route_flip_rate}
         value = decidable[worst].bound(bound) if worst else math.nan
         check(caller, f"largest per-route flip rate ({worst}, of {len(decidable)} routes with enough messages)",
-              value, max_route_flip_rate, "<=", family=FAMILY,
+              value, max_route_flip_rate, "<=", 
               interval=(decidable[worst].low, decidable[worst].high) if worst else None,
               evidence=lambda: evidence(failing), hint="the routes marked FAIL lost more of their messages than "
                                                        "allowed; the flipped messages above show where they went.")
@@ -187,6 +190,9 @@ def _interval(rate: Rate) -> str:
     return f"[{rate.low:.4f}, {rate.high:.4f}]"
 
 
+@Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
+                        checks="on replayed traffic: each route's share of traffic moves by at most `max_shift`; "
+                               "rare routes are named when they move ([traffic](traffic.md))")
 def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: float, bound: str = "point",
                                policy: RoutingPolicy | None = None,
                                min_examples: int | None = None) -> TrafficReplayResult:
@@ -213,7 +219,7 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
     check(caller, f"{name} on {result.n:,} messages ({worst.route}: {worst.production.estimate:.4f} -> "
                   f"{worst.candidate.estimate:.4f}, {CONFIDENCE:.0%} interval of the shift [{worst.low:+.4f}, "
                   f"{worst.high:+.4f}]{rare_note}; routing: {result.policy.source}; {result.stats.describe()})",
-          worst.bound(bound), max_shift, "<=", family=FAMILY, interval=worst.size_interval,
+          worst.bound(bound), max_shift, "<=", interval=worst.size_interval,
           payload=result.payload(),
           evidence=lambda: (f"route shares, production vs candidate (in / out: messages that moved into / out of "
                             f"the route):\n{result.shares_table()}\n\nflip matrix:\n{result.flip_matrix_table()}"),
