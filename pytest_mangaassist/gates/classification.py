@@ -1,5 +1,5 @@
-"""Classification gates: golden-set accuracy and macro-F1 (overall or per slice), per-intent recall, and
-batch invariance of the logits.
+"""Classification gates: golden-set accuracy and macro-F1 (overall or per slice), per-intent recall, batch
+invariance of the logits, and calibration of the confidence.
 
 Each gate validates its arguments (gates.validation), runs its analysis, compares with its limit
 (records.check) and raises a GateFailure whose message carries the measured value with its confidence
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from ..analysis.calibration import N_BINS, Calibration, calibration
 from ..analysis.classification import Evaluation
 from ..cache.analyses import evaluate
 from ..analysis.invariance import TOLERANCE, InvarianceResult
@@ -25,6 +26,8 @@ from .records import Family, check
 
 WORST = 8
 LOWER_BOUNDS = ("point", "lower")
+UPPER_BOUNDS = ("point", "upper")
+WORST_BINS = 5
 
 
 def _options(caller: str, bound: str, confidence: float, min_examples: int | None) -> None:
@@ -186,3 +189,36 @@ def assert_batch_invariant(model, examples, *, max_logit_diff: float = TOLERANCE
     check(caller, f"max |logit diff| {worst} vs alone ({sample}, {len(result.route_changes)} route change(s))", result.max_abs_diff[worst], max_logit_diff, "<=",
           passed=result.ok, evidence=result.table, hint=hint)
     return result
+
+
+@Family.CLASSIFICATION.gate(page="statistics.md",
+                            checks="expected calibration error of the top-label confidence (15 equal-width bins) "
+                                   "with a seeded bootstrap interval; lists the bins that add most to it")
+def assert_confidence_calibrated(model, examples: GoldenSet, *, max_ece: float, bound: str = "point",
+                                 seed: int = 0) -> Calibration:
+    """The expected calibration error (analysis.calibration) of the model's top-label confidence on the examples
+    must be <= max_ece; with bound="upper", the upper end of its bootstrap interval must. Returns the
+    Calibration (its .ece a float carrying .low, .high, .n, and every bin)."""
+    __tracebackhide__ = True
+    caller = "assert_confidence_calibrated"
+    golden = valid.golden(caller, examples, model)
+    max_ece = valid.share(caller, "max_ece", max_ece)
+    valid.choice(caller, "bound", bound, UPPER_BOUNDS)
+    seed = valid.count(caller, "seed", seed, minimum=0)
+    evaluation = evaluate(model, golden)
+    check_sample_size(caller, "golden set", len(golden), max_ece, "point", None)
+    result = calibration(evaluation.confidence(), evaluation.correct, seed=seed)
+    ece = result.ece
+    check(caller, _metric("expected calibration error on golden set", ece, bound,
+                          f"{ece.n} examples, top-label confidence in {N_BINS} equal-width bins"),
+          ece.bound(bound), max_ece, "<=", interval=(ece.low, ece.high), evidence=lambda: _bins_table(result),
+          hint="confidence above accuracy (gap > 0) is overconfidence: fit a temperature on held-out data "
+               "(temperature scaling) or add training examples like those of the worst bins, and rerun.")
+    return result
+
+
+def _bins_table(result: Calibration) -> str:
+    rows = [(f"({b.low:.2f}, {b.high:.2f}]", b.n, f"{b.confidence:.3f}", f"{b.accuracy:.3f}", f"{b.gap:+.3f}",
+             f"{b.contribution:.4f}") for b in result.worst(WORST_BINS)]
+    return "bins that add most to the error:\n" + format_table(
+        ("confidence", "examples", "mean confidence", "accuracy", "gap", "adds to ECE"), rows)
