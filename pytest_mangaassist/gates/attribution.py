@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.attribution import (BASELINES, DEFAULT_STEPS, MAX_STEPS, baseline_token_id, dominant_word_types,
-                                    family_share, normalize_word)
+from ..analysis.attribution import DEFAULT_STEPS, MAX_STEPS, dominant_word_types, family_share, normalize_word
 from ..analysis.conductance import LayerConductance
 from ..analysis.counterfactuals import remove_words
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..cache.analyses import attribution_batch_invariance, integrated_gradients, layer_conductance
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from . import validation as v
 from .records import Family, HeatmapRow, TokenHeatmap, check
 
@@ -70,38 +69,17 @@ class ShortcutAudit:
         per_example = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in fam)
                        for a in attributions]
         order = np.argsort(-np.array(per_example), kind="stable")[:k]
-        rows = [(_clip(attributions[i].text), attributions[i].probability, self.after_removal[i],
+        rows = [(clip(attributions[i].text), attributions[i].probability, self.after_removal[i],
                  attributions[i].top_words()) for i in order]
         return format_table(("message", f"p({self.intent})", "without family", "word scores (IG, logit units)"), rows)
 
 
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _baselines(caller: str, model, baselines) -> tuple[str, ...]:
-    """A non-empty list of IG baseline names (one name alone too), each one the tokenizer can build."""
-    baselines = (baselines,) if isinstance(baselines, str) else baselines
-    if not isinstance(baselines, (list, tuple)) or not baselines:
-        raise MangaAssistInputError(f"{caller}: baselines must be a non-empty list of IG baseline names; got "
-                                    f"{baselines!r}.", f"Pass e.g. baselines=('pad',) (names: {', '.join(BASELINES)}).")
-    baselines = tuple(v.choice(caller, "baselines", b, tuple(BASELINES)) for b in baselines)
-    for baseline in baselines:
-        baseline_token_id(model.tokenizer, baseline)
-    return baselines
-
 
 def _family(caller: str, family) -> tuple[str, ...] | None:
     """None (found by the audit), or a non-empty list of words (one word alone too), normalised."""
-    if family is None:
-        return None
-    family = (family,) if isinstance(family, str) else family
-    if not isinstance(family, (list, tuple, set, frozenset)) or not family or not all(
-            isinstance(w, str) and normalize_word(w) for w in family):
-        raise MangaAssistInputError(f"{caller}: family must be None or a non-empty list of words; got {family!r}.",
-                                    "Pass the words you suspect, e.g. family=['word', 'its synonym'], or None to let "
-                                    "the audit find the word type with the largest share.")
-    return tuple(sorted({normalize_word(w) for w in family}))
+    family = v.words(caller, "family", family, optional=True, example="['word', 'its synonym'] (None: the audit "
+                     "finds the word type with the largest share)")
+    return None if family is None else tuple(sorted({normalize_word(w) for w in family}))
 
 
 def _audit(caller: str, model, examples, intent, family, baselines, min_examples, max_steps) -> ShortcutAudit:
@@ -110,7 +88,7 @@ def _audit(caller: str, model, examples, intent, family, baselines, min_examples
     family = _family(caller, family)
     texts = v.texts(caller, examples)
     intent = v.intent(caller, model, intent)
-    baselines = _baselines(caller, model, baselines)
+    baselines = v.baselines(caller, model, baselines)
     if family is not None and not any(normalize_word(w) in family for t in texts for w in t.split()):
         raise MangaAssistInputError(
             f"{caller}: none of the {len(texts)} messages contains a word of {list(family)}.",
@@ -208,7 +186,7 @@ def assert_attribution_batch_invariant(model, examples, *, intent: str, max_diff
     max_difference = v.number(caller, "max_difference", max_difference, low=0.0, high=1.0)
     texts = v.texts(caller, examples, minimum=2)
     intent = v.intent(caller, model, intent)
-    baselines = _baselines(caller, model, baselines)
+    baselines = v.baselines(caller, model, baselines)
     if len({len(t) for t in texts}) < 2:
         raise MangaAssistInputError(f"{caller} needs messages of different lengths (padding is what it checks).",
                                     "Pass a short and a long message at least.")
@@ -232,13 +210,9 @@ def assert_layer_conductance_share(model, examples, *, intent: str, layer: int, 
     min_share = v.share(caller, "min_share", min_share, optional=True)
     max_share = v.share(caller, "max_share", max_share, optional=True)
     v.limits_given(caller, min_share=min_share, max_share=max_share)
-    layer = v.number(caller, "layer", layer, integer=True)
+    layer = v.layer(caller, model, layer, encoder="conductance")
     texts = v.texts(caller, examples)
     intent = v.intent(caller, model, intent)
-    layer = resolve_layer(layer, model.num_layers, caller)
-    if layer == 0:
-        raise MangaAssistInputError(f"{caller}: conductance is measured at encoder layers 1..{model.num_layers}.",
-                                    "Gate an encoder layer (1.., or -1 for the last).")
     result = layer_conductance(model, texts, intent)
     share = float(result.shares[layer - 1])
     for limit, comparison in ((min_share, ">="), (max_share, "<=")):

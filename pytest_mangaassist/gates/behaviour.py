@@ -13,15 +13,12 @@ import numpy as np
 
 from ..analysis.counterfactuals import Routing, RoutingPolicy, edit_effect, route
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from . import validation as v
 from .records import Family, check
 
 WORST = 8
 
-
-def _clip(text: str, width: int = 50) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @Family.BEHAVIOUR.gate(page="attribution.md",
@@ -37,7 +34,7 @@ def assert_prediction_invariant(model, examples, *, max_flip_rate: float = 0.0) 
     before, after = effect.predicted("before"), effect.predicted("after")
     flipped = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
     rate = len(flipped) / len(pairs)
-    rows = [(_clip(effect.originals[i]), _clip(effect.edited[i]), before[i], after[i],
+    rows = [(clip(effect.originals[i]), clip(effect.edited[i]), before[i], after[i],
              float(effect.after[i].max())) for i in flipped[:WORST]]
     check(caller, f"share of edits that change the intent ({len(pairs)} edits, {len(flipped)} changed)",
           rate, max_flip_rate, "<=", 
@@ -72,7 +69,7 @@ def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | 
         if limit is None:
             continue
         measured = float(shift.min() if comparison == ">=" else shift.max())
-        rows = [(_clip(effect.originals[i]), _clip(effect.edited[i]), effect.before[i, k], effect.after[i, k],
+        rows = [(clip(effect.originals[i]), clip(effect.edited[i]), effect.before[i, k], effect.after[i, k],
                  f"{shift[i]:+.3f}") for i in worst[:WORST] if bad(shift[i])]
         check(caller, f"{'smallest' if comparison == '>=' else 'largest'} shift of p({intent}) "
                       f"({len(pairs)} edits, {int(bad(shift).sum())} outside the limit)",
@@ -100,7 +97,7 @@ def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy | Non
                                     f"Routes under this policy: {', '.join(sorted(routes))}.")
     routed = route(model, texts, policy)
     wrong = [r for r in routed if r.route != expected]
-    rows = [(_clip(r.text), r.intent, r.confidence, policy.thresholds.get(r.intent, policy.default_threshold),
+    rows = [(clip(r.text), r.intent, r.confidence, policy.thresholds.get(r.intent, policy.default_threshold),
              r.route) for r in wrong[:WORST]]
     check(caller, f"share of messages routed to {expected!r} ({len(texts)} messages, {len(wrong)} elsewhere; "
                   f"routing: {policy.source})",

@@ -19,7 +19,7 @@ from ..cache.analyses import evaluate
 from ..analysis.invariance import TOLERANCE, InvarianceResult
 from ..cache.analyses import batch_invariance
 from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, rates_table
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
@@ -36,20 +36,12 @@ def _options(caller: str, bound: str, confidence: float, min_examples: int | Non
     valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
 
 
-def _slice_name(caller: str, slice) -> str | None:
-    if slice is not None and (not isinstance(slice, str) or not slice.strip()):
-        raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                    f"got {slice!r} ({type(slice).__name__}).", "Pass the name of a slice of the golden set (its "
-                                    "'slice' field).")
-    return slice
-
-
 def _evaluation(model, golden: GoldenSet, slice: str | None) -> Evaluation:
     return evaluate(model, golden if slice is None else golden.only_slice(slice))
 
 
 def _errors_table(evaluation: Evaluation, intent: str | None = None) -> str:
-    rows = [(_clip(text), expected, predicted, conf) for text, expected, predicted, conf
+    rows = [(clip(text), expected, predicted, conf) for text, expected, predicted, conf
             in evaluation.errors(WORST, intent)]
     return "most confident mistakes:\n" + format_table(("text", "expected", "predicted", "confidence"), rows)
 
@@ -59,9 +51,6 @@ def _confusions(evaluation: Evaluation) -> str:
     rows = [(expected, predicted, count) for (expected, predicted), count in pairs.most_common(5)]
     return "most frequent confusions:\n" + format_table(("expected", "predicted", "count"), rows)
 
-
-def _clip(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _metric(name: str, rate: Rate, bound: str, detail: str) -> str:
@@ -86,7 +75,7 @@ def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, sl
     golden = valid.golden(caller, examples, model)
     min_accuracy = valid.share(caller, "min_accuracy", min_accuracy)
     _options(caller, bound, confidence, min_examples)
-    slice = _slice_name(caller, slice)
+    slice = valid.slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)
@@ -113,7 +102,7 @@ def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: s
     min_f1 = valid.share(caller, "min_f1", min_f1)
     _options(caller, bound, confidence, min_examples)
     seed = valid.count(caller, "seed", seed, minimum=0)
-    slice = _slice_name(caller, slice)
+    slice = valid.slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)

@@ -22,7 +22,7 @@ from ..analysis.counterfactuals import RoutingPolicy
 from ..analysis.intervals import CONFIDENCE, check_sample_size
 from ..cache.analyses import evaluate
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
@@ -54,27 +54,12 @@ def _paired(caller: str, model, golden: GoldenSet, against, compared: str, polic
 def paired_comparison(model, examples: GoldenSet, *, against) -> PairedComparison:
     """The predictions of model and of against (the production model) on the examples, paired one by one."""
     golden = valid.golden("paired_comparison", examples, model)
-    _same_labels("paired_comparison", model, against)
+    valid.against("paired_comparison", model, against)
     return compare(evaluate(against, golden), evaluate(model, golden))
 
 
-def _same_labels(caller: str, model, against) -> None:
-    valid.loaded_model(caller, against, "against")
-    if tuple(model.labels) != tuple(against.labels):
-        raise MangaAssistInputError(
-            f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "
-            f"sets ({', '.join(model.labels)} vs {', '.join(against.labels)}), so their routes cannot be paired.",
-            "Compare against the previous release of the same classifier (same id2label).",
-        )
-
-
 def _selection(caller: str, model, comparison: PairedComparison, slice, intents):
-    if slice is not None:
-        if not isinstance(slice, str):
-            raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                        f"got {slice!r} ({type(slice).__name__}).",
-                                        "Pass the name of a slice of the golden set (its 'slice' field).")
-        comparison.golden.only_slice(slice)  # an unknown slice is an input error, not an empty pass
+    slice = valid.slice_name(caller, slice, comparison.golden)
     intents = valid.intents(caller, model, intents)
     if intents is not None:
         unknown = sorted(set(intents) - set(comparison.golden.intents))
@@ -102,15 +87,12 @@ def _multiplicity(comparison: PairedComparison, slice, intents) -> str:
 
 def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     flips = comparison.negative_flip_rows(mask)
-    rows = [(_clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
+    rows = [(clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
     flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of "
                f"{len(flips)} shown, most confident first):\n"
                + format_table(("text", "intent", "baseline", "candidate", "confidence"), rows))
     return flipped + f"\n\npaired comparison per {by}:\n" + comparison.table(by)
 
-
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @Family.COMPARISON.gate(page="statistics.md",
@@ -131,7 +113,7 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
     max_rate = valid.share(caller, "max_rate", max_rate)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
     valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
-    _same_labels(caller, model, against)
+    valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask, CONFIDENCE)
@@ -163,7 +145,7 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
     golden = valid.golden(caller, examples, model)
     min_p_value = valid.share(caller, "min_p_value", min_p_value)
     valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
-    _same_labels(caller, model, against)
+    valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask)

@@ -15,7 +15,6 @@ from ..analysis.latency import (LatencyResult, LatencyVerdict, RuntimeCannotRun,
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
 from ..domain import profile_for
-from ..errors import MangaAssistInputError
 from ..loading.model import IntentModel
 from ..loading.runtimes import OnnxModel, ServingArtifact, TorchRuntime
 from . import validation as v
@@ -26,21 +25,15 @@ MAX_LOGIT_DIFF = 1e-3
 
 
 def _model(caller: str, model) -> IntentModel:
-    if not isinstance(model, IntentModel):
-        raise MangaAssistInputError(f"{caller}: model must be the IntentModel under test (the intent_model fixture); "
-                                    f"got {type(model).__name__}.",
-                                    "Pass the model first and the artifact as artifact=, e.g. "
-                                    f"{caller}(intent_model, artifact=onnx_model).")
-    return model
+    """The model the artifact was exported from: an IntentModel, whose PyTorch logits are the reference."""
+    return v.of_type(caller, "model", model, IntentModel, "the IntentModel under test (the intent_model fixture)",
+                     f"Pass the model first and the artifact as artifact=, e.g. {caller}(intent_model, "
+                     "artifact=onnx_model).")
 
 
 def _artifact(caller: str, artifact, kind: type, fixture: str):
-    if not isinstance(artifact, kind):
-        raise MangaAssistInputError(f"{caller}: artifact must be a {kind.__name__} (the {fixture} fixture); got "
-                                    f"{type(artifact).__name__}.",
-                                    f"Pass artifact={fixture}, or load one with pytest_mangaassist.{kind.__name__}"
-                                    ".load(path).")
-    return artifact
+    return v.of_type(caller, "artifact", artifact, kind, f"a {kind.__name__} (the {fixture} fixture)",
+                     f"Pass artifact={fixture}, or load one with pytest_mangaassist.{kind.__name__}.load(path).")
 
 
 @Family.EXPORT.gate(page="export.md", chart=StructureChecks, reads="onnx",
@@ -135,10 +128,9 @@ def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len
     max_seconds = v.number(caller, "max_seconds", max_seconds, low=0.0, high=math.inf, low_open=True, high_open=True)
     max_wait_seconds = v.number(caller, "max_wait_seconds", max_wait_seconds, low=0.0, high=math.inf,
                                 high_open=True)
-    if not isinstance(model, (IntentModel, OnnxModel, ServingArtifact, TorchRuntime)):
-        raise MangaAssistInputError(f"{caller}: model must be an IntentModel, OnnxModel or ServingArtifact (the "
-                                    f"intent_model, onnx_model or serving_artifact fixture); got {type(model).__name__}.",
-                                    f"Pass the runtime to time first, e.g. {caller}(onnx_model, max_p95_ms=15).")
+    v.of_type(caller, "model", model, (IntentModel, OnnxModel, ServingArtifact, TorchRuntime),
+              "an IntentModel, OnnxModel or ServingArtifact (the intent_model, onnx_model or serving_artifact fixture)",
+              f"Pass the runtime to time first, e.g. {caller}(onnx_model, max_p95_ms=15).")
     shape = f"batch {batch_size}, {seq_len} tokens"
     deadline = time.monotonic() + max_wait_seconds
     attempts: list[LatencyResult] = []

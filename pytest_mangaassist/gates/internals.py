@@ -11,32 +11,14 @@ import numpy as np
 
 from ..analysis.attention import attention_mass, key_positions, write_head_view
 from ..analysis.attribution import normalize_word
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..analysis.trajectories import SenseSeparation, sense_separation
 from ..cache import analyses as cached
 from ..errors import MangaAssistInputError, format_table
-from ..loading.model import IntentModel
 from . import validation as v
 from .records import Curve, Family, check
 
 WORST = 6
-
-
-def _encoder_layer(caller: str, model, layer) -> int:
-    layer = resolve_layer(v.number(caller, "layer", layer, integer=True), model.num_layers, caller)
-    if layer == 0:
-        raise MangaAssistInputError(f"{caller}: attention exists in encoder layers 1..{model.num_layers} only.",
-                                    "Pass an encoder layer (1.., or -1 for the last).")
-    return layer
-
-
-def _words(caller: str, words) -> list[str]:
-    words = [words] if isinstance(words, str) else words
-    if not isinstance(words, (list, tuple, set, frozenset)) or not words or not all(
-            isinstance(w, str) and w.strip() for w in words):
-        raise MangaAssistInputError(f"{caller}: words must be a non-empty list of words; got {words!r}.",
-                                    "Pass the domain's own words, e.g. words=['word', 'another'].")
-    return list(words)
 
 
 @Family.ATTRIBUTION.gate(page="attribution.md", checks="attention mass on `words` in `model` minus `against`")
@@ -56,12 +38,10 @@ def assert_attention_shift(model, examples, *, against, words: Sequence[str], la
     min_shift = v.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
     head = v.count(caller, "head", head, minimum=0, optional=True)
     query = v.choice(caller, "query", query, ("all", "cls"))
-    words = _words(caller, words)
+    words = v.words(caller, "words", words)
     texts = v.texts(caller, examples)
-    if not isinstance(against, IntentModel):
-        raise MangaAssistInputError(f"{caller}: against must be the IntentModel to compare with; got "
-                                    f"{type(against).__name__}.", "Pass e.g. against=pretrained_model.")
-    layer = _encoder_layer(caller, model, layer)
+    against = v.against(caller, model, against, same_labels=False)  # attention compares any two encoders
+    layer = v.layer(caller, model, layer, encoder="attention")
     for m in (model, against):  # the sweeps attention_mass reads, from the disk cache when they are there
         wanted = {normalize_word(w) for w in words}
         kept = [t for t in texts if key_positions(m, t, wanted).any()]
@@ -124,13 +104,10 @@ def assert_token_senses_separate(model, examples, *, contrast, word: str, from_l
     __tracebackhide__ = True
     caller = "assert_token_senses_separate"
     min_separation = v.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
-    from_layer = v.number(caller, "from_layer", from_layer, integer=True)
-    if not isinstance(word, str) or not word.strip():
-        raise MangaAssistInputError(f"{caller}: word must be a non-empty string; got {word!r}.",
-                                    "Pass the word whose senses you compare, e.g. word='return'.")
+    from_layer = v.layer(caller, model, from_layer, "from_layer")
+    word = v.word(caller, "word", word)
     senses_a = v.texts(caller, examples, minimum=2)
     senses_b = v.texts(caller, contrast, name="contrast", minimum=2)
-    from_layer = resolve_layer(from_layer, model.num_layers, caller)
     for contexts in (senses_a, senses_b):  # the sweeps sense_separation reads, from the disk cache when there
         cached.token_state_sweep(model, contexts)
     result = sense_separation(model, word, senses_a, senses_b)

@@ -13,7 +13,7 @@ import math
 
 from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES
 from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..analysis.logit_lens import LogitLensResult
 from ..analysis.patching import PatchingResult
 from ..analysis.probes import ProbeResult
@@ -35,13 +35,6 @@ def _curve(series: dict, gated: int) -> Curve:
     n_layers = len(next(iter(series.values())))
     clean = {name: tuple(None if v != v else float(v) for v in values) for name, values in series.items()}
     return Curve(x=tuple(layer_name(l) for l in range(n_layers)), series=clean, gated=layer_name(gated))
-
-
-def _layer(caller: str, model, layer) -> int:
-    """A layer index: 0..L, or negative from the top (-1 is the last encoder layer)."""
-    valid.loaded_model(caller, model)
-    valid.number(caller, "layer", layer, integer=True)
-    return resolve_layer(int(layer), model.num_layers, caller)
 
 
 def _texts(examples) -> list[str]:
@@ -90,7 +83,7 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
     against = valid.loaded_model(caller, against, "against")
     min_cka = valid.share(caller, "min_cka", min_cka)
     debiased = valid.flag(caller, "debiased", debiased)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     needed = MIN_CKA_EXAMPLES if debiased else MIN_BIASED_CKA_EXAMPLES
     if len(texts) < needed:
         why = ("the debiased figure does not depend on n, but between random samples of fewer examples it varies "
@@ -137,7 +130,7 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
     valid.choice(caller, "bound", bound, ("point", "lower"))
     confidence = valid.confidence(caller, confidence)
     min_selectivity = valid.number(caller, "min_selectivity", min_selectivity, low=-1.0, high=1.0, optional=True)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = probe_f1(model, golden, seed)
     rate = result.f1_rate(layer, confidence, seed)
     jump_layer, gain = result.jump()
@@ -177,7 +170,7 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
     golden = valid.golden(caller, examples, model)
     min_rate = valid.share(caller, "min_rate", min_rate)
     seed = valid.count(caller, "seed", seed, minimum=0)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = patching(model, golden, seed)
     if result.n_errors == 0:
         raise MangaAssistInputError(
@@ -209,7 +202,7 @@ def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_s
     min_share = valid.share(caller, "min_share", min_share)
     min_examples = valid.count(caller, "min_examples", min_examples, minimum=1)
     named = valid.intents(caller, model, intents)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = decision_lens(model, texts)
     counts = result.counts()
     if named is None:

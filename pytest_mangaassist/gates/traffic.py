@@ -19,7 +19,7 @@ from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, examples_n
 from ..analysis.traffic import RouteShift, TrafficComparison
 from ..cache.traffic import ReplayStats, traffic_comparison
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, format_table
+from ..errors import clip, format_table
 from ..loading.traffic import Traffic
 from . import validation as valid
 from .records import Family, TrafficFlip, TrafficReplay, check
@@ -72,7 +72,7 @@ class TrafficReplayResult:
         rows = []
         for flip in flips:
             record = json.loads(flip.record)
-            rows.append((_clip(str(record.get(field, ""))), *(_clip(str(record.get(f, "")), 24) for f in others),
+            rows.append((clip(str(record.get(field, ""))), *(clip(str(record.get(f, "")), 24) for f in others),
                          f"{flip.production} ({flip.production_confidence:.3f})",
                          f"{flip.candidate} ({flip.candidate_confidence:.3f})", flip.why))
         return format_table((field, *others, "production", "candidate", "shown as"), rows)
@@ -100,28 +100,13 @@ def _positions(traffic: Traffic, positions: list[int]) -> dict[int, tuple[int, i
     return out
 
 
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _traffic(caller: str, examples) -> Traffic:
-    if not isinstance(examples, Traffic):
-        raise MangaAssistInputError(f"{caller}: examples must be Traffic (the traffic fixture, --traffic); got "
-                                    f"{type(examples).__name__}.",
-                                    "Pass the traffic fixture, or pytest_mangaassist.load_traffic(path); a golden "
-                                    "set is compared message by message with assert_no_negative_flips.")
-    return examples
-
 
 def _replay(caller: str, model, examples, against, policy) -> TrafficReplayResult:
-    traffic = _traffic(caller, examples)
+    traffic = valid.of_type(caller, "examples", examples, Traffic, "Traffic (the traffic fixture, --traffic)",
+                            "Pass the traffic fixture, or pytest_mangaassist.load_traffic(path); a golden set is "
+                            "compared message by message with assert_no_negative_flips.")
     valid.loaded_model(caller, model)
-    valid.loaded_model(caller, against, "against")
-    if tuple(model.labels) != tuple(against.labels):
-        raise MangaAssistInputError(
-            f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "
-            f"sets ({', '.join(model.labels)} vs {', '.join(against.labels)}), so their routes cannot be paired.",
-            "Replay against the previous release of the same classifier (same id2label).")
+    valid.against(caller, model, against)
     policy = routing_policy(model.labels, valid.policy(caller, policy))
     comparison, stats = traffic_comparison(model, traffic, against=against, policy=policy)
     return TrafficReplayResult(comparison, stats, traffic, policy)
