@@ -12,7 +12,9 @@ assert_no_leakage compares two data sets (golden, train) and reads no model: tho
 
 The gates are the declared ones (gates/records.py: `@Family.X.gate`), so a gate is checked as soon as it is
 declared; every verdict limit (min_*/max_* that is not a run setting) gets a NaN case derived from the signature,
-its other required arguments filled by their name (one value per kind of argument, ARGUMENTS).
+its other required arguments filled by their name (one value per kind of argument, ARGUMENTS). Verdict limits
+are min_* / max_*; run settings (how much work the gate does, how few examples it decides on) are at_least_* /
+at_most_*.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def test_limits_are_named_min_or_max(gate):
         assert not any(word in p.name for word in LIMIT_WORDS), f"{gate}({p.name}=...): name a limit min_*/max_*"
         default = p.default
         if isinstance(default, float) and p.name not in FLOAT_OPTIONS:
-            assert p.name.startswith(("min_", "max_")), f"{gate}({p.name}={default}): a limit is min_*/max_*"
+            assert p.name.startswith(("min_", "max_", "at_least_", "at_most_")), \
+                f"{gate}({p.name}={default}): a limit is min_*/max_*, a run setting at_least_*/at_most_*"
 
 
 @pytest.mark.parametrize("gate", GATES)
@@ -99,14 +102,12 @@ ARGUMENTS = {"against": MODEL, "layer": 1, "intent": "promotion", "words": ["ord
              "word": "return", "from_layer": 1, "artifact": None}
 EXAMPLES = {"assert_prediction_invariant": PAIRS, "assert_confidence_shift": PAIRS,  # the examples other than golden
             "assert_token_senses_separate": CONTEXTS_A}
-RUN_SETTINGS = {"min_examples", "min_size", "max_steps", "max_seconds", "min_calls", "max_calls", "max_wait_seconds",
-                "max_length"}  # min_*/max_* that set how the gate runs, not what passes
 REQUIRED_LIMIT = 0.5  # what a required limit not under test is given (in range for every limit)
 
 
 def limits_of(gate: str) -> list[str]:
     return [p.name for p in signature(gate).parameters.values() if p.kind is p.KEYWORD_ONLY
-            and p.name.startswith(("min_", "max_")) and p.name not in RUN_SETTINGS]
+            and p.name.startswith(("min_", "max_"))]
 
 
 def leading(gate: str) -> tuple:
@@ -136,10 +137,10 @@ def cases():
         ("assert_accuracy_above", (model, golden), {}, "min_accuracy", -0.5),
         ("assert_accuracy_above", (model, golden), {}, "min_accuracy", "0.9"),
         ("assert_accuracy_above", (model, golden), {"min_accuracy": 0.5}, "confidence", 1.5),
-        ("assert_accuracy_above", (model, golden), {"min_accuracy": 0.5}, "min_examples", -5),
+        ("assert_accuracy_above", (model, golden), {"min_accuracy": 0.5}, "at_least_examples", -5),
         ("assert_recall_above", (model, golden), {}, "min_recall", -1.0),
         ("assert_batch_invariant", (model, golden), {}, "max_logit_diff", -1e-4),
-        ("assert_no_negative_flips", (model, golden), {"against": model}, "max_rate", 1.5),
+        ("assert_no_negative_flips", (model, golden), {"against": model}, "max_negative_flip_rate", 1.5),
         ("assert_not_worse", (model, golden), {"against": model}, "min_p_value", -0.05),
         ("assert_probe_f1_above", (model, golden), {"layer": 1}, "min_f1", 2.0),
         ("assert_patching_recovers", (model, golden), {"layer": 1}, "min_rate", -1.0),
@@ -157,7 +158,7 @@ def cases():
         ("assert_no_weak_slice", (model, golden), {}, "max_lift", 0.5),
         ("assert_no_weak_slice", (model, golden), {}, "max_error_rate", 1.5),
         ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "fdr", 1.0),
-        ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "min_size", 0),
+        ("assert_no_weak_slice", (model, golden), {"max_lift": 2.0}, "at_least_size", 0),
         ("assert_no_leakage", (golden, golden), {}, "max_similarity", 1.0),
         ("assert_traffic_agreement", (model, golden), {"against": model}, "max_flip_rate", 1.5),
         ("assert_route_shares_stable", (model, golden), {"against": model}, "max_shift", -0.01),
@@ -213,3 +214,15 @@ def test_label_reading_gates_refuse_texts_naming_what_they_need(loaded, gate):
     call = {k: model if v is MODEL else v for k, v in required.items()}
     with pytest.raises(MangaAssistInputError, match=f"{gate}: examples must be a GoldenSet .* got list"):
         getattr(pytest_mangaassist, gate)(model, golden.texts, **call)
+
+
+def test_an_old_keyword_name_still_works_for_one_release_and_names_the_new_one(loaded):
+    model, golden = loaded
+    gate = pytest_mangaassist.assert_accuracy_above
+    new = gate(model, golden, min_accuracy=0.0, at_least_examples=10)
+    with pytest.warns(DeprecationWarning, match="assert_accuracy_above: min_examples= is deprecated .* pass "
+                                                "at_least_examples= instead"):
+        old = gate(model, golden, min_accuracy=0.0, min_examples=10)
+    assert old == new and (old.low, old.high) == (new.low, new.high)
+    with pytest.raises(MangaAssistInputError, match="min_examples= is the old name of at_least_examples=; got both"):
+        gate(model, golden, min_accuracy=0.0, min_examples=10, at_least_examples=10)

@@ -134,7 +134,7 @@ def test_a_slice_too_small_to_decide_says_so(loaded):
     medium = next(name for name, n in sizes.items() if MIN_EXAMPLES <= n < needed)
     with pytest.raises(MangaAssistInputError, match=f"needs at least {needed} .*cannot reach 0.900"):
         assert_accuracy_above(model, golden, min_accuracy=0.9, slice=medium, bound="lower")
-    assert_accuracy_above(model, golden, min_accuracy=0.0, slice=small, min_examples=sizes[small])  # reviewed exception
+    assert_accuracy_above(model, golden, min_accuracy=0.0, slice=small, at_least_examples=sizes[small])  # reviewed exception
 
 
 def test_macro_f1_gate_matches_scikit_learn_and_fails_with_the_recall_table(loaded):
@@ -182,13 +182,13 @@ BAD_VALUES = [  # (gate, keyword arguments, parameter named in the message, acce
     (assert_accuracy_above, dict(min_accuracy=True), "min_accuracy", "in [0, 1]"),
     (assert_accuracy_above, dict(min_accuracy=0.5, confidence=1.5), "confidence", "in (0, 1)"),
     (assert_accuracy_above, dict(min_accuracy=0.5, confidence=1.0), "confidence", "in (0, 1)"),
-    (assert_accuracy_above, dict(min_accuracy=0.5, min_examples=-5), "min_examples", ">= 1"),
-    (assert_accuracy_above, dict(min_accuracy=0.5, min_examples=2.5), "min_examples", ">= 1"),
+    (assert_accuracy_above, dict(min_accuracy=0.5, at_least_examples=-5), "at_least_examples", ">= 1"),
+    (assert_accuracy_above, dict(min_accuracy=0.5, at_least_examples=2.5), "at_least_examples", ">= 1"),
     (assert_accuracy_above, dict(min_accuracy=0.5, bound="upper"), "bound", "'point', 'lower'"),
     (assert_accuracy_above, dict(min_accuracy=0.5, slice=3), "slice", "name of a slice"),
     (assert_recall_above, dict(min_recall=-1.0), "min_recall", "in [0, 1]"),
     (assert_recall_above, dict(min_recall=0.5, intents=[]), "intents", "non-empty list"),
-    (assert_recall_above, dict(min_recall=0.5, min_examples=0), "min_examples", ">= 1"),
+    (assert_recall_above, dict(min_recall=0.5, at_least_examples=0), "at_least_examples", ">= 1"),
     (assert_macro_f1_above, dict(min_f1=2), "min_f1", "in [0, 1]"),
     (assert_macro_f1_above, dict(min_f1=0.5, seed=-1), "seed", ">= 0"),
     (assert_macro_f1_above, dict(min_f1=0.5, confidence=0), "confidence", "in (0, 1)"),

@@ -14,7 +14,7 @@ import numpy as np
 from ..analysis.counterfactuals import Routing, RoutingPolicy, edit_effect, route
 from ..domain import routing_policy
 from ..errors import MangaAssistInputError, clip, format_table
-from . import validation as v
+from . import validation as valid
 from .records import Family, check
 
 WORST = 8
@@ -28,8 +28,8 @@ def assert_prediction_invariant(model, examples, *, max_flip_rate: float = 0.0) 
     examples: (original, edited) message pairs (one pair alone too). Returns the share."""
     __tracebackhide__ = True
     caller = "assert_prediction_invariant"
-    max_flip_rate = v.share(caller, "max_flip_rate", max_flip_rate)
-    pairs = v.pairs(caller, examples)
+    max_flip_rate = valid.share(caller, "max_flip_rate", max_flip_rate)
+    pairs = valid.pairs(caller, examples)
     effect = edit_effect(model, pairs)
     before, after = effect.predicted("before"), effect.predicted("after")
     flipped = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
@@ -56,11 +56,11 @@ def assert_confidence_shift(model, examples, *, intent: str, min_shift: float | 
     """
     __tracebackhide__ = True
     caller = "assert_confidence_shift"
-    min_shift = v.number(caller, "min_shift", min_shift, low=-1.0, high=1.0, optional=True)
-    max_shift = v.number(caller, "max_shift", max_shift, low=-1.0, high=1.0, optional=True)
-    v.limits_given(caller, min_shift=min_shift, max_shift=max_shift)
-    pairs = v.pairs(caller, examples)
-    intent = v.intent(caller, model, intent)
+    min_shift = valid.number(caller, "min_shift", min_shift, low=-1.0, high=1.0, optional=True)
+    max_shift = valid.number(caller, "max_shift", max_shift, low=-1.0, high=1.0, optional=True)
+    valid.limits_given(caller, min_shift=min_shift, max_shift=max_shift)
+    pairs = valid.pairs(caller, examples)
+    intent = valid.intent(caller, model, intent)
     effect = edit_effect(model, pairs)
     shift = effect.shift(intent)
     k = model.label2id[intent]
@@ -88,9 +88,9 @@ def assert_routes(model, examples, *, expected: str, policy: RoutingPolicy | Non
     which). examples: one message, a list of messages or a GoldenSet. Returns each message's routing."""
     __tracebackhide__ = True
     caller = "assert_routes"
-    v.loaded_model(caller, model)
-    policy = routing_policy(model.labels, v.policy(caller, policy))
-    texts = v.texts(caller, [examples] if isinstance(examples, str) else examples)
+    valid.loaded_model(caller, model)
+    policy = routing_policy(model.labels, valid.policy(caller, policy))
+    texts = valid.texts(caller, [examples] if isinstance(examples, str) else examples)
     routes = {policy.default_fallback, *policy.fallbacks.values(), *model.labels}
     if not isinstance(expected, str) or expected not in routes:
         raise MangaAssistInputError(f"{caller}: expected={expected!r} is neither an intent nor a fallback route.",

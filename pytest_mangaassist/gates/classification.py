@@ -30,10 +30,10 @@ UPPER_BOUNDS = ("point", "upper")
 WORST_BINS = 5
 
 
-def _options(caller: str, bound: str, confidence: float, min_examples: int | None) -> None:
+def _options(caller: str, bound: str, confidence: float, at_least_examples: int | None) -> None:
     valid.choice(caller, "bound", bound, LOWER_BOUNDS)
     valid.confidence(caller, confidence)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
 
 
 def _evaluation(model, golden: GoldenSet, slice: str | None) -> Evaluation:
@@ -65,21 +65,22 @@ def _metric(name: str, rate: Rate, bound: str, detail: str) -> str:
 @Family.CLASSIFICATION.gate(page="statistics.md",
                             checks="accuracy on the set or one slice, with its exact Clopper-Pearson interval; lists"
                                    " the most frequent confusions and the most confident mistakes")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE,
-                          min_examples: int | None = None) -> Rate:
+                          at_least_examples: int | None = None) -> Rate:
     """Accuracy on the examples (of one slice, if given) must be >= min_accuracy; with bound="lower", the
     lower end of its exact binomial interval must. Returns the accuracy (a float carrying .low, .high, .n)."""
     __tracebackhide__ = True
     caller = "assert_accuracy_above"
     golden = valid.golden(caller, examples, model)
     min_accuracy = valid.share(caller, "min_accuracy", min_accuracy)
-    _options(caller, bound, confidence, min_examples)
+    _options(caller, bound, confidence, at_least_examples)
     slice = valid.slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)
-    check_sample_size(caller, where, n, min_accuracy, bound, min_examples, confidence)
+    check_sample_size(caller, where, n, min_accuracy, bound, at_least_examples, confidence)
     accuracy = evaluation.accuracy_rate(confidence)
     check(caller,
           _metric(f"accuracy on {where}", accuracy, bound, f"{n} examples, {int((~evaluation.correct).sum())} wrong"),
@@ -91,8 +92,9 @@ def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, sl
 
 
 @Family.CLASSIFICATION.gate(page="statistics.md", checks="macro-F1 with a seeded bootstrap interval")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: str | None = None,
-                          bound: str = "point", confidence: float = CONFIDENCE, min_examples: int | None = None,
+                          bound: str = "point", confidence: float = CONFIDENCE, at_least_examples: int | None = None,
                           seed: int = 0) -> Rate:
     """Macro-F1 over the intents (of one slice, if given) must be >= min_f1; with bound="lower", the lower
     end of its seeded bootstrap interval must. Every intent weighs the same, so rare intents count."""
@@ -100,13 +102,13 @@ def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: s
     caller = "assert_macro_f1_above"
     golden = valid.golden(caller, examples, model)
     min_f1 = valid.share(caller, "min_f1", min_f1)
-    _options(caller, bound, confidence, min_examples)
+    _options(caller, bound, confidence, at_least_examples)
     seed = valid.count(caller, "seed", seed, minimum=0)
     slice = valid.slice_name(caller, slice)
     evaluation = _evaluation(model, golden, slice)
     where = f"slice {slice!r}" if slice else "golden set"
     n = len(evaluation.golden)
-    check_sample_size(caller, where, n, min_f1, bound, min_examples, confidence)
+    check_sample_size(caller, where, n, min_f1, bound, at_least_examples, confidence)
     f1 = evaluation.macro_f1_rate(confidence, seed)
     recall = evaluation.recall_rates(confidence)
     check(caller, _metric(f"macro-F1 on {where}", f1, bound, f"{n} examples, {len(recall)} intents"),
@@ -118,16 +120,17 @@ def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: s
 
 @Family.CLASSIFICATION.gate(page="statistics.md",
                             checks="recall of each named intent (default: all), each with its interval")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intents: Sequence[str] | None = None,
                         bound: str = "point", confidence: float = CONFIDENCE,
-                        min_examples: int | None = None) -> dict[str, Rate]:
+                        at_least_examples: int | None = None) -> dict[str, Rate]:
     """Recall of each intent (default: every intent with examples) must be >= min_recall; with
     bound="lower", the lower end of each intent's exact binomial interval must."""
     __tracebackhide__ = True
     caller = "assert_recall_above"
     golden = valid.golden(caller, examples, model)
     min_recall = valid.share(caller, "min_recall", min_recall)
-    _options(caller, bound, confidence, min_examples)
+    _options(caller, bound, confidence, at_least_examples)
     named = valid.intents(caller, model, intents)
     evaluation = _evaluation(model, golden, None)
     recall = evaluation.recall_rates(confidence)
@@ -140,7 +143,7 @@ def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intent
             "Name intents that the examples cover, or add examples of them.",
         )
     for i in wanted:
-        check_sample_size(caller, f"intent {i!r}", recall[i].n, min_recall, bound, min_examples, confidence)
+        check_sample_size(caller, f"intent {i!r}", recall[i].n, min_recall, bound, at_least_examples, confidence)
     failing = [i for i in wanted if recall[i].bound(bound) < min_recall]
     worst = min(wanted, key=lambda i: recall[i].bound(bound))
     detail = f"lowest of {len(failing)} failing intent(s)" if failing else f"lowest of {len(wanted)} intent(s)"

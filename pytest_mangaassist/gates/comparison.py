@@ -99,32 +99,33 @@ def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
                         checks="share of examples the production model got right and the candidate gets wrong; "
                                "`compare=\"intents\"` (top label vs the example's label) or `\"routes\"` (the route "
                                "under the routing policy vs the example's label); the row says which")
-def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: float = 0.0, slice: str | None = None,
-                             intents: Sequence[str] | None = None, bound: str = "point",
-                             min_examples: int | None = None, compare: str = "intents",
+@valid.renamed(max_rate="max_negative_flip_rate", min_examples="at_least_examples")  # the old names, for one release
+def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_negative_flip_rate: float = 0.0,
+                             slice: str | None = None, intents: Sequence[str] | None = None, bound: str = "point",
+                             at_least_examples: int | None = None, compare: str = "intents",
                              policy: RoutingPolicy | None = None) -> PairedSummary:
     """The share of examples (of a slice and/or of some intents) that against (the production model) gets
-    right and the candidate wrong must be <= max_rate; with bound="upper", the upper end of its exact 95%
+    right and the candidate wrong must be <= max_negative_flip_rate; with bound="upper", the upper end of its exact 95%
     interval must. compare="intents": right is the top label; compare="routes": right is the route under
     the routing policy (see the module's docstring)."""
     __tracebackhide__ = True
     caller = "assert_no_negative_flips"
     golden = valid.golden(caller, examples, model)
-    max_rate = valid.share(caller, "max_rate", max_rate)
+    max_negative_flip_rate = valid.share(caller, "max_negative_flip_rate", max_negative_flip_rate)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask, CONFIDENCE)
-    check_sample_size(caller, where, summary.n, max_rate, bound, min_examples, CONFIDENCE)
+    check_sample_size(caller, where, summary.n, max_negative_flip_rate, bound, at_least_examples, CONFIDENCE)
     rate = summary.negative_flip_rate
     name = "negative-flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the negative-flip rate"
     check(caller,
           f"{name} of {compared} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
           f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method}"
           f"{_multiplicity(comparison, slice, intents)})",
-          rate.bound(bound), max_rate, "<=", interval=(rate.low, rate.high),
+          rate.bound(bound), max_negative_flip_rate, "<=", interval=(rate.low, rate.high),
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate lost examples the production model handled: add training examples like them "
                "(or distil from the production model on them), retrain, and rerun.")
@@ -133,8 +134,9 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: f
 
 @Family.COMPARISON.gate(page="statistics.md",
                         checks="McNemar's exact test must not find the candidate worse, comparing intents or routes")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float = 0.05, slice: str | None = None,
-                     intents: Sequence[str] | None = None, min_examples: int | None = None, compare: str = "intents",
+                     intents: Sequence[str] | None = None, at_least_examples: int | None = None, compare: str = "intents",
                      policy: RoutingPolicy | None = None) -> PairedSummary:
     """McNemar's exact paired test must not find the candidate worse than against (the production model):
     one-sided p >= min_p_value on the examples of a slice and/or of some intents. Examples both models get
@@ -144,12 +146,12 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
     caller = "assert_not_worse"
     golden = valid.golden(caller, examples, model)
     min_p_value = valid.share(caller, "min_p_value", min_p_value)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask)
-    check_sample_size(caller, where, summary.n, min_p_value, "point", min_examples)
+    check_sample_size(caller, where, summary.n, min_p_value, "point", at_least_examples)
     check(caller,
           f"McNemar exact p-value of 'the candidate is no worse', comparing {compared}, on {where} ({summary.n} examples: "
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "

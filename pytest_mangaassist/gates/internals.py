@@ -15,7 +15,7 @@ from ..analysis.layers import layer_name
 from ..analysis.trajectories import SenseSeparation, sense_separation
 from ..cache import analyses as cached
 from ..errors import MangaAssistInputError, format_table
-from . import validation as v
+from . import validation as valid
 from .records import Curve, Family, check
 
 WORST = 6
@@ -35,13 +35,13 @@ def assert_attention_shift(model, examples, *, against, words: Sequence[str], la
     """
     __tracebackhide__ = True
     caller = "assert_attention_shift"
-    min_shift = v.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
-    head = v.count(caller, "head", head, minimum=0, optional=True)
-    query = v.choice(caller, "query", query, ("all", "cls"))
-    words = v.words(caller, "words", words)
-    texts = v.texts(caller, examples)
-    against = v.against(caller, model, against, same_labels=False)  # attention compares any two encoders
-    layer = v.layer(caller, model, layer, encoder="attention")
+    min_shift = valid.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
+    head = valid.count(caller, "head", head, minimum=0, optional=True)
+    query = valid.choice(caller, "query", query, ("all", "cls"))
+    words = valid.words(caller, "words", words)
+    texts = valid.texts(caller, examples)
+    against = valid.against(caller, model, against, same_labels=False)  # attention compares any two encoders
+    layer = valid.layer(caller, model, layer, encoder="attention")
     for m in (model, against):  # the sweeps attention_mass reads, from the disk cache when they are there
         wanted = {normalize_word(w) for w in words}
         kept = [t for t in texts if key_positions(m, t, wanted).any()]
@@ -103,11 +103,11 @@ def assert_token_senses_separate(model, examples, *, contrast, word: str, from_l
     GoldenSet or a list of at least 2 messages). Returns the per-layer figures."""
     __tracebackhide__ = True
     caller = "assert_token_senses_separate"
-    min_separation = v.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
-    from_layer = v.layer(caller, model, from_layer, "from_layer")
-    word = v.word(caller, "word", word)
-    senses_a = v.texts(caller, examples, minimum=2)
-    senses_b = v.texts(caller, contrast, name="contrast", minimum=2)
+    min_separation = valid.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
+    from_layer = valid.layer(caller, model, from_layer, "from_layer")
+    word = valid.word(caller, "word", word)
+    senses_a = valid.texts(caller, examples, minimum=2)
+    senses_b = valid.texts(caller, contrast, name="contrast", minimum=2)
     for contexts in (senses_a, senses_b):  # the sweeps sense_separation reads, from the disk cache when there
         cached.token_state_sweep(model, contexts)
     result = sense_separation(model, word, senses_a, senses_b)

@@ -11,6 +11,7 @@ the views (terminal, HTML) fold many calls of one gate into one row.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import operator
@@ -223,7 +224,7 @@ def declared_gates() -> dict[str, GateDeclaration]:
         import_module(f"{__package__}.{module.name}")
     order = list(Family)
     return dict(sorted(DECLARED.items(), key=lambda item: (order.index(item[1].family), item[1].module,
-                                                           item[1].function.__code__.co_firstlineno)))
+                                                           inspect.unwrap(item[1].function).__code__.co_firstlineno)))
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ def check(gate: str, metric: str, value: float, threshold: float, comparison: st
 
 def _declaration(gate: str, family: Family | None, payload: Payload | None) -> GateDeclaration:
     """The gate's declaration; a programming error (not the user's) when the call disagrees with it."""
-    declared = DECLARED.get(gate)
+    declared = DECLARED.get(gate) or declared_gates().get(gate)  # a record written outside its gate's module
     if declared is None:
         raise LookupError(f"{gate} calls check() but is not declared: decorate it with @Family.<family>.gate(...)")
     if family is not None and Family(family) is not declared.family:

@@ -191,30 +191,31 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
 @Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
                             checks="logit lens: the model's own head gives its final decision from `layer` up (reads"
                                    " no labels: texts are enough)")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,
-                             min_examples: int = MIN_EXAMPLES) -> LogitLensResult:
-    """Logit lens: for each intent (default: every intent the model routes >= min_examples examples to), the
+                             at_least_examples: int = MIN_EXAMPLES) -> LogitLensResult:
+    """Logit lens: for each intent (default: every intent the model routes >= at_least_examples examples to), the
     model's own head must give its final decision from `layer` upwards for >= min_share of those examples.
     The lens reads the model's own decisions, not labels: examples may be a GoldenSet or a list of messages."""
     __tracebackhide__ = True
     caller = "assert_decision_forms_by"
     texts = valid.texts(caller, examples)
     min_share = valid.share(caller, "min_share", min_share)
-    min_examples = valid.count(caller, "min_examples", min_examples, minimum=1)
+    at_least_examples = valid.count(caller, "at_least_examples", at_least_examples, minimum=1)
     named = valid.intents(caller, model, intents)
     layer = valid.layer(caller, model, layer)
     result = decision_lens(model, texts)
     counts = result.counts()
     if named is None:
-        wanted = [i for i in model.labels if counts.get(i, 0) >= min_examples]
+        wanted = [i for i in model.labels if counts.get(i, 0) >= at_least_examples]
     else:
         wanted = named
         for intent in wanted:
             check_sample_size(caller, f"the examples routed to {intent!r}", counts.get(intent, 0),
-                              min_share, "point", min_examples)
+                              min_share, "point", at_least_examples)
     if not wanted:
         raise MangaAssistInputError(
-            f"{caller}: no intent has {min_examples} examples routed to it in {_source(examples)}.",
+            f"{caller}: no intent has {at_least_examples} examples routed to it in {_source(examples)}.",
             "Use a larger example set (--validation-set) or name the intents to check.")
     late = [i for i in wanted if result.forms_by(i, min_share) > layer]
     candidates = late or wanted

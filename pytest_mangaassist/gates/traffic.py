@@ -122,10 +122,11 @@ def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy |
                         checks="on replayed traffic (`examples`: the `traffic` fixture): share of messages whose "
                                "route changes, exact interval; optionally each route's flip rate "
                                "([traffic](traffic.md))")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate: float,
                              max_route_flip_rate: float | None = None, bound: str = "point",
                              policy: RoutingPolicy | None = None,
-                             min_examples: int | None = None) -> TrafficReplayResult:
+                             at_least_examples: int | None = None) -> TrafficReplayResult:
     """The share of messages whose route changes between against (production) and the candidate must be <=
     max_flip_rate (bound="upper": the upper end of its exact 95% interval); with max_route_flip_rate, so must
     each route's share of its production messages that the candidate routes elsewhere (routes with too few
@@ -135,10 +136,10 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
     max_flip_rate = valid.share(caller, "max_flip_rate", max_flip_rate)
     max_route_flip_rate = valid.share(caller, "max_route_flip_rate", max_route_flip_rate, optional=True)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     result = _replay(caller, model, examples, against, policy)
     rate = result.flip_rate()
-    check_sample_size(caller, f"traffic {result.traffic.source}", rate.n, max_flip_rate, bound, min_examples)
+    check_sample_size(caller, f"traffic {result.traffic.source}", rate.n, max_flip_rate, bound, at_least_examples)
     payload = result.payload()
     name = "route flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the route flip rate"
     per_route = result.route_flip_rates()
@@ -159,7 +160,7 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
                                   "the limit in review) or fix the candidate.")
     if max_route_flip_rate is not None:
         decidable = {r: rate for r, rate in per_route.items()
-                     if rate.n >= (min_examples or examples_needed(max_route_flip_rate, bound))}
+                     if rate.n >= (at_least_examples or examples_needed(max_route_flip_rate, bound))}
         worst = max(decidable, key=lambda r: decidable[r].bound(bound), default=None)
         failing = {r: "FAIL" for r, rate in decidable.items() if rate.bound(bound) > max_route_flip_rate}
         value = decidable[worst].bound(bound) if worst else math.nan
@@ -178,9 +179,10 @@ def _interval(rate: Rate) -> str:
 @Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
                         checks="on replayed traffic: each route's share of traffic moves by at most `max_shift`; "
                                "rare routes are named when they move ([traffic](traffic.md))")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: float, bound: str = "point",
                                policy: RoutingPolicy | None = None,
-                               min_examples: int | None = None) -> TrafficReplayResult:
+                               at_least_examples: int | None = None) -> TrafficReplayResult:
     """Each route's share of the traffic must move by at most max_shift (absolute, e.g. 0.01 = one point)
     between against (production) and the candidate; bound="upper": the end of the shift's exact 95% interval
     farthest from zero. Rare routes (under 5% of production traffic) are named when they
@@ -189,10 +191,10 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
     caller = "assert_route_shares_stable"
     max_shift = valid.share(caller, "max_shift", max_shift)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     result = _replay(caller, model, examples, against, policy)
     shifts = result.route_shifts()
-    check_sample_size(caller, f"traffic {result.traffic.source}", result.n, max_shift, "point", min_examples)
+    check_sample_size(caller, f"traffic {result.traffic.source}", result.n, max_shift, "point", at_least_examples)
     worst: RouteShift = max(shifts, key=lambda s: (s.bound(bound), s.route))
     moved_rare = [s for s in shifts if s.rare and s.moved]
     rare_note = ("; rare routes that moved: " + ", ".join(

@@ -10,6 +10,9 @@ it as a failed test with the problem and the fix, never as a traceback and never
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 
 import numpy as np
 
@@ -188,7 +191,8 @@ def layer(caller: str, model, value, name: str = "layer", *, encoder: str | None
     return resolved
 
 
-def words(caller: str, name: str, value, *, optional: bool = False, example: str = "['word', 'another']") -> list[str] | None:
+def words(caller: str, name: str, value, *, optional: bool = False,
+          example: str = "['word', 'another']") -> list[str] | None:
     """A non-empty list of words (one word alone too), each with a letter or digit once normalised as the
     attributions normalise words; None only where optional."""
     if value is None and optional:
@@ -215,7 +219,8 @@ def baselines(caller: str, model, value) -> tuple[str, ...]:
     value = (value,) if isinstance(value, str) else value
     if not isinstance(value, (list, tuple)) or not value:
         raise MangaAssistInputError(f"{caller}: baselines must be a non-empty list of IG baseline names; got "
-                                    f"{shown(value)}.", f"Pass e.g. baselines=('pad',) (names: {', '.join(BASELINES)}).")
+                                    f"{shown(value)}.",
+                                    f"Pass e.g. baselines=('pad',) (names: {', '.join(BASELINES)}).")
     value = tuple(choice(caller, "baselines", b, tuple(BASELINES)) for b in value)
     for baseline in value:
         baseline_token_id(model.tokenizer, baseline)
@@ -227,3 +232,26 @@ def of_type(caller: str, name: str, value, kind: type | tuple[type, ...], what: 
     if not isinstance(value, kind):
         raise MangaAssistInputError(f"{caller}: {name} must be {what}; got {type(value).__name__}.", fix)
     return value
+
+
+def renamed(**old_to_new: str):
+    """Keep a gate's old keyword names for one release: a call with an old name runs under the new one with a
+    DeprecationWarning that names it; both names at once is an input error."""
+    def rename(function):
+        caller = function.__name__
+
+        @functools.wraps(function)
+        def gate(*args, **kwargs):
+            __tracebackhide__ = True
+            for old, new in old_to_new.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
+                                                f"Pass {new}= only.")
+                warnings.warn(f"{caller}: {old}= is deprecated and goes in the next release; pass {new}= instead.",
+                              DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+        return gate
+    return rename
