@@ -63,8 +63,8 @@ def test_slice_accuracy(intent_model, golden_set, slice_name, floor, lower_floor
 ])
 def test_small_slice_accuracy(intent_model, golden_set, slice_name, floor):
     # Below the gates' minimum of 10 messages one message moves accuracy 11-12 points, and the gate refuses
-    # to decide. Reviewed exception until these slices grow: point estimate only, min_examples=8.
-    assert_accuracy_above(intent_model, golden_set, min_accuracy=floor, slice=slice_name, min_examples=8)
+    # to decide. Reviewed exception until these slices grow: point estimate only, at_least_examples=8.
+    assert_accuracy_above(intent_model, golden_set, min_accuracy=floor, slice=slice_name, at_least_examples=8)
 
 
 def test_logits_do_not_depend_on_batching(intent_model, golden_set, mangaassist_record):

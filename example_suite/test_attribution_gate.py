@@ -56,8 +56,8 @@ def sale_in_return_and_checkout(golden_set):
 def test_promotion_does_not_fire_on_sale_words_in_return_and_checkout(intent_model, sale_in_return_and_checkout,
                                                                        mangaassist_record):
     audit = assert_no_lexical_shortcut(intent_model, sale_in_return_and_checkout, intent="promotion",
-                                       family=PROMOTION_WORDS, max_share=MAX_SHARE, min_effect=MIN_EFFECT, baselines=("pad", "mask", "unk"),
-                                       max_steps=MAX_STEPS)
+                                       words=PROMOTION_WORDS, max_share=MAX_SHARE, min_effect=MIN_EFFECT, baselines=("pad", "mask", "unk"),
+                                       at_most_steps=MAX_STEPS)
     mangaassist_record(f"promotion attribution on deal/discount/sale ({len(audit.before)} return/checkout messages, "
                        f"removing them lowers p(promotion) by {audit.effect:.3f})",
                        audit.baseline_table(MAX_SHARE) + "\n" + audit.worst_table(4))
@@ -70,8 +70,8 @@ def escalations(golden_set):
 
 
 def test_escalation_does_not_hang_on_human_or_agent(intent_model, escalations, mangaassist_record):
-    audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", family=ESCALATION_WORDS,
-                                       max_share=MAX_SHARE, min_effect=MIN_EFFECT, max_steps=MAX_STEPS)
+    audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", words=ESCALATION_WORDS,
+                                       max_share=MAX_SHARE, min_effect=MIN_EFFECT, at_most_steps=MAX_STEPS)
     mangaassist_record(f"escalation attribution on human/agent/person ({len(audit.before)} escalations that use "
                        f"them, removing them lowers p(escalation) by {audit.effect:.3f})",
                        audit.baseline_table(MAX_SHARE) + "\n" + audit.worst_table(4))
@@ -79,7 +79,7 @@ def test_escalation_does_not_hang_on_human_or_agent(intent_model, escalations, m
 
 def test_no_single_word_dominates_escalation(intent_model, escalations, mangaassist_record):
     audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", max_share=MAX_SHARE,
-                                       min_effect=MIN_EFFECT, max_steps=MAX_STEPS)
+                                       min_effect=MIN_EFFECT, at_most_steps=MAX_STEPS)
     mangaassist_record(f"escalation's most attributed word type: {audit.family[0]!r} (share {audit.share:.3f}, "
                        f"removal effect {audit.effect:.3f})", audit.worst_table(4))
 

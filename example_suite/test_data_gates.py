@@ -45,5 +45,5 @@ def test_hand_written_sets_are_not_in_the_training_data(golden_set, validation_s
 
 @pytest.mark.gate("quarterly")
 def test_no_weak_slice_on_the_validation_set(intent_model, validation_set, mangaassist_record):
-    discovery = assert_no_weak_slice(intent_model, validation_set, min_size=30, max_lift=3.0, bound="lower")
+    discovery = assert_no_weak_slice(intent_model, validation_set, at_least_size=30, max_lift=3.0, bound="lower")
     mangaassist_record("candidate slices on the validation set", discovery.table(limit=10, fdr=0.05))

@@ -29,12 +29,12 @@ def test_paired_comparison_tables(intent_model, baseline_model, golden_set, mang
 
 def test_no_negative_flips_on_rare_intents(intent_model, baseline_model, golden_set):
     # escalation, return_request, promotion: at most one of their ~50 golden messages may flip to wrong
-    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, intents=RARE_INTENTS, max_rate=0.02)
+    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, intents=RARE_INTENTS, max_negative_flip_rate=0.02)
 
 
 def test_no_negative_flips_on_adversarial_messages(intent_model, baseline_model, golden_set):
     # trigger words in the wrong context: a regression here is a shortcut the retrain picked up (at most 1 of 19)
-    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, slice="adversarial", max_rate=0.06)
+    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, slice="adversarial", max_negative_flip_rate=0.06)
 
 
 def test_candidate_is_not_worse_overall(intent_model, baseline_model, golden_set):

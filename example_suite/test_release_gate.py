@@ -27,13 +27,13 @@ def test_onnx_graph_keeps_the_serving_contract(onnx_model, intent_model, mangaas
 
 def test_onnx_runtime_routes_like_pytorch(onnx_model, intent_model, golden_set, mangaassist_record):
     parity = assert_onnx_parity(intent_model, golden_set, artifact=onnx_model, max_logit_diff=1e-3,
-                                max_length=PARITY_MAX_LENGTH)
+                                at_most_length=PARITY_MAX_LENGTH)
     mangaassist_record("parity PyTorch vs ONNX Runtime", parity.summary())
 
 
 def test_serving_artifact_routes_like_pytorch(serving_artifact, intent_model, golden_set, mangaassist_record):
     parity = assert_serving_parity(intent_model, golden_set, artifact=serving_artifact, max_logit_diff=1e-3,
-                                   max_length=PARITY_MAX_LENGTH)
+                                   at_most_length=PARITY_MAX_LENGTH)
     mangaassist_record(f"parity PyTorch vs serving artifact ({serving_artifact.compiler})", parity.summary())
 
 

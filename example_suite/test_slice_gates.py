@@ -50,4 +50,4 @@ def test_discovered_slice_is_not_worse_than_production(intent_model, baseline_mo
     # it: tag-jp-en 2 of 109 (0.018), trigger-escalation 1 of 25, the other two none)
     n = len(discovered.only_slice(slice_name))
     assert_no_negative_flips(intent_model, discovered, against=baseline_model, slice=slice_name,
-                             max_rate=max(0.03, 1.01 / n))
+                             max_negative_flip_rate=max(0.03, 1.01 / n))

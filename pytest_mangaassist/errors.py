@@ -51,6 +51,14 @@ def _escape(match: re.Match) -> str:
     return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
+CLIP_WIDTH = 70  # characters of a message shown in an evidence table: most messages whole, a table still one line
+
+
+def clip(text: str, width: int = CLIP_WIDTH) -> str:
+    """text cut to `width` characters, an ellipsis marking the cut: the one rule of every evidence table."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A small left-aligned text table, as syrupy and pytest-regressions print evidence."""
     cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]

@@ -137,13 +137,13 @@ def test_the_product_rule_converges_at_second_order(clean_model, issue_message_e
 def test_attribution_does_not_depend_on_batch_composition(clean_model):
     texts = ["hi", NON_PROMOTION[1], "any deals on One Piece box sets this week?"]
     direct = attribution_batch_invariance(clean_model, texts, "promotion")  # the pure analysis, uncached
-    measured = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=1e-3)
+    measured = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_score_diff=1e-3)
     assert measured == pytest.approx(direct)
     both = assert_attribution_batch_invariant(clean_model, texts, intent="promotion", baselines=("pad", "mask"))
     assert both == pytest.approx(max(direct, attribution_batch_invariance(clean_model, texts, "promotion", "mask")))
     assert both > 0, "float noise is never exactly zero here: a limit under it must be testable"
     with pytest.raises(GateFailure, match="largest word-score difference, batched vs alone \\(3 messages"):
-        assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_difference=both / 2,
+        assert_attribution_batch_invariant(clean_model, texts, intent="promotion", max_score_diff=both / 2,
                                            baselines=("pad", "mask"))
     with pytest.raises(MangaAssistInputError, match="different lengths"):
         assert_attribution_batch_invariant(clean_model, ["hi", "hi"], intent="promotion")
@@ -163,12 +163,12 @@ def test_family_share_is_the_pooled_positive_share(clean_model):
 
 def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortcut(clean_model, shortcut_model):
     contexts = with_trigger(NON_PROMOTION)
-    audit = assert_no_lexical_shortcut(clean_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
-                                       max_steps=64)
+    audit = assert_no_lexical_shortcut(clean_model, contexts, intent="promotion", words=[TRIGGER], max_share=0.5,
+                                       at_most_steps=64)
     assert len(audit.before) == sum(TRIGGER in t.split() for t in contexts)  # every message carrying the trigger
     with pytest.raises(GateFailure) as info:  # measured: share 0.66 ([PAD]), removal effect 0.24
-        assert_no_lexical_shortcut(shortcut_model, contexts, intent="promotion", family=[TRIGGER], max_share=0.5,
-                                   baselines=("pad", "mask", "unk"), max_steps=64)
+        assert_no_lexical_shortcut(shortcut_model, contexts, intent="promotion", words=[TRIGGER], max_share=0.5,
+                                   baselines=("pad", "mask", "unk"), at_most_steps=64)
     failure = info.value  # above max_share, so the row shows the deciding figure: the causal effect vs min_effect
     assert (failure.threshold, failure.comparison) == (0.1, "<")
     assert failure.value >= 0.1 and (audit.share <= 0.5 or audit.effect < 0.1)
@@ -183,23 +183,23 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
 def test_shortcut_gate_finds_the_dominant_word_without_a_family(shortcut_model):
     with pytest.raises(GateFailure, match=f"the word type '{TRIGGER}' \\(found by the audit\\)"):
         assert_no_lexical_shortcut(shortcut_model, with_trigger(NON_PROMOTION), intent="promotion", max_share=0.5,
-                                   max_steps=64)
+                                   at_most_steps=64)
 
 
 def test_shortcut_gate_rejects_bad_input(clean_model):
     with pytest.raises(MangaAssistInputError, match="intent 'promo' is not a label of the model"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promo", family=["sale"])
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promo", words=["sale"])
     with pytest.raises(MangaAssistInputError, match="contains a word of"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=["coupon"])
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", words=["coupon"])
     with pytest.raises(MangaAssistInputError, match="examples must be a GoldenSet .* or a list of message strings"):
-        assert_no_lexical_shortcut(clean_model, "where is my order", intent="promotion", family=["order"])
+        assert_no_lexical_shortcut(clean_model, "where is my order", intent="promotion", words=["order"])
     with pytest.raises(MangaAssistInputError, match="baselines must be one of 'pad', 'mask', 'unk'; got 'zero'"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=["order"],
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", words=["order"],
                                    baselines=("zero",))
-    with pytest.raises(MangaAssistInputError, match="family must be None or a non-empty list of words"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", family=[])
-    with pytest.raises(MangaAssistInputError, match="max_steps must be a whole number >= 16"):
-        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", max_steps=8)
+    with pytest.raises(MangaAssistInputError, match="words must be None or a non-empty list of words"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", words=[])
+    with pytest.raises(MangaAssistInputError, match="at_most_steps must be a whole number >= 16"):
+        assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", at_most_steps=8)
     with pytest.raises(MangaAssistInputError, match="min_effect must be a number in \\[0, 1\\]; got nan"):
         assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", min_effect=float("nan"))
     for n_steps in (9, 4):  # the error estimate reads the even nodes: an odd count has none to spare
@@ -261,7 +261,7 @@ def test_attention_shift_matches_a_direct_computation(clean_model, small_referen
         assert_attention_shift(clean_model, texts, against=pretrained, words=words, layer=-1, min_shift=best + 0.01,
                                html_dir=None)
     assert "against mass" in str(info.value) and f"({len(texts)} messages" in str(info.value)
-    with pytest.raises(MangaAssistInputError, match="against must be the IntentModel"):
+    with pytest.raises(MangaAssistInputError, match="against must be a model \\(a loaded IntentModel\\)"):
         assert_attention_shift(clean_model, texts, against=str(small_reference), words=words, layer=-1)
     with pytest.raises(MangaAssistInputError, match="query must be one of 'all', 'cls'"):
         assert_attention_shift(clean_model, texts, against=pretrained, words=words, layer=-1, query="first")
@@ -301,18 +301,18 @@ def test_golden_set_examples_are_accepted(clean_model, small_golden):
     golden = GoldenSet.from_examples(ex for ex in adversarial
                                      if any(normalize_word(w) in family for w in ex.text.split()))
     assert len(golden) > 0, "the small model's adversarial slice has no message with a promotion trigger word"
-    audit = lexical_shortcut_audit(clean_model, golden, intent="promotion", family=family, max_steps=64)
+    audit = lexical_shortcut_audit(clean_model, golden, intent="promotion", words=family, at_most_steps=64)
     assert len(audit.before) == len(golden)  # every message was audited, read from the GoldenSet
     assert audit.after_removal.shape == (len(golden),)
     # the gate on the same GoldenSet gives the same figures: pass at the measured share, fail just under it
     # (min_effect=0: any removal effect that does not raise p(promotion) confirms the finding)
-    same = assert_no_lexical_shortcut(clean_model, golden, intent="promotion", family=family, max_share=audit.share,
-                                      min_effect=0.0, max_steps=64)
+    same = assert_no_lexical_shortcut(clean_model, golden, intent="promotion", words=family, max_share=audit.share,
+                                      min_effect=0.0, at_most_steps=64)
     assert same.share == pytest.approx(audit.share)
     assert audit.share > 0 and audit.effect >= 0  # measured on the small model: 0.28, removal lowers p(promotion)
     with pytest.raises(GateFailure, match=f"\\({len(golden)} messages"):
-        assert_no_lexical_shortcut(clean_model, golden, intent="promotion", family=family,
-                                   max_share=audit.share / 2, min_effect=0.0, max_steps=64)
+        assert_no_lexical_shortcut(clean_model, golden, intent="promotion", words=family,
+                                   max_share=audit.share / 2, min_effect=0.0, at_most_steps=64)
 
 
 def test_attributions_and_sweeps_round_trip_through_the_disk_cache(small_model, tmp_path):

@@ -62,7 +62,7 @@ def test_a_candidate_worse_on_one_slice_fails_there_and_passes_everywhere_else(m
     for name in golden.slice_names:
         if name != "adversarial" and len(golden.only_slice(name)) >= MIN_EXAMPLES:
             assert assert_not_worse(worse, golden, against=model, slice=name).negative_flips == 0
-            assert_no_negative_flips(worse, golden, against=model, slice=name, max_rate=0.0)
+            assert_no_negative_flips(worse, golden, against=model, slice=name, max_negative_flip_rate=0.0)
     with pytest.raises(GateFailure) as info:
         assert_not_worse(worse, golden, against=model, slice="adversarial")
     message = str(info.value)
@@ -78,7 +78,7 @@ def test_a_candidate_worse_on_one_slice_fails_there_and_passes_everywhere_else(m
     assert len(listed) == len(right_before) and listed[0][0][:50] in message  # the flipped examples are listed
     assert f"{min(15, len(listed))} of {len(listed)} shown" in message
     with pytest.raises(GateFailure, match="negative-flip rate of intents on slice 'adversarial'") as info:
-        assert_no_negative_flips(worse, golden, against=model, slice="adversarial", max_rate=0.05)
+        assert_no_negative_flips(worse, golden, against=model, slice="adversarial", max_negative_flip_rate=0.05)
     assert info.value.value == pytest.approx(len(right_before) / n)
 
 
@@ -107,10 +107,10 @@ def test_bad_input_names_the_problem(models):
 
 
 BAD_VALUES = [
-    (assert_no_negative_flips, dict(max_rate=-0.1), "max_rate", "in [0, 1]"),
-    (assert_no_negative_flips, dict(max_rate="0"), "max_rate", "in [0, 1]"),
+    (assert_no_negative_flips, dict(max_negative_flip_rate=-0.1), "max_negative_flip_rate", "in [0, 1]"),
+    (assert_no_negative_flips, dict(max_negative_flip_rate="0"), "max_negative_flip_rate", "in [0, 1]"),
     (assert_no_negative_flips, dict(bound="lower"), "bound", "'point', 'upper'"),
-    (assert_no_negative_flips, dict(min_examples=-5), "min_examples", ">= 1"),
+    (assert_no_negative_flips, dict(at_least_examples=-5), "at_least_examples", ">= 1"),
     (assert_no_negative_flips, dict(intents="refund"), "intent", "not a label"),
     (assert_not_worse, dict(min_p_value=1.5), "min_p_value", "in [0, 1]"),
     (assert_not_worse, dict(min_p_value=float("nan")), "min_p_value", "in [0, 1]"),

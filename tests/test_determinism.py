@@ -11,7 +11,7 @@ def test_accuracy(intent_model, golden_set):
     assert_accuracy_above(intent_model, golden_set, min_accuracy=0.0)
 
 def test_recall(intent_model, golden_set):
-    assert_recall_above(intent_model, golden_set, min_recall=0.0, min_examples=1)
+    assert_recall_above(intent_model, golden_set, min_recall=0.0, at_least_examples=1)
 
 def test_macro_f1(intent_model, golden_set):  # a seeded bootstrap interval
     assert_macro_f1_above(intent_model, golden_set, min_f1=0.0)

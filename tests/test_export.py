@@ -31,7 +31,7 @@ def test_serving_parity(serving_artifact, intent_model):
     assert_serving_parity(intent_model, artifact=serving_artifact)
 
 def test_latency(onnx_model):
-    assert_latency_p95(onnx_model, max_p95_ms=1000, seq_len=16, min_calls=50, max_seconds=2)
+    assert_latency_p95(onnx_model, max_p95_ms=1000, seq_len=16, at_least_calls=50, at_most_seconds=2)
 """
 RELEASE_TESTS = RELEASE_FILE.count("\ndef test_")
 
@@ -183,13 +183,13 @@ def test_quantile_interval_has_its_stated_coverage():
 
 def test_latency_failure_reports_percentiles_calls_and_threads(model):
     with pytest.raises(GateFailure) as info:
-        assert_latency_p95(model, max_p95_ms=1e-6, seq_len=8, min_calls=50, max_seconds=1)
+        assert_latency_p95(model, max_p95_ms=1e-6, seq_len=8, at_least_calls=50, at_most_seconds=1)
     message = str(info.value)
     assert message.startswith("assert_latency_p95: p95 latency in ms (pytorch, batch 1, 8 tokens, 1 thread(s), ")
     assert "required <= 1.00e-06" in message
     for column in ("p50 ms", "p95 ms", "p95 95% CI", "p99 ms", "calls"):
         assert column in message
-    result = assert_latency_p95(model, max_p95_ms=1e6, seq_len=8, min_calls=50, max_seconds=1)
+    result = assert_latency_p95(model, max_p95_ms=1e6, seq_len=8, at_least_calls=50, at_most_seconds=1)
     assert result.n_calls >= 50 and result.p50 <= result.p95 <= result.p99
 
 
@@ -204,7 +204,7 @@ def test_a_runtime_that_cannot_run_the_input_fails_whatever_the_budget(broken):
     refused; any finite one, however large, fails on a runtime that cannot run the shape, with its message."""
     static = OnnxModel.load(broken["static"])
     with pytest.raises(GateFailure) as info:
-        assert_latency_p95(static, max_p95_ms=1e300, seq_len=16, min_calls=50, max_seconds=1)
+        assert_latency_p95(static, max_p95_ms=1e300, seq_len=16, at_least_calls=50, at_most_seconds=1)
     message = str(info.value)
     assert message.startswith("assert_latency_p95: p95 latency in ms (batch 1, 16 tokens) = inf")
     assert "cannot run this shape" in message and "INVALID_ARGUMENT" in message  # onnxruntime's own words
@@ -333,7 +333,7 @@ def test_not_measurable_names_the_contention_and_how_to_run_in_isolation(model, 
 
     monkeypatch.setattr(export, "measure_latency", lambda *args, **kwargs: recorded_timing(0.30, [3, 4, 3, 3]))
     with collecting() as records, pytest.raises(GateFailure) as info:
-        assert_latency_p95(model, max_p95_ms=15, max_wait_seconds=0)
+        assert_latency_p95(model, max_p95_ms=15, at_most_wait_seconds=0)
     message = str(info.value)
     assert message.startswith("assert_latency_p95: p95 latency in ms (onnxruntime, batch 1, 32 tokens, 1 thread(s), "
                               "400 timed calls; not measurable on this machine now: machine busy, 30% of calls "
@@ -389,10 +389,10 @@ def busy_model(intent_model):
         loop.wait()
 
 def test_within_a_generous_budget(busy_model):
-    assert_latency_p95(busy_model, max_p95_ms=1e6, seq_len=8, min_calls=50, max_seconds=1, max_wait_seconds=0)
+    assert_latency_p95(busy_model, max_p95_ms=1e6, seq_len=8, at_least_calls=50, at_most_seconds=1, at_most_wait_seconds=0)
 
 def test_over_a_budget_no_machine_meets(busy_model):
-    assert_latency_p95(busy_model, max_p95_ms=1e-6, seq_len=8, min_calls=50, max_seconds=1, max_wait_seconds=0)
+    assert_latency_p95(busy_model, max_p95_ms=1e-6, seq_len=8, at_least_calls=50, at_most_seconds=1, at_most_wait_seconds=0)
 """
 
 

@@ -9,8 +9,8 @@ CASES = {
                           ["assert_accuracy_above", "min_accuracy", "-0.5", "[0, 1]"]),
     "negative_recall": ("assert_recall_above(intent_model, golden_set, min_recall=-1.0)",
                         ["assert_recall_above", "min_recall", "-1.0"]),
-    "negative_min_examples": ("assert_accuracy_above(intent_model, golden_set, min_accuracy=0.5, min_examples=-5)",
-                              ["min_examples", "-5", "whole number"]),
+    "negative_min_examples": ("assert_accuracy_above(intent_model, golden_set, min_accuracy=0.5, "
+                              "at_least_examples=-5)", ["at_least_examples", "-5", "whole number"]),
     "threshold_as_text": ("assert_accuracy_above(intent_model, golden_set, min_accuracy='0.9')",
                           ["min_accuracy", "'0.9'", "str"]),
     "confidence_above_one": ("assert_accuracy_above(intent_model, golden_set, min_accuracy=0.5, confidence=1.5)",

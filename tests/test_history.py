@@ -50,7 +50,7 @@ def test_accuracy():
 @pytest.mark.parametrize("route", ["escalation", "checkout"])
 def test_flip_rate(route):
     check("assert_traffic_agreement", f"route flip rate of {{route}} ({{RUN * 10 + 1000}} messages)",
-          0.01 + RUN * 0.001, 0.05, "<=", family=Family.BEHAVIOUR, interval=(0.005, 0.02))
+          0.01 + RUN * 0.001, 0.05, "<=", family=Family.COMPARISON, interval=(0.005, 0.02))
 
 
 def test_two_calls():  # the same figure twice in one test: the second key gets " call 2"
@@ -149,7 +149,7 @@ def test_trends_moves_and_the_ci_summary(sqlite_runs):
     assert failures < summary.index("### Moved") < summary.index("### Gate families")
     assert "- **test_accuracy** · assert_accuracy_above: accuracy on golden.jsonl (154 messages) = 0.8500 " \
            "[0.8300, 0.8700], limit >= 0.9000" in summary
-    assert "| classification | 1 | 1 |" in summary and "| behaviour | 2 |" in summary and "| data | 2 |" in summary
+    assert "| classification | 1 | 1 |" in summary and "| comparison | 2 |" in summary and "| data | 2 |" in summary
     line = next(n for n, text in enumerate(SUITE.splitlines(), 1) if text.startswith("def test_accuracy"))
     assert (f"::error file=test_figures.py,line={line},title=test_accuracy%3A assert_accuracy_above failed::"
             f"assert_accuracy_above: accuracy on golden.jsonl (154 messages) = 0.8500 [0.8300, 0.8700], limit >= "

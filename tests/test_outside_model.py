@@ -60,16 +60,16 @@ def test_accuracy(intent_model, golden_set):
 
 def test_no_word_dominates_password_reset(intent_model, golden_set):
     texts = [ex.text for ex in golden_set.examples if ex.intent == "password_reset"]
-    assert_no_lexical_shortcut(intent_model, texts, intent="password_reset", family=["please", "my", "the"],
-                               min_examples=1)
+    assert_no_lexical_shortcut(intent_model, texts, intent="password_reset", words=["please", "my", "the"],
+                               at_least_examples=1)
 
 
 def test_onnx_parity(intent_model, onnx_model, golden_set):
-    assert_onnx_parity(intent_model, golden_set, artifact=onnx_model, max_length=16)
+    assert_onnx_parity(intent_model, golden_set, artifact=onnx_model, at_most_length=16)
 
 
 def test_latency(intent_model):
-    assert_latency_p95(intent_model, max_p95_ms=2000, min_calls=10, max_calls=30, max_seconds=2)
+    assert_latency_p95(intent_model, max_p95_ms=2000, at_least_calls=10, at_most_calls=30, at_most_seconds=2)
 '''
 
 

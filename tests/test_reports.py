@@ -36,7 +36,7 @@ GATES = """
 import pytest
 from pytest_mangaassist import assert_accuracy_above, assert_cka_above, assert_latency_p95
 
-FAST = dict(seq_len=8, min_calls=50, max_seconds=1)
+FAST = dict(seq_len=8, at_least_calls=50, at_most_seconds=1)
 
 @pytest.mark.gate("monthly")
 def test_accuracy(intent_model, golden_set):

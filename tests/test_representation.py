@@ -350,7 +350,7 @@ BAD_VALUES = [  # (gate, keyword arguments, parameter named in the message, acce
     (assert_patching_recovers, dict(layer=-1, min_rate=-1.0), "min_rate", "in [0, 1]"),
     (assert_patching_recovers, dict(layer=-1, min_rate=0.5, seed=-3), "seed", ">= 0"),
     (assert_decision_forms_by, dict(layer=-1, min_share=float("nan")), "min_share", "in [0, 1]"),
-    (assert_decision_forms_by, dict(layer=-1, min_examples=-5), "min_examples", ">= 1"),
+    (assert_decision_forms_by, dict(layer=-1, at_least_examples=-5), "at_least_examples", ">= 1"),
     (assert_decision_forms_by, dict(layer=-1, intents="refund"), "intents", "not a label"),
 ]
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import MangaAssistInputError
 from ..loading.recording import record
 from .attribution import encode_words, normalize_word
+from .checks import choice
 from .sweep import attention_sweep
 
 
@@ -38,9 +39,7 @@ def key_positions(model, text: str, words: set[str]) -> np.ndarray:
 
 def attention_mass(model, texts: list[str], words, query: str = "all") -> AttentionMass:
     """Attention mass on `words` per text, layer and head, from the shared attention sweep."""
-    if query not in ("all", "cls"):
-        raise MangaAssistInputError(f"attention_mass: query must be 'all' or 'cls', got {query!r}.",
-                                    "Use query='all' (mean over every query token) or 'cls' (the [CLS] query).")
+    choice("attention_mass", "query", query, ("all", "cls"))  # all: mean over every query token; cls: [CLS]'s
     words = {normalize_word(w) for w in words}
     masks = [key_positions(model, t, words) for t in texts]
     kept = [i for i, m in enumerate(masks) if m.any()]

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MangaAssistInputError
+from .checks import choice
 
 ATTRIBUTION_FORMAT = "ig-4"  # bump when how attributions are computed changes (part of the cache key)
 BASELINES = {"pad": "pad_token", "mask": "mask_token", "unk": "unk_token"}
@@ -123,9 +124,7 @@ def encode_words(tokenizer, text: str, max_length: int) -> WordTokens:
 
 
 def baseline_token_id(tokenizer, baseline: str) -> int:
-    if baseline not in BASELINES:
-        raise MangaAssistInputError(f"Unknown IG baseline {baseline!r}.",
-                                    f"Use one of {', '.join(BASELINES)} (the embedding of that special token).")
+    choice("integrated_gradients", "baseline", baseline, tuple(BASELINES))  # the embedding of that special token
     token_id = getattr(tokenizer, f"{BASELINES[baseline]}_id")
     if token_id is None:
         raise MangaAssistInputError(f"The tokenizer has no {BASELINES[baseline]} for the {baseline!r} baseline.",

@@ -126,19 +126,20 @@ def examples_needed(threshold: float, bound: str, confidence: float = CONFIDENCE
 
 
 def check_sample_size(caller: str, where: str, n: int, threshold: float, bound: str,
-                      min_examples: int | None, confidence: float = CONFIDENCE) -> None:
-    """Refuse to decide on too few examples: say how many there are and how many the gate needs."""
-    needed = examples_needed(threshold, bound, confidence) if min_examples is None else min_examples
+                      at_least_examples: int | None, confidence: float = CONFIDENCE) -> None:
+    """Refuse to decide on too few examples: say how many there are and how many the gate needs (the
+    gate's at_least_examples= where given, a reviewed decision)."""
+    needed = examples_needed(threshold, bound, confidence) if at_least_examples is None else at_least_examples
     if n >= needed:
         return
     why = (f"even a perfect score on {n} examples has a {confidence:.0%} {bound} bound that cannot reach "
-           f"{threshold:.3f}" if bound != "point" and needed > MIN_EXAMPLES and min_examples is None
+           f"{threshold:.3f}" if bound != "point" and needed > MIN_EXAMPLES and at_least_examples is None
            else f"one example moves the rate by {1 / max(n, 1):.3f}")
     raise MangaAssistInputError(
         f"{caller}: {where} has {n} examples, too few to decide: the gate needs at least {needed} "
         f"(minimum sample size; {why}).",
-        "Add examples to this slice or intent of the golden set, gate a larger slice, or lower min_examples "
-        "as a reviewed decision.",
+        "Add examples to this slice or intent of the golden set, gate a larger slice, or pass a smaller "
+        "at_least_examples= as a reviewed decision.",
     )
 
 

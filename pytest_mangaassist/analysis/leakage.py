@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import format_table
+from ..errors import clip, format_table
 from ..loading.golden import normalize_text
 
 # Above this similarity two messages are one message reworded by a typo, a case change or a number
@@ -102,13 +102,9 @@ def pairs_table(pairs: Sequence[LeakedPair], query_name: str = "golden", match_n
     def where(i: int, lines) -> int:
         return lines[i] if lines is not None else i + 1
 
-    rows = [(where(p.query_index, query_lines), _clip(p.query), where(p.match_index, match_lines), _clip(p.match),
+    rows = [(where(p.query_index, query_lines), clip(p.query), where(p.match_index, match_lines), clip(p.match),
              "exact" if p.exact else f"{p.similarity:.3f}") for p in pairs[:limit]]
     more = f"\n... and {len(pairs) - limit} more" if limit is not None and len(pairs) > limit else ""
     header = (f"{query_name} {'line' if query_lines is not None else '#'}", query_name,
               f"{match_name} {'line' if match_lines is not None else '#'}", match_name, "similarity")
     return format_table(header, rows) + more
-
-
-def _clip(text: str, width: int = 50) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

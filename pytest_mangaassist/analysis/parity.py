@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 
 LADDER = (1, 2, 3, 5, 9, 17, 33, 65, 129, 257, 510)  # word pieces, cut at max_length - 2
 MIXED_BATCH_SIZES = (2, 7, 16)
@@ -59,7 +59,7 @@ class ParityResult:
 
     def table(self, k: int = 8) -> str:
         return format_table(("batch", "tokens", "max |diff|", "expected", "served", "text"),
-                            [(r.batch, r.tokens, f"{r.max_abs_diff:.2e}", r.expected, r.served, _clip(r.text))
+                            [(r.batch, r.tokens, f"{r.max_abs_diff:.2e}", r.expected, r.served, clip(r.text))
                              for r in self.worst(k)])
 
     def summary(self) -> str:
@@ -69,10 +69,6 @@ class ParityResult:
         if self.errors:
             text += f"\nthe candidate failed on {len(self.errors)} batch(es), first: {self.errors[0]}"
         return text
-
-
-def _clip(text: str, width: int = 50) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def parity_probe(model, texts: list[str], max_length: int | None = None) -> list[ProbeBatch]:

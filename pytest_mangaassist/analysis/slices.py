@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from ..loading.golden import GoldenExample, GoldenSet
 from .intervals import Rate, binomial_rate
 
@@ -115,7 +115,7 @@ class SliceDiscovery:
                 for ex in (self.golden.examples[i] for i in candidate.members)]
 
     def worst_table(self, candidate: SliceCandidate) -> str:
-        rows = [(_clip(text), expected, predicted, conf) for text, expected, predicted, conf in candidate.worst]
+        rows = [(clip(text), expected, predicted, conf) for text, expected, predicted, conf in candidate.worst]
         return format_table(("text", "expected", "predicted", "confidence"), rows)
 
 
@@ -301,7 +301,3 @@ def _unique_names(candidates: list[SliceCandidate]) -> list[SliceCandidate]:
         seen[c.name] = seen.get(c.name, 0) + 1
         out.append(c if seen[c.name] == 1 else replace(c, name=f"{c.name}-{seen[c.name]}"))
     return out
-
-
-def _clip(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -2,7 +2,7 @@
 and the check that attribution figures do not depend on how messages are batched.
 
 A shortcut finding needs two pieces of evidence: Integrated Gradients puts more than max_share of
-the intent's positive attribution on a word family, AND taking those words out of the messages
+the intent's positive attribution on a group of words, AND taking those words out of the messages
 lowers the intent's probability by at least min_effect on average (the causal confirmation).
 Attribution alone can point at a word the decision does not depend on; removal alone cannot say
 which word to look at.
@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.attribution import (BASELINES, DEFAULT_STEPS, MAX_STEPS, baseline_token_id, dominant_word_types,
-                                    family_share, normalize_word)
+from ..analysis.attribution import DEFAULT_STEPS, MAX_STEPS, dominant_word_types, family_share, normalize_word
 from ..analysis.conductance import LayerConductance
 from ..analysis.counterfactuals import remove_words
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..cache.analyses import attribution_batch_invariance, integrated_gradients, layer_conductance
-from ..errors import MangaAssistInputError, format_table
-from . import validation as v
+from ..errors import MangaAssistInputError, clip, format_table
+from . import validation as valid
 from .records import Family, HeatmapRow, TokenHeatmap, check
 
 WORST = 6
@@ -34,7 +33,7 @@ class ShortcutAudit:
     family: tuple[str, ...]
     shares: dict  # baseline -> pooled share of the intent's positive attribution on the family
     attributions: dict  # baseline -> list[Attribution], over the messages that contain the family
-    after_removal: np.ndarray  # p(intent) with the family's words removed, per message
+    after_removal: np.ndarray  # p(intent) with the words removed, per message
     discovered: bool  # family found by the audit (no family given)
 
     @property
@@ -43,7 +42,7 @@ class ShortcutAudit:
 
     @property
     def effect(self) -> float:
-        """Mean fall of p(intent) when the family's words are removed."""
+        """Mean fall of p(intent) when the words are removed."""
         return float((self.before - self.after_removal).mean())
 
     @property
@@ -55,7 +54,7 @@ class ShortcutAudit:
         return len(self.shares) > 1 and max(self.shares.values()) - min(self.shares.values()) > 0.1
 
     def baseline_table(self, max_share: float) -> str:
-        """Each baseline's share, and its messages that had not converged at max_steps (word scores still
+        """Each baseline's share, and its messages that had not converged at at_most_steps (word scores still
         estimated off by more than 2% of the largest score, or completeness error over 1%)."""
         rows = [(b, s, "above" if s > max_share else "below",
                  f"{sum(not a.converged for a in self.attributions[b])} / {len(self.attributions[b])}",
@@ -70,60 +69,39 @@ class ShortcutAudit:
         per_example = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in fam)
                        for a in attributions]
         order = np.argsort(-np.array(per_example), kind="stable")[:k]
-        rows = [(_clip(attributions[i].text), attributions[i].probability, self.after_removal[i],
+        rows = [(clip(attributions[i].text), attributions[i].probability, self.after_removal[i],
                  attributions[i].top_words()) for i in order]
         return format_table(("message", f"p({self.intent})", "without family", "word scores (IG, logit units)"), rows)
 
 
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
-
-def _baselines(caller: str, model, baselines) -> tuple[str, ...]:
-    """A non-empty list of IG baseline names (one name alone too), each one the tokenizer can build."""
-    baselines = (baselines,) if isinstance(baselines, str) else baselines
-    if not isinstance(baselines, (list, tuple)) or not baselines:
-        raise MangaAssistInputError(f"{caller}: baselines must be a non-empty list of IG baseline names; got "
-                                    f"{baselines!r}.", f"Pass e.g. baselines=('pad',) (names: {', '.join(BASELINES)}).")
-    baselines = tuple(v.choice(caller, "baselines", b, tuple(BASELINES)) for b in baselines)
-    for baseline in baselines:
-        baseline_token_id(model.tokenizer, baseline)
-    return baselines
-
-
-def _family(caller: str, family) -> tuple[str, ...] | None:
+def _words(caller: str, words) -> tuple[str, ...] | None:
     """None (found by the audit), or a non-empty list of words (one word alone too), normalised."""
-    if family is None:
-        return None
-    family = (family,) if isinstance(family, str) else family
-    if not isinstance(family, (list, tuple, set, frozenset)) or not family or not all(
-            isinstance(w, str) and normalize_word(w) for w in family):
-        raise MangaAssistInputError(f"{caller}: family must be None or a non-empty list of words; got {family!r}.",
-                                    "Pass the words you suspect, e.g. family=['word', 'its synonym'], or None to let "
-                                    "the audit find the word type with the largest share.")
-    return tuple(sorted({normalize_word(w) for w in family}))
+    words = valid.words(caller, "words", words, optional=True, example="['word', 'its synonym'] (None: the audit "
+                        "finds the word type with the largest share)")
+    return None if words is None else tuple(sorted({normalize_word(w) for w in words}))
 
 
-def _audit(caller: str, model, examples, intent, family, baselines, min_examples, max_steps) -> ShortcutAudit:
-    min_examples = v.count(caller, "min_examples", min_examples)
-    max_steps = v.count(caller, "max_steps", max_steps, minimum=DEFAULT_STEPS)
-    family = _family(caller, family)
-    texts = v.texts(caller, examples)
-    intent = v.intent(caller, model, intent)
-    baselines = _baselines(caller, model, baselines)
+def _audit(caller: str, model, examples, intent, words, baselines, at_least_examples, at_most_steps) -> ShortcutAudit:
+    at_least_examples = valid.count(caller, "at_least_examples", at_least_examples)
+    at_most_steps = valid.count(caller, "at_most_steps", at_most_steps, minimum=DEFAULT_STEPS)
+    family = _words(caller, words)
+    texts = valid.texts(caller, examples)
+    intent = valid.intent(caller, model, intent)
+    baselines = valid.baselines(caller, model, baselines)
     if family is not None and not any(normalize_word(w) in family for t in texts for w in t.split()):
         raise MangaAssistInputError(
             f"{caller}: none of the {len(texts)} messages contains a word of {list(family)}.",
-            "Audit messages that contain the family's words (e.g. a slice built around them).")
+            "Audit messages that contain the words (e.g. a slice built around them).")
     # attributions over all the messages (one cached computation per baseline, shared by every audit of
     # the same messages and intent), then restricted to the messages that contain the family
-    every = {b: integrated_gradients(model, texts, intent, b, max_steps=max_steps) for b in baselines}
+    every = {b: integrated_gradients(model, texts, intent, b, max_steps=at_most_steps) for b in baselines}
     discovered = family is None
     if discovered:
-        ranked = dominant_word_types(every[baselines[0]], min_examples)
+        ranked = dominant_word_types(every[baselines[0]], at_least_examples)
         if not ranked:
-            raise MangaAssistInputError(f"{caller}: no word occurs in {min_examples} or more of the "
-                                        f"{len(texts)} messages.", "Audit more messages, or lower min_examples.")
+            raise MangaAssistInputError(f"{caller}: no word occurs in {at_least_examples} or more of the "
+                                        f"{len(texts)} messages.", "Audit more messages, or lower at_least_examples.")
         family = (ranked[0][0],)
     keep = [i for i, t in enumerate(texts) if any(normalize_word(w) in family for w in t.split())]
     found = {b: [a[i] for i in keep] for b, a in every.items()}
@@ -133,32 +111,36 @@ def _audit(caller: str, model, examples, intent, family, baselines, min_examples
     return ShortcutAudit(intent, family, shares, found, after, discovered)
 
 
-def lexical_shortcut_audit(model, examples, *, intent: str, family: Sequence[str] | None = None,
-                           baselines: Sequence[str] = ("pad",), min_examples: int = 3,
-                           max_steps: int = MAX_STEPS) -> ShortcutAudit:
+@valid.renamed(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
+def lexical_shortcut_audit(model, examples, *, intent: str, words: Sequence[str] | None = None,
+                           baselines: Sequence[str] = ("pad",), at_least_examples: int = 3,
+                           at_most_steps: int = MAX_STEPS) -> ShortcutAudit:
     """The figures of assert_no_lexical_shortcut, without the verdict."""
-    return _audit("lexical_shortcut_audit", model, examples, intent, family, baselines, min_examples, max_steps)
+    return _audit("lexical_shortcut_audit", model, examples, intent, words, baselines, at_least_examples, at_most_steps)
 
 
-def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence[str] | None = None,
+@Family.ATTRIBUTION.gate(page="attribution.md", chart=TokenHeatmap,
+                         checks="IG share of `intent` on a group of `words`, confirmed causally by removing them")
+@valid.renamed(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
+def assert_no_lexical_shortcut(model, examples, *, intent: str, words: Sequence[str] | None = None,
                                max_share: float = 0.5, min_effect: float = 0.1,
-                               baselines: Sequence[str] = ("pad",), min_examples: int = 3,
-                               max_steps: int = MAX_STEPS) -> ShortcutAudit:
-    """The share of intent's positive IG attribution on the word family (pooled over the messages that
-    contain it) must stay <= max_share, unless removing the family's words lowers p(intent) by less
+                               baselines: Sequence[str] = ("pad",), at_least_examples: int = 3,
+                               at_most_steps: int = MAX_STEPS) -> ShortcutAudit:
+    """The share of intent's positive IG attribution on `words` (pooled over the messages that contain
+    one) must stay <= max_share, unless removing the words lowers p(intent) by less
     than min_effect on average (then attribution points at a word the decision does not need).
 
-    examples: a GoldenSet or a list of messages (labels are not needed). family=None: audit the single
-    word type (met in >= min_examples messages) with the largest share. Several baselines ("pad",
+    examples: a GoldenSet or a list of messages (labels are not needed). words=None: audit the single
+    word type (met in >= at_least_examples messages) with the largest share. Several baselines ("pad",
     "mask", "unk"): the finding must hold under each; the failure shows every baseline's share and
-    says where they disagree. IG starts at 16 steps and doubles, up to max_steps, for each message
+    says where they disagree. IG starts at 16 steps and doubles, up to at_most_steps, for each message
     whose completeness error is over 1%. Returns the ShortcutAudit.
     """
     __tracebackhide__ = True
     caller = "assert_no_lexical_shortcut"
-    max_share = v.share(caller, "max_share", max_share)
-    min_effect = v.share(caller, "min_effect", min_effect)
-    audit = _audit(caller, model, examples, intent, family, baselines, min_examples, max_steps)
+    max_share = valid.share(caller, "max_share", max_share)
+    min_effect = valid.share(caller, "min_effect", min_effect)
+    audit = _audit(caller, model, examples, intent, words, baselines, at_least_examples, at_most_steps)
     what = f"the word type {audit.family[0]!r} (found by the audit)" if audit.discovered else \
         f"the family {list(audit.family)}"
     disagreement = ("\nthe baselines disagree on the share: read the figures with care" if audit.baselines_disagree
@@ -176,7 +158,7 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, family: Sequence
             f"fall of p({intent}) when {what} is removed ({len(audit.before)} messages; its share of {intent}'s "
             f"positive attribution {audit.share:.4f}{largest} > max_share {max_share:g}, so this effect decides)",
             audit.effect, min_effect, "<")
-    check(caller, metric, value, limit, comparison, family=Family.ATTRIBUTION, payload=_heatmap(audit),
+    check(caller, metric, value, limit, comparison, payload=_heatmap(audit),
           evidence=lambda: audit.baseline_table(max_share) + disagreement + "\n\nworst messages:\n" + audit.worst_table(),
           hint=f"the model routes to {intent} on these words rather than on the request: add training messages "
                f"where they appear in other intents' contexts (targeted augmentation) and retrain.")
@@ -195,29 +177,32 @@ def _heatmap(audit: ShortcutAudit, k: int = WORST) -> TokenHeatmap:
                         f"{audit.after_removal[i]:.2f}") for i in order))
 
 
-def assert_attribution_batch_invariant(model, examples, *, intent: str, max_difference: float = 1e-3,
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="IG word scores batched equal those of each message alone")
+@valid.renamed(max_difference="max_score_diff")  # the old names, for one release
+def assert_attribution_batch_invariant(model, examples, *, intent: str, max_score_diff: float = 1e-3,
                                        baselines: Sequence[str] = ("pad",)) -> float:
     """Word scores computed with all the messages in one padded batch must equal those of each message
-    alone, within max_difference (relative to the largest |score|), under every IG baseline given.
+    alone, within max_score_diff (relative to the largest |score|), under every IG baseline given.
     examples: a GoldenSet or a list of messages of different lengths. Returns the largest difference."""
     __tracebackhide__ = True
     caller = "assert_attribution_batch_invariant"
-    max_difference = v.number(caller, "max_difference", max_difference, low=0.0, high=1.0)
-    texts = v.texts(caller, examples, minimum=2)
-    intent = v.intent(caller, model, intent)
-    baselines = _baselines(caller, model, baselines)
+    max_score_diff = valid.number(caller, "max_score_diff", max_score_diff, low=0.0, high=1.0)
+    texts = valid.texts(caller, examples, minimum=2)
+    intent = valid.intent(caller, model, intent)
+    baselines = valid.baselines(caller, model, baselines)
     if len({len(t) for t in texts}) < 2:
         raise MangaAssistInputError(f"{caller} needs messages of different lengths (padding is what it checks).",
                                     "Pass a short and a long message at least.")
     difference = max(attribution_batch_invariance(model, texts, intent, b) for b in baselines)
     check(caller, f"largest word-score difference, batched vs alone ({len(texts)} messages, "
                   f"IG baseline{'s' if len(baselines) > 1 else ''} {', '.join(baselines)}), relative",
-          difference, max_difference, "<=", family=Family.ATTRIBUTION,
+          difference, max_score_diff, "<=", 
           hint="padding or batch composition changes the attributions: check that the attention "
                "mask reaches every layer and that the model is in eval mode.")
     return difference
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="share of `intent`'s conductance mass carried by `layer`")
 def assert_layer_conductance_share(model, examples, *, intent: str, layer: int, min_share: float | None = None,
                                    max_share: float | None = None) -> LayerConductance:
     """The share of intent's absolute conductance mass (captum LayerConductance, pooled over the
@@ -225,22 +210,18 @@ def assert_layer_conductance_share(model, examples, *, intent: str, layer: int, 
     examples: a GoldenSet or a list of messages."""
     __tracebackhide__ = True
     caller = "assert_layer_conductance_share"
-    min_share = v.share(caller, "min_share", min_share, optional=True)
-    max_share = v.share(caller, "max_share", max_share, optional=True)
-    v.limits_given(caller, min_share=min_share, max_share=max_share)
-    layer = v.number(caller, "layer", layer, integer=True)
-    texts = v.texts(caller, examples)
-    intent = v.intent(caller, model, intent)
-    layer = resolve_layer(layer, model.num_layers, caller)
-    if layer == 0:
-        raise MangaAssistInputError(f"{caller}: conductance is measured at encoder layers 1..{model.num_layers}.",
-                                    "Gate an encoder layer (1.., or -1 for the last).")
+    min_share = valid.share(caller, "min_share", min_share, optional=True)
+    max_share = valid.share(caller, "max_share", max_share, optional=True)
+    valid.limits_given(caller, min_share=min_share, max_share=max_share)
+    layer = valid.layer(caller, model, layer, encoder="conductance")
+    texts = valid.texts(caller, examples)
+    intent = valid.intent(caller, model, intent)
     result = layer_conductance(model, texts, intent)
     share = float(result.shares[layer - 1])
     for limit, comparison in ((min_share, ">="), (max_share, "<=")):
         if limit is not None:
             check(caller, f"share of {intent}'s conductance mass at {layer_name(layer)} ({len(texts)} messages)",
-                  share, limit, comparison, family=Family.ATTRIBUTION, evidence=lambda: result.table(gated=layer),
+                  share, limit, comparison, evidence=lambda: result.table(gated=layer),
                   hint="the layers that carry this intent's evidence moved: compare with the previous "
                        "model's table (discriminative learning rates, frozen layers).")
     return result

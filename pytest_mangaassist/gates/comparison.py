@@ -22,13 +22,12 @@ from ..analysis.counterfactuals import RoutingPolicy
 from ..analysis.intervals import CONFIDENCE, check_sample_size
 from ..cache.analyses import evaluate
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, clip, format_table
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
 
 WORST = 15
-FAMILY = Family.COMPARISON
 UPPER_BOUNDS = ("point", "upper")
 COMPARED = ("intents", "routes")
 
@@ -55,27 +54,12 @@ def _paired(caller: str, model, golden: GoldenSet, against, compared: str, polic
 def paired_comparison(model, examples: GoldenSet, *, against) -> PairedComparison:
     """The predictions of model and of against (the production model) on the examples, paired one by one."""
     golden = valid.golden("paired_comparison", examples, model)
-    _same_labels("paired_comparison", model, against)
+    valid.against("paired_comparison", model, against)
     return compare(evaluate(against, golden), evaluate(model, golden))
 
 
-def _same_labels(caller: str, model, against) -> None:
-    valid.loaded_model(caller, against, "against")
-    if tuple(model.labels) != tuple(against.labels):
-        raise MangaAssistInputError(
-            f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "
-            f"sets ({', '.join(model.labels)} vs {', '.join(against.labels)}), so their routes cannot be paired.",
-            "Compare against the previous release of the same classifier (same id2label).",
-        )
-
-
 def _selection(caller: str, model, comparison: PairedComparison, slice, intents):
-    if slice is not None:
-        if not isinstance(slice, str):
-            raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
-                                        f"got {slice!r} ({type(slice).__name__}).",
-                                        "Pass the name of a slice of the golden set (its 'slice' field).")
-        comparison.golden.only_slice(slice)  # an unknown slice is an input error, not an empty pass
+    slice = valid.slice_name(caller, slice, comparison.golden)
     intents = valid.intents(caller, model, intents)
     if intents is not None:
         unknown = sorted(set(intents) - set(comparison.golden.intents))
@@ -103,51 +87,56 @@ def _multiplicity(comparison: PairedComparison, slice, intents) -> str:
 
 def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     flips = comparison.negative_flip_rows(mask)
-    rows = [(_clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
+    rows = [(clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
     flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of "
                f"{len(flips)} shown, most confident first):\n"
                + format_table(("text", "intent", "baseline", "candidate", "confidence"), rows))
     return flipped + f"\n\npaired comparison per {by}:\n" + comparison.table(by)
 
 
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
-
-def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_rate: float = 0.0, slice: str | None = None,
-                             intents: Sequence[str] | None = None, bound: str = "point",
-                             min_examples: int | None = None, compare: str = "intents",
+@Family.COMPARISON.gate(page="statistics.md",
+                        checks="share of examples the production model got right and the candidate gets wrong; "
+                               "`compare=\"intents\"` (top label vs the example's label) or `\"routes\"` (the route "
+                               "under the routing policy vs the example's label); the row says which")
+@valid.renamed(max_rate="max_negative_flip_rate", min_examples="at_least_examples")  # the old names, for one release
+def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_negative_flip_rate: float = 0.0,
+                             slice: str | None = None, intents: Sequence[str] | None = None, bound: str = "point",
+                             at_least_examples: int | None = None, compare: str = "intents",
                              policy: RoutingPolicy | None = None) -> PairedSummary:
     """The share of examples (of a slice and/or of some intents) that against (the production model) gets
-    right and the candidate wrong must be <= max_rate; with bound="upper", the upper end of its exact 95%
+    right and the candidate wrong must be <= max_negative_flip_rate; with bound="upper", the upper end of its exact 95%
     interval must. compare="intents": right is the top label; compare="routes": right is the route under
     the routing policy (see the module's docstring)."""
     __tracebackhide__ = True
     caller = "assert_no_negative_flips"
     golden = valid.golden(caller, examples, model)
-    max_rate = valid.share(caller, "max_rate", max_rate)
+    max_negative_flip_rate = valid.share(caller, "max_negative_flip_rate", max_negative_flip_rate)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
-    _same_labels(caller, model, against)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
+    valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask, CONFIDENCE)
-    check_sample_size(caller, where, summary.n, max_rate, bound, min_examples, CONFIDENCE)
+    check_sample_size(caller, where, summary.n, max_negative_flip_rate, bound, at_least_examples, CONFIDENCE)
     rate = summary.negative_flip_rate
     name = "negative-flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the negative-flip rate"
     check(caller,
           f"{name} of {compared} on {where} ({summary.n} examples: {summary.negative_flips} negative, {summary.positive_flips} "
           f"positive flips; rate {rate.estimate:.3f}, {CONFIDENCE:.0%} interval {rate.interval()}, {rate.method}"
           f"{_multiplicity(comparison, slice, intents)})",
-          rate.bound(bound), max_rate, "<=", family=FAMILY, interval=(rate.low, rate.high),
+          rate.bound(bound), max_negative_flip_rate, "<=", interval=(rate.low, rate.high),
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate lost examples the production model handled: add training examples like them "
                "(or distil from the production model on them), retrain, and rerun.")
     return summary
 
 
+@Family.COMPARISON.gate(page="statistics.md",
+                        checks="McNemar's exact test must not find the candidate worse, comparing intents or routes")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float = 0.05, slice: str | None = None,
-                     intents: Sequence[str] | None = None, min_examples: int | None = None, compare: str = "intents",
+                     intents: Sequence[str] | None = None, at_least_examples: int | None = None, compare: str = "intents",
                      policy: RoutingPolicy | None = None) -> PairedSummary:
     """McNemar's exact paired test must not find the candidate worse than against (the production model):
     one-sided p >= min_p_value on the examples of a slice and/or of some intents. Examples both models get
@@ -157,18 +146,18 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
     caller = "assert_not_worse"
     golden = valid.golden(caller, examples, model)
     min_p_value = valid.share(caller, "min_p_value", min_p_value)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
-    _same_labels(caller, model, against)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
+    valid.against(caller, model, against)
     comparison, compared = _paired(caller, model, golden, against, compare, policy)
     mask, where, intents = _selection(caller, model, comparison, slice, intents)
     summary = comparison.summary(mask)
-    check_sample_size(caller, where, summary.n, min_p_value, "point", min_examples)
+    check_sample_size(caller, where, summary.n, min_p_value, "point", at_least_examples)
     check(caller,
           f"McNemar exact p-value of 'the candidate is no worse', comparing {compared}, on {where} ({summary.n} examples: "
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "
           f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
           f"{_multiplicity(comparison, slice, intents)})",
-          summary.worse_p_value, min_p_value, ">=", family=FAMILY,
+          summary.worse_p_value, min_p_value, ">=", 
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),
           hint="the candidate is significantly worse than the production model here: fix the regression "
                "(the examples above) before promoting it.")

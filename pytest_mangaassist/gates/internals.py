@@ -11,34 +11,17 @@ import numpy as np
 
 from ..analysis.attention import attention_mass, key_positions, write_head_view
 from ..analysis.attribution import normalize_word
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..analysis.trajectories import SenseSeparation, sense_separation
 from ..cache import analyses as cached
 from ..errors import MangaAssistInputError, format_table
-from ..loading.model import IntentModel
-from . import validation as v
+from . import validation as valid
 from .records import Curve, Family, check
 
 WORST = 6
 
 
-def _encoder_layer(caller: str, model, layer) -> int:
-    layer = resolve_layer(v.number(caller, "layer", layer, integer=True), model.num_layers, caller)
-    if layer == 0:
-        raise MangaAssistInputError(f"{caller}: attention exists in encoder layers 1..{model.num_layers} only.",
-                                    "Pass an encoder layer (1.., or -1 for the last).")
-    return layer
-
-
-def _words(caller: str, words) -> list[str]:
-    words = [words] if isinstance(words, str) else words
-    if not isinstance(words, (list, tuple, set, frozenset)) or not words or not all(
-            isinstance(w, str) and w.strip() for w in words):
-        raise MangaAssistInputError(f"{caller}: words must be a non-empty list of words; got {words!r}.",
-                                    "Pass the domain's own words, e.g. words=['word', 'another'].")
-    return list(words)
-
-
+@Family.ATTRIBUTION.gate(page="attribution.md", checks="attention mass on `words` in `model` minus `against`")
 def assert_attention_shift(model, examples, *, against, words: Sequence[str], layer: int, head: int | None = None,
                            min_shift: float = 0.0, query: str = "all", html_dir: str | Path | None = None) -> np.ndarray:
     """Attention mass on `words` at (layer, head) must be >= the mass of the model `against` + min_shift,
@@ -52,15 +35,13 @@ def assert_attention_shift(model, examples, *, against, words: Sequence[str], la
     """
     __tracebackhide__ = True
     caller = "assert_attention_shift"
-    min_shift = v.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
-    head = v.count(caller, "head", head, minimum=0, optional=True)
-    query = v.choice(caller, "query", query, ("all", "cls"))
-    words = _words(caller, words)
-    texts = v.texts(caller, examples)
-    if not isinstance(against, IntentModel):
-        raise MangaAssistInputError(f"{caller}: against must be the IntentModel to compare with; got "
-                                    f"{type(against).__name__}.", "Pass e.g. against=pretrained_model.")
-    layer = _encoder_layer(caller, model, layer)
+    min_shift = valid.number(caller, "min_shift", min_shift, low=-1.0, high=1.0)
+    head = valid.count(caller, "head", head, minimum=0, optional=True)
+    query = valid.choice(caller, "query", query, ("all", "cls"))
+    words = valid.words(caller, "words", words)
+    texts = valid.texts(caller, examples)
+    against = valid.against(caller, model, against, same_labels=False)  # attention compares any two encoders
+    layer = valid.layer(caller, model, layer, encoder="attention")
     for m in (model, against):  # the sweeps attention_mass reads, from the disk cache when they are there
         wanted = {normalize_word(w) for w in words}
         kept = [t for t in texts if key_positions(m, t, wanted).any()]
@@ -92,7 +73,7 @@ def assert_attention_shift(model, examples, *, against, words: Sequence[str], la
 
     check(caller, f"attention mass shift on {sorted(set(words))[:6]} at {layer_name(layer)} head {gated} "
                   f"({len(mine.texts)} messages, {model.source} vs {against.source})",
-          value, min_shift, ">=", family=Family.ATTRIBUTION, evidence=evidence,
+          value, min_shift, ">=", evidence=evidence,
           hint="fine-tuning did not move this head's attention onto the domain words; attention is a "
                "diagnostic, so confirm with assert_no_lexical_shortcut / attributions before acting.")
     return shift
@@ -109,6 +90,9 @@ def _write_views(model, texts: list[str], html_dir) -> str:
     return f"\n\nbertviz head views: {html_dir}"
 
 
+@Family.ATTRIBUTION.gate(page="attribution.md", chart=Curve,
+                         checks="the word's hidden state separates the contexts of `examples` from those of "
+                                "`contrast`")
 def assert_token_senses_separate(model, examples, *, contrast, word: str, from_layer: int,
                                  min_separation: float = 0.05) -> SenseSeparation:
     """From from_layer up, word's hidden state must be farther apart between the two sets of contexts
@@ -119,14 +103,11 @@ def assert_token_senses_separate(model, examples, *, contrast, word: str, from_l
     GoldenSet or a list of at least 2 messages). Returns the per-layer figures."""
     __tracebackhide__ = True
     caller = "assert_token_senses_separate"
-    min_separation = v.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
-    from_layer = v.number(caller, "from_layer", from_layer, integer=True)
-    if not isinstance(word, str) or not word.strip():
-        raise MangaAssistInputError(f"{caller}: word must be a non-empty string; got {word!r}.",
-                                    "Pass the word whose senses you compare, e.g. word='return'.")
-    senses_a = v.texts(caller, examples, minimum=2)
-    senses_b = v.texts(caller, contrast, name="contrast", minimum=2)
-    from_layer = resolve_layer(from_layer, model.num_layers, caller)
+    min_separation = valid.number(caller, "min_separation", min_separation, low=-2.0, high=2.0)
+    from_layer = valid.layer(caller, model, from_layer, "from_layer")
+    word = valid.word(caller, "word", word)
+    senses_a = valid.texts(caller, examples, minimum=2)
+    senses_b = valid.texts(caller, contrast, name="contrast", minimum=2)
     for contexts in (senses_a, senses_b):  # the sweeps sense_separation reads, from the disk cache when there
         cached.token_state_sweep(model, contexts)
     result = sense_separation(model, word, senses_a, senses_b)
@@ -134,7 +115,7 @@ def assert_token_senses_separate(model, examples, *, contrast, word: str, from_l
     worst = int(np.argmin(gated)) + from_layer
     check(caller, f"separation of {word!r} between the two context sets at {layer_name(worst)} "
                   f"({len(senses_a)} vs {len(senses_b)} contexts)",
-          float(result.separation[worst]), min_separation, ">=", family=Family.ATTRIBUTION,
+          float(result.separation[worst]), min_separation, ">=", 
           evidence=lambda: result.table(from_layer),
           payload=Curve(x=tuple(layer_name(l) for l in range(len(result.separation))),
                         series={f"separation of {word!r}": tuple(float(s) for s in result.separation)},

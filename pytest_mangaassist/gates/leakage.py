@@ -12,13 +12,16 @@ from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
 
-FAMILY = Family.DATA
 
 
 def _name(examples, default: str) -> str:
     return examples.source if isinstance(examples, GoldenSet) else default
 
 
+@Family.DATA.gate(page="slices.md",
+                  checks="no golden message has an identical or near-identical (TF-IDF character 3-5-gram cosine "
+                         "above `max_similarity`) training message; lists the pairs. Reads no model: its first two "
+                         "parameters are the two data sets")
 def assert_no_leakage(golden, train, *, max_similarity: float = MAX_SIMILARITY) -> list[LeakedPair]:
     """No message of golden (a GoldenSet or a list of messages) may have a message of train (the training
     data, same types) more similar than max_similarity, nor an exact duplicate there. Returns the pairs."""
@@ -31,7 +34,7 @@ def assert_no_leakage(golden, train, *, max_similarity: float = MAX_SIMILARITY) 
     exact = sum(p.exact for p in pairs)
     check(caller, f"golden messages of {_name(golden, 'golden')} ({len(golden_texts)}) with a training message of "
           f"{_name(train, 'train')} ({len(train_texts)}) above similarity {max_similarity:g} or identical "
-          f"({exact} exact; similarity: {SIMILARITY})", len(pairs), 0, "<=", family=FAMILY,
+          f"({exact} exact; similarity: {SIMILARITY})", len(pairs), 0, "<=", 
           evidence=lambda: "leaked pairs, most similar first:\n" + pairs_table(pairs),
           hint="replace each leaked golden message with a fresh one the model never trained on (or drop the "
                "training copy and retrain); `python -m pytest_mangaassist slices add --train` refuses them up front.")

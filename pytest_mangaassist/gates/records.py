@@ -11,13 +11,17 @@ the views (terminal, HTML) fold many calls of one gate into one row.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import operator
+import pkgutil
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from enum import Enum
+from importlib import import_module
+from pathlib import Path
 
 from ..analysis.contention import Contention
 from ..analysis.onnx_structure import StructureCheck
@@ -28,7 +32,7 @@ _collector: ContextVar[list | None] = ContextVar("mangaassist_collector", defaul
 
 
 class Family(str, Enum):
-    """The gate families, in the order the views show them."""
+    """The gate families, in the order the views show them. `@Family.X.gate(...)` declares a gate of family X."""
 
     CLASSIFICATION = "classification"
     COMPARISON = "comparison"
@@ -39,6 +43,13 @@ class Family(str, Enum):
     LATENCY = "latency"
     SNAPSHOT = "snapshot"
     DATA = "data"  # the evaluation data itself (leakage into training data)
+
+    def gate(self, *, page: str, checks: str, chart: type | None = None, reads: str | None = None):
+        """Declare the decorated function a gate of this family (see GateDeclaration); returns it unchanged."""
+        def declare(function: Callable) -> Callable:
+            DECLARED[function.__name__] = GateDeclaration(function, self, page, checks, chart, reads)
+            return function
+        return declare
 
 
 class Verdict(str, Enum):
@@ -128,32 +139,92 @@ class TrafficReplay:
 Payload = Curve | TokenHeatmap | LatencySamples | StructureChecks | SnapshotFigure | TrafficReplay
 
 
+def _curve(raw: dict) -> Curve:
+    return Curve(tuple(raw["x"]), {k: tuple(v) for k, v in raw["series"].items()}, raw.get("gated"))
+
+
+def _heatmap(raw: dict) -> TokenHeatmap:
+    return TokenHeatmap(tuple(HeatmapRow(tuple((w, float(s)) for w, s in r["words"]), r["note"]) for r in raw["rows"]))
+
+
+def _latency(raw: dict) -> LatencySamples:
+    contention = Contention(**raw["contention"]) if raw.get("contention") else None
+    return LatencySamples(tuple(raw["samples_ms"]), raw["p50_ms"], raw["p99_ms"], raw["budget_ms"], contention,
+                          raw.get("verdict", ""), raw.get("attempts", 1))
+
+
+def _structure(raw: dict) -> StructureChecks:
+    return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
+
+
+def _snapshot(raw: dict) -> SnapshotFigure:
+    return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"], raw.get("low", 0.0), raw.get("high", 1.0))
+
+
+def _traffic(raw: dict) -> TrafficReplay:
+    return TrafficReplay(tuple(raw["routes"]), tuple(tuple(r) for r in raw["matrix"]),
+                         {k: tuple(v) for k, v in raw["route_flip_rates"].items()},
+                         {k: tuple(v) for k, v in raw["shares"].items()},
+                         tuple(TrafficFlip(**f) for f in raw["flips"]), raw["messages"], raw["replayed"],
+                         raw["seconds"], raw["engine"])
+
+
+# payload class -> its reader from JSON; keyed in the JSON by the class's `kind` (what the record stores)
+PAYLOADS: dict[type, Callable[[dict], Payload]] = {Curve: _curve, TokenHeatmap: _heatmap, LatencySamples: _latency,
+                                                   StructureChecks: _structure, SnapshotFigure: _snapshot,
+                                                   TrafficReplay: _traffic}
+_BY_KIND = {cls.kind: read for cls, read in PAYLOADS.items()}
+
+
 def _payload_from_json(raw: dict | None) -> Payload | None:
     if raw is None:
         return None
     raw = dict(raw)
     kind = raw.pop("kind")
-    if kind == "curve":
-        return Curve(tuple(raw["x"]), {k: tuple(v) for k, v in raw["series"].items()}, raw.get("gated"))
-    if kind == "heatmap":
-        return TokenHeatmap(tuple(HeatmapRow(tuple((w, float(s)) for w, s in r["words"]), r["note"])
-                                  for r in raw["rows"]))
-    if kind == "latency":
-        contention = Contention(**raw["contention"]) if raw.get("contention") else None
-        return LatencySamples(tuple(raw["samples_ms"]), raw["p50_ms"], raw["p99_ms"], raw["budget_ms"], contention,
-                              raw.get("verdict", ""), raw.get("attempts", 1))
-    if kind == "structure":
-        return StructureChecks(tuple(StructureCheck(**c) for c in raw["checks"]))
-    if kind == "snapshot":
-        return SnapshotFigure(raw["name"], raw["stored"], raw["max_regression"], raw.get("low", 0.0),
-                              raw.get("high", 1.0))
-    if kind == "traffic":
-        return TrafficReplay(tuple(raw["routes"]), tuple(tuple(r) for r in raw["matrix"]),
-                             {k: tuple(v) for k, v in raw["route_flip_rates"].items()},
-                             {k: tuple(v) for k, v in raw["shares"].items()},
-                             tuple(TrafficFlip(**f) for f in raw["flips"]), raw["messages"], raw["replayed"],
-                             raw["seconds"], raw["engine"])
-    raise ValueError(f"unknown gate record payload {kind!r}")
+    if kind not in _BY_KIND:
+        raise ValueError(f"unknown gate record payload {kind!r}")
+    return _BY_KIND[kind](raw)
+
+
+# -- the declaration of every gate ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GateDeclaration:
+    """A gate, declared once beside its function with `@Family.X.gate(page=..., checks=..., chart=..., reads=...)`.
+
+    Derived from it: the package's public names (pytest_mangaassist/__init__.py reads the declarations), the
+    report's family of each record (check() asks it), the chart a view draws (`chart`: the payload class its
+    records carry, checked when recorded), which exported artifacts a run read (`reads`), the gate tables of
+    docs/gates.md and the README and the shape tests' cases (tests/test_gate_registry.py, test_gate_shape.py).
+    """
+
+    function: Callable
+    family: Family
+    page: str  # the docs page that explains the gate (docs/<page>)
+    checks: str  # what it checks, one line: its row in the docs' gate table
+    chart: type | None = None  # the payload class its records carry (what the report draws), None: no chart
+    reads: str | None = None  # the exported artifact it reads: "onnx" or "serving" (None: the model only)
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    @property
+    def module(self) -> str:
+        """Its module, relative to the package: "gates.classification"."""
+        return self.function.__module__.split(".", 1)[1]
+
+
+DECLARED: dict[str, GateDeclaration] = {}  # filled as the gate modules are imported; see declared_gates()
+
+
+def declared_gates() -> dict[str, GateDeclaration]:
+    """Every gate's declaration, in family order (the views' and the docs' order), then in source order. Imports every
+    gate module (numpy, not torch): the package's __init__ knows the names without importing them."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        import_module(f"{__package__}.{module.name}")
+    order = list(Family)
+    return dict(sorted(DECLARED.items(), key=lambda item: (order.index(item[1].family), item[1].module,
+                                                           inspect.unwrap(item[1].function).__code__.co_firstlineno)))
 
 
 @dataclass(frozen=True)
@@ -210,16 +281,32 @@ def record(rec: GateRecord) -> None:
         records.append(rec)
 
 
-def check(gate: str, metric: str, value: float, threshold: float, comparison: str = ">=", *, family: Family,
-          evidence: str | Callable[[], str] = "", hint: str = "", interval: tuple[float, float] | None = None,
-          payload: Payload | None = None, passed: bool | None = None) -> None:
+def check(gate: str, metric: str, value: float, threshold: float, comparison: str = ">=", *,
+          family: Family | None = None, evidence: str | Callable[[], str] = "", hint: str = "",
+          interval: tuple[float, float] | None = None, payload: Payload | None = None,
+          passed: bool | None = None) -> None:
     """Record the verdict `value <comparison> threshold` (or `passed`, for a gate whose rule is more than
     one comparison); raise GateFailure when it does not hold. evidence may be a callable, built only on
-    failure. A nan value (undefined metric) fails: a gate never passes on a figure it could not measure."""
+    failure. A nan value (undefined metric) fails: a gate never passes on a figure it could not measure.
+    The record's family and payload kind are the gate's declaration's (`family`, where given, must agree)."""
     __tracebackhide__ = True
+    declared = _declaration(gate, family, payload)
     if passed is None:
         passed = not (isinstance(value, float) and math.isnan(value)) and COMPARE[comparison](value, threshold)
     verdict = Verdict.PASSED if passed else Verdict.FAILED
-    record(GateRecord(Family(family), gate, metric, value, threshold, comparison, verdict, interval, payload))
+    record(GateRecord(declared.family, gate, metric, value, threshold, comparison, verdict, interval, payload))
     if not passed:
         raise GateFailure(gate, metric, value, threshold, comparison, evidence() if callable(evidence) else evidence, hint)
+
+
+def _declaration(gate: str, family: Family | None, payload: Payload | None) -> GateDeclaration:
+    """The gate's declaration; a programming error (not the user's) when the call disagrees with it."""
+    declared = DECLARED.get(gate) or declared_gates().get(gate)  # a record written outside its gate's module
+    if declared is None:
+        raise LookupError(f"{gate} calls check() but is not declared: decorate it with @Family.<family>.gate(...)")
+    if family is not None and Family(family) is not declared.family:
+        raise ValueError(f"{gate} records family {family!r}; its declaration says {declared.family.value!r}")
+    if payload is not None and type(payload) is not declared.chart:
+        raise TypeError(f"{gate} records a {type(payload).__name__}; its declaration draws "
+                        f"{declared.chart.__name__ if declared.chart else 'no chart'}")
+    return declared

@@ -13,7 +13,7 @@ import math
 
 from ..analysis.cka import MIN_BIASED_CKA_EXAMPLES, MIN_CKA_EXAMPLES
 from ..analysis.intervals import CONFIDENCE, MIN_EXAMPLES, check_sample_size
-from ..analysis.layers import layer_name, resolve_layer
+from ..analysis.layers import layer_name
 from ..analysis.logit_lens import LogitLensResult
 from ..analysis.patching import PatchingResult
 from ..analysis.probes import ProbeResult
@@ -23,7 +23,6 @@ from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Curve, Family, check
 
-FAMILY = Family.REPRESENTATION
 DEBIASED = True  # the CKA gate's default estimator: see analysis.cka and benchmarks/cka_sample_size.py
 # A probe's F1 alone passes where any probe would score well on these states (Hewitt & Liang, 2019): by
 # default the gate also asks the probe to beat its control task (labels keyed to the first word) by 0.1 F1;
@@ -36,13 +35,6 @@ def _curve(series: dict, gated: int) -> Curve:
     n_layers = len(next(iter(series.values())))
     clean = {name: tuple(None if v != v else float(v) for v in values) for name, values in series.items()}
     return Curve(x=tuple(layer_name(l) for l in range(n_layers)), series=clean, gated=layer_name(gated))
-
-
-def _layer(caller: str, model, layer) -> int:
-    """A layer index: 0..L, or negative from the top (-1 is the last encoder layer)."""
-    valid.loaded_model(caller, model)
-    valid.number(caller, "layer", layer, integer=True)
-    return resolve_layer(int(layer), model.num_layers, caller)
 
 
 def _texts(examples) -> list[str]:
@@ -73,6 +65,9 @@ def cka_between(model, examples, *, against, debiased: bool = DEBIASED) -> list[
     return list(cka_per_layer_between(model, _texts(examples), against, debiased))
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="linear CKA of `layer`'s [CLS] states between the two models; at least 300 "
+                                   "messages (1,000 with `debiased=False`), see representation.md")
 def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, debiased: bool = DEBIASED) -> list[float]:
     """Linear CKA of `layer`'s [CLS] states between model and against, on the same examples (a GoldenSet or a
     list of messages: no labels needed), must be >= min_cka; returns every layer's CKA.
@@ -88,7 +83,7 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
     against = valid.loaded_model(caller, against, "against")
     min_cka = valid.share(caller, "min_cka", min_cka)
     debiased = valid.flag(caller, "debiased", debiased)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     needed = MIN_CKA_EXAMPLES if debiased else MIN_BIASED_CKA_EXAMPLES
     if len(texts) < needed:
         why = ("the debiased figure does not depend on n, but between random samples of fewer examples it varies "
@@ -109,7 +104,7 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
             "Gate a layer above the embeddings.",
         )
     check(caller, f"{estimator} at {layer_name(layer)} ({len(texts)} examples, {model.source} vs {against.source})",
-          cka[layer], min_cka, ">=", family=FAMILY, evidence=cka_table(cka, layer, debiased),
+          cka[layer], min_cka, ">=", evidence=cka_table(cka, layer, debiased),
           payload=_curve({estimator: cka}, layer),
           hint="the representation at this layer moved far from the model it is compared with: check what changed "
                "in data or recipe (learning rates of the top layers), or accept the drift as a reviewed decision.")
@@ -117,6 +112,9 @@ def assert_cka_above(model, examples, *, against, layer: int, min_cka: float, de
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="held-out macro-F1 of a logistic-regression probe, and its selectivity (F1 minus "
+                                   "the control task's F1; gated by default at 0.1, `None` to gate F1 alone)")
 def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: float, seed: int = 0,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           min_selectivity: float | None = MIN_SELECTIVITY) -> ProbeResult:
@@ -132,7 +130,7 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
     valid.choice(caller, "bound", bound, ("point", "lower"))
     confidence = valid.confidence(caller, confidence)
     min_selectivity = valid.number(caller, "min_selectivity", min_selectivity, low=-1.0, high=1.0, optional=True)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = probe_f1(model, golden, seed)
     rate = result.f1_rate(layer, confidence, seed)
     jump_layer, gain = result.jump()
@@ -146,20 +144,23 @@ def assert_probe_f1_above(model, examples: GoldenSet, *, layer: int, min_f1: flo
                f"gated below" if min_selectivity is not None else "")
     check(caller, f"{what} at {layer_name(layer)} ({sizes}; F1 {rate.estimate:.3f}, "
           f"{confidence:.0%} interval {rate.interval()}, {rate.method}{control})",
-          rate.bound(bound), min_f1, ">=", family=FAMILY, evidence=evidence, interval=(rate.low, rate.high),
+          rate.bound(bound), min_f1, ">=", evidence=evidence, interval=(rate.low, rate.high),
           payload=curve,
           hint="intent information is not linearly readable at this layer: if it forms later than it used "
                "to, compare the recipe (layer learning rates, frozen layers) with the previous run.")
     if min_selectivity is not None:
         check(caller, f"probe selectivity (F1 {result.f1[layer]:.3f} - control F1 "
               f"{result.control_f1[layer]:.3f}) at {layer_name(layer)} ({sizes})",
-              result.selectivity[layer], min_selectivity, ">=", family=FAMILY, evidence=evidence,
+              result.selectivity[layer], min_selectivity, ">=", evidence=evidence,
               hint="the probe scores nearly as well on the control task (labels keyed to the first word, no intent "
                    "in them): its F1 reflects what any probe memorises from these states, not intent structure.")
     return result
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="share of errors corrected by patching `layer`'s [CLS] state from a correct "
+                                   "example")
 def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate: float,
                              seed: int = 0) -> PatchingResult:
     """Patching `layer`'s [CLS] state from a correct example of the true intent must correct >= min_rate of
@@ -169,7 +170,7 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
     golden = valid.golden(caller, examples, model)
     min_rate = valid.share(caller, "min_rate", min_rate)
     seed = valid.count(caller, "seed", seed, minimum=0)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = patching(model, golden, seed)
     if result.n_errors == 0:
         raise MangaAssistInputError(
@@ -179,7 +180,7 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
         )
     rates = [result.rate(l) for l in range(model.num_layers + 1)]
     check(caller, f"patching correction rate at {layer_name(layer)} ({result.n_errors} errors, seed {seed})",
-          result.rate(layer), min_rate, ">=", family=FAMILY, evidence=result.table,
+          result.rate(layer), min_rate, ">=", evidence=result.table,
           payload=_curve({"errors corrected": rates}, layer),
           hint="the layer no longer carries the intent decision it used to: the decision moved or is spread "
                "over more layers; compare with the previous model's table.")
@@ -187,30 +188,34 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
 
 
 
+@Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
+                            checks="logit lens: the model's own head gives its final decision from `layer` up (reads"
+                                   " no labels: texts are enough)")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,
-                             min_examples: int = MIN_EXAMPLES) -> LogitLensResult:
-    """Logit lens: for each intent (default: every intent the model routes >= min_examples examples to), the
+                             at_least_examples: int = MIN_EXAMPLES) -> LogitLensResult:
+    """Logit lens: for each intent (default: every intent the model routes >= at_least_examples examples to), the
     model's own head must give its final decision from `layer` upwards for >= min_share of those examples.
     The lens reads the model's own decisions, not labels: examples may be a GoldenSet or a list of messages."""
     __tracebackhide__ = True
     caller = "assert_decision_forms_by"
     texts = valid.texts(caller, examples)
     min_share = valid.share(caller, "min_share", min_share)
-    min_examples = valid.count(caller, "min_examples", min_examples, minimum=1)
+    at_least_examples = valid.count(caller, "at_least_examples", at_least_examples, minimum=1)
     named = valid.intents(caller, model, intents)
-    layer = _layer(caller, model, layer)
+    layer = valid.layer(caller, model, layer)
     result = decision_lens(model, texts)
     counts = result.counts()
     if named is None:
-        wanted = [i for i in model.labels if counts.get(i, 0) >= min_examples]
+        wanted = [i for i in model.labels if counts.get(i, 0) >= at_least_examples]
     else:
         wanted = named
         for intent in wanted:
             check_sample_size(caller, f"the examples routed to {intent!r}", counts.get(intent, 0),
-                              min_share, "point", min_examples)
+                              min_share, "point", at_least_examples)
     if not wanted:
         raise MangaAssistInputError(
-            f"{caller}: no intent has {min_examples} examples routed to it in {_source(examples)}.",
+            f"{caller}: no intent has {at_least_examples} examples routed to it in {_source(examples)}.",
             "Use a larger example set (--validation-set) or name the intents to check.")
     late = [i for i in wanted if result.forms_by(i, min_share) > layer]
     candidates = late or wanted
@@ -222,7 +227,7 @@ def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_s
           f"share of {worst!r} decisions formed by {layer_name(layer)}, and the lens' precision for it there "
           f"(logit lens, {counts.get(worst, 0)} examples routed to it: formed {share:.3f}, precision {precision:.3f}; "
           f"forms by {layer_name(result.forms_by(worst, min_share))})",
-          min(share, precision), min_share, ">=", family=FAMILY, passed=not late,
+          min(share, precision), min_share, ">=", passed=not late,
           payload=_curve({f"{worst}: formed": result.formed_share(worst),
                           f"{worst}: lens precision": result.precision(worst)}, layer),
           evidence=lambda: "share of decisions the model's own head already gives, stably to the top, at each "

@@ -16,7 +16,6 @@ from ..errors import MangaAssistInputError
 from . import validation as valid
 from .records import Family, check
 
-FAMILY = Family.CLASSIFICATION
 SHOWN = 5
 BOUNDS = ("point", "lower")
 
@@ -45,15 +44,22 @@ def _interval(candidate: SliceCandidate | None, what: str) -> tuple[float, float
     return candidate.lift_bound("lower"), candidate.lift_bound("upper")
 
 
-def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float | None = None,
+@Family.CLASSIFICATION.gate(page="slices.md",
+                            checks="no discovered slice (error clusters in the model's [CLS] space, romanized "
+                                   "Japanese, trigger words, product titles, length buckets, tags) of `at_least_size`+ "
+                                   "examples that is significantly worse than the rest after Benjamini-Hochberg (FDR"
+                                   " `fdr`) has a lift above `max_lift` (or an error rate above `max_error_rate`; "
+                                   "give exactly one); `bound=\"lower\"` gates the lower end of the exact interval")
+@valid.renamed(min_size="at_least_size")  # the old names, for one release
+def assert_no_weak_slice(model, examples, *, at_least_size: int = 20, max_lift: float | None = None,
                          max_error_rate: float | None = None, fdr: float = 0.05, bound: str = "point",
                          features: SliceFeatures | None = None, seed: int = 0) -> SliceDiscovery:
-    """Every discovered slice of at least min_size examples that is significantly worse than the rest (BH
+    """Every discovered slice of at least at_least_size examples that is significantly worse than the rest (BH
     adjusted p < fdr) must have lift <= max_lift (or error rate <= max_error_rate). Returns the discovery."""
     __tracebackhide__ = True
     caller = "assert_no_weak_slice"
     golden = valid.golden(caller, examples, model)
-    min_size = valid.count(caller, "min_size", min_size, minimum=5)
+    at_least_size = valid.count(caller, "at_least_size", at_least_size, minimum=5)
     what, limit = _limit(caller, max_lift, max_error_rate)
     fdr = valid.number(caller, "fdr", fdr, low=0.0, high=1.0, low_open=True, high_open=True)
     valid.choice(caller, "bound", bound, BOUNDS)
@@ -62,7 +68,7 @@ def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float
         raise MangaAssistInputError(f"{caller}: features must be None or a SliceFeatures; got "
                                     f"{type(features).__name__}.", "Leave features out for the profile of the model's label set "
                                     "(domain.profile_for).")
-    discovery = discover_slices(model, golden, min_size=min_size, features=features, seed=seed)
+    discovery = discover_slices(model, golden, min_size=at_least_size, features=features, seed=seed)
     found = discovery.significant(fdr)
     weak = [c for c in found if _measure(c, what, bound) > limit]
     worst = max(found, key=lambda c: _measure(c, what, bound), default=None)
@@ -83,7 +89,7 @@ def assert_no_weak_slice(model, examples, *, min_size: int = 20, max_lift: float
                          f"distinctive words: {', '.join(c.words)}\n" + discovery.worst_table(c))
         return "\n\n".join(parts) + "\n\nall candidates:\n" + discovery.table(limit=15, fdr=fdr)
 
-    check(caller, f"{measured} of the {where}", value, limit, "<=", family=FAMILY,
+    check(caller, f"{measured} of the {where}", value, limit, "<=", 
           interval=_interval(worst, what), evidence=evidence,
           hint="collect messages like the slice's, review them (python -m pytest_mangaassist slices discover "
                "writes them in the golden-set format), add them to the golden set with `slices add`, and add "

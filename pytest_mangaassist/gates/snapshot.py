@@ -182,6 +182,10 @@ def _interval(bounds: tuple[float, float]) -> str:
 _active: ContextVar[SnapshotStore | None] = ContextVar("mangaassist_snapshot", default=None)
 
 
+@Family.SNAPSHOT.gate(page="reports.md", chart=SnapshotFigure,
+                      checks="a figure is not worse than the committed snapshot (`mangaassist-snapshot.json`) by "
+                             "more than `max_regression`; `bounds` is the metric's possible range (`(0, math.inf)` "
+                             "for a latency); `--mangaassist-update-snapshot` stores it instead")
 def assert_no_regression(metric: str, value: float, *, max_regression: float, higher_is_better: bool = True,
                          bounds: tuple[float, float] = RATE, snapshot: dict | str | Path | None = None) -> float:
     """`value` must not be worse than the snapshot's figure `metric` by more than `max_regression`.

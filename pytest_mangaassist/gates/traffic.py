@@ -19,12 +19,11 @@ from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, examples_n
 from ..analysis.traffic import RouteShift, TrafficComparison
 from ..cache.traffic import ReplayStats, traffic_comparison
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, format_table
+from ..errors import clip, format_table
 from ..loading.traffic import Traffic
 from . import validation as valid
 from .records import Family, TrafficFlip, TrafficReplay, check
 
-FAMILY = Family.COMPARISON
 UPPER_BOUNDS = ("point", "upper")
 MOST_CONFIDENT = 10  # flips shown, most confident first...
 SAMPLED = 10  # ...and a seeded sample of the rest
@@ -73,7 +72,7 @@ class TrafficReplayResult:
         rows = []
         for flip in flips:
             record = json.loads(flip.record)
-            rows.append((_clip(str(record.get(field, ""))), *(_clip(str(record.get(f, "")), 24) for f in others),
+            rows.append((clip(str(record.get(field, ""))), *(clip(str(record.get(f, "")), 24) for f in others),
                          f"{flip.production} ({flip.production_confidence:.3f})",
                          f"{flip.candidate} ({flip.candidate_confidence:.3f})", flip.why))
         return format_table((field, *others, "production", "candidate", "shown as"), rows)
@@ -101,28 +100,13 @@ def _positions(traffic: Traffic, positions: list[int]) -> dict[int, tuple[int, i
     return out
 
 
-def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _traffic(caller: str, examples) -> Traffic:
-    if not isinstance(examples, Traffic):
-        raise MangaAssistInputError(f"{caller}: examples must be Traffic (the traffic fixture, --traffic); got "
-                                    f"{type(examples).__name__}.",
-                                    "Pass the traffic fixture, or pytest_mangaassist.load_traffic(path); a golden "
-                                    "set is compared message by message with assert_no_negative_flips.")
-    return examples
-
 
 def _replay(caller: str, model, examples, against, policy) -> TrafficReplayResult:
-    traffic = _traffic(caller, examples)
+    traffic = valid.of_type(caller, "examples", examples, Traffic, "Traffic (the traffic fixture, --traffic)",
+                            "Pass the traffic fixture, or pytest_mangaassist.load_traffic(path); a golden set is "
+                            "compared message by message with assert_no_negative_flips.")
     valid.loaded_model(caller, model)
-    valid.loaded_model(caller, against, "against")
-    if tuple(model.labels) != tuple(against.labels):
-        raise MangaAssistInputError(
-            f"{caller}: the candidate {model.source} and the model against= {against.source} have different label "
-            f"sets ({', '.join(model.labels)} vs {', '.join(against.labels)}), so their routes cannot be paired.",
-            "Replay against the previous release of the same classifier (same id2label).")
+    valid.against(caller, model, against)
     policy = routing_policy(model.labels, valid.policy(caller, policy))
     comparison, stats = traffic_comparison(model, traffic, against=against, policy=policy)
     return TrafficReplayResult(comparison, stats, traffic, policy)
@@ -134,10 +118,15 @@ def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy |
     return _replay("traffic_replay", model, examples, against, policy)
 
 
+@Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
+                        checks="on replayed traffic (`examples`: the `traffic` fixture): share of messages whose "
+                               "route changes, exact interval; optionally each route's flip rate "
+                               "([traffic](traffic.md))")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate: float,
                              max_route_flip_rate: float | None = None, bound: str = "point",
                              policy: RoutingPolicy | None = None,
-                             min_examples: int | None = None) -> TrafficReplayResult:
+                             at_least_examples: int | None = None) -> TrafficReplayResult:
     """The share of messages whose route changes between against (production) and the candidate must be <=
     max_flip_rate (bound="upper": the upper end of its exact 95% interval); with max_route_flip_rate, so must
     each route's share of its production messages that the candidate routes elsewhere (routes with too few
@@ -147,10 +136,10 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
     max_flip_rate = valid.share(caller, "max_flip_rate", max_flip_rate)
     max_route_flip_rate = valid.share(caller, "max_route_flip_rate", max_route_flip_rate, optional=True)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     result = _replay(caller, model, examples, against, policy)
     rate = result.flip_rate()
-    check_sample_size(caller, f"traffic {result.traffic.source}", rate.n, max_flip_rate, bound, min_examples)
+    check_sample_size(caller, f"traffic {result.traffic.source}", rate.n, max_flip_rate, bound, at_least_examples)
     payload = result.payload()
     name = "route flip rate" if bound == "point" else f"{CONFIDENCE:.0%} upper bound of the route flip rate"
     per_route = result.route_flip_rates()
@@ -165,18 +154,18 @@ def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate
     check(caller, f"{name} on {rate.n:,} messages ({int(result.flipped.sum()):,} change route; rate "
                   f"{rate.estimate:.4f}, {CONFIDENCE:.0%} interval {_interval(rate)}; routing: {result.policy.source}; "
                   f"{result.stats.describe()})",
-          rate.bound(bound), max_flip_rate, "<=", family=FAMILY, interval=(rate.low, rate.high), payload=payload,
+          rate.bound(bound), max_flip_rate, "<=", interval=(rate.low, rate.high), payload=payload,
           evidence=evidence, hint="read the flipped messages: a route the candidate now prefers for a family of "
                                   "messages is a change in training data or thresholds; accept it knowingly (raise "
                                   "the limit in review) or fix the candidate.")
     if max_route_flip_rate is not None:
         decidable = {r: rate for r, rate in per_route.items()
-                     if rate.n >= (min_examples or examples_needed(max_route_flip_rate, bound))}
+                     if rate.n >= (at_least_examples or examples_needed(max_route_flip_rate, bound))}
         worst = max(decidable, key=lambda r: decidable[r].bound(bound), default=None)
         failing = {r: "FAIL" for r, rate in decidable.items() if rate.bound(bound) > max_route_flip_rate}
         value = decidable[worst].bound(bound) if worst else math.nan
         check(caller, f"largest per-route flip rate ({worst}, of {len(decidable)} routes with enough messages)",
-              value, max_route_flip_rate, "<=", family=FAMILY,
+              value, max_route_flip_rate, "<=", 
               interval=(decidable[worst].low, decidable[worst].high) if worst else None,
               evidence=lambda: evidence(failing), hint="the routes marked FAIL lost more of their messages than "
                                                        "allowed; the flipped messages above show where they went.")
@@ -187,9 +176,13 @@ def _interval(rate: Rate) -> str:
     return f"[{rate.low:.4f}, {rate.high:.4f}]"
 
 
+@Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
+                        checks="on replayed traffic: each route's share of traffic moves by at most `max_shift`; "
+                               "rare routes are named when they move ([traffic](traffic.md))")
+@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
 def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: float, bound: str = "point",
                                policy: RoutingPolicy | None = None,
-                               min_examples: int | None = None) -> TrafficReplayResult:
+                               at_least_examples: int | None = None) -> TrafficReplayResult:
     """Each route's share of the traffic must move by at most max_shift (absolute, e.g. 0.01 = one point)
     between against (production) and the candidate; bound="upper": the end of the shift's exact 95% interval
     farthest from zero. Rare routes (under 5% of production traffic) are named when they
@@ -198,10 +191,10 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
     caller = "assert_route_shares_stable"
     max_shift = valid.share(caller, "max_shift", max_shift)
     valid.choice(caller, "bound", bound, UPPER_BOUNDS)
-    valid.count(caller, "min_examples", min_examples, minimum=1, optional=True)
+    valid.count(caller, "at_least_examples", at_least_examples, minimum=1, optional=True)
     result = _replay(caller, model, examples, against, policy)
     shifts = result.route_shifts()
-    check_sample_size(caller, f"traffic {result.traffic.source}", result.n, max_shift, "point", min_examples)
+    check_sample_size(caller, f"traffic {result.traffic.source}", result.n, max_shift, "point", at_least_examples)
     worst: RouteShift = max(shifts, key=lambda s: (s.bound(bound), s.route))
     moved_rare = [s for s in shifts if s.rare and s.moved]
     rare_note = ("; rare routes that moved: " + ", ".join(
@@ -213,7 +206,7 @@ def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: 
     check(caller, f"{name} on {result.n:,} messages ({worst.route}: {worst.production.estimate:.4f} -> "
                   f"{worst.candidate.estimate:.4f}, {CONFIDENCE:.0%} interval of the shift [{worst.low:+.4f}, "
                   f"{worst.high:+.4f}]{rare_note}; routing: {result.policy.source}; {result.stats.describe()})",
-          worst.bound(bound), max_shift, "<=", family=FAMILY, interval=worst.size_interval,
+          worst.bound(bound), max_shift, "<=", interval=worst.size_interval,
           payload=result.payload(),
           evidence=lambda: (f"route shares, production vs candidate (in / out: messages that moved into / out of "
                             f"the route):\n{result.shares_table()}\n\nflip matrix:\n{result.flip_matrix_table()}"),

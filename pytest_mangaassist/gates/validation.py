@@ -1,4 +1,7 @@
-"""Validation of every gate's arguments, in one place, at the gate's boundary.
+"""Validation of every gate's arguments, in one place, at the gate's boundary: one rule per kind of argument
+(examples, limits and shares, counts, choices, the model and the production model `against=`, slice names,
+layers, words, IG baselines, routing policies), built on analysis/checks.py's low-level rules, which the
+analyses use for what a notebook user calling them directly can get wrong.
 
 Each check names the gate, the parameter, what it got and what it accepts (scikit-learn's "The
 {param} of {caller} must be X. Got Y instead."), and raises MangaAssistInputError: the plugin reports
@@ -7,60 +10,19 @@ it as a failed test with the problem and the fix, never as a traceback and never
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Sequence
+import functools
+import warnings
+
 
 import numpy as np
 
+from ..analysis.attribution import BASELINES, baseline_token_id, normalize_word
+from ..analysis.layers import resolve_layer
+from ..analysis.checks import choice, number, shown  # the low-level rules, shared with the analyses
 from ..errors import MangaAssistInputError
 from ..loading.golden import GoldenSet
 
 EXAMPLE_TYPES = "a GoldenSet (the golden_set or validation_set fixture, or a slice of it) or a list of message strings"
-
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def number(caller: str, name: str, value, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False, integer: bool = False, optional: bool = False):
-    """A real number (an int where integer=True) within [low, high] (open ends where asked), never NaN;
-    None only where optional. Returns the value (a float, or an int)."""
-    if value is None and optional:
-        return None
-    kind = "a whole number" if integer else "a number"
-    ok = (isinstance(value, numbers.Integral) and not isinstance(value, bool)) if integer else _is_real(value)
-    if ok and not integer:
-        try:
-            ok = not math.isnan(float(value))
-        except OverflowError:  # an int too large for a float
-            ok = False
-    if ok:
-        below = low is not None and (value <= low if low_open else value < low)
-        above = high is not None and (value >= high if high_open else value > high)
-        ok = not (below or above)
-    if not ok:
-        raise MangaAssistInputError(f"{caller}: {name} must be {kind}{_range(low, high, low_open, high_open)}"
-                                    f"{' or None' if optional else ''}; got {_shown(value)} "
-                                    f"({type(value).__name__}).",
-                                    f"Pass {name}= {kind}{_range(low, high, low_open, high_open)}.")
-    return int(value) if integer else float(value)
-
-
-def _range(low, high, low_open, high_open) -> str:
-    if low is None and high is None:
-        return ""
-    if high is None:
-        return f" {'>' if low_open else '>='} {low:g}"
-    if low is None:
-        return f" {'<' if high_open else '<='} {high:g}"
-    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
 def share(caller: str, name: str, value, *, optional: bool = False):
@@ -78,19 +40,12 @@ def confidence(caller: str, value) -> float:
     return number(caller, "confidence", value, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
-def choice(caller: str, name: str, value, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise MangaAssistInputError(f"{caller}: {name} must be one of {', '.join(map(repr, allowed))}; "
-                                    f"got {_shown(value)}.", f"Pass {name}= one of {', '.join(map(repr, allowed))}.")
-    return value
-
-
 def loaded_model(caller: str, value, name: str = "model"):
     """A loaded model (the intent_model fixture, IntentModel.load(path), or a model wrapping one): anything
     with labels and a forward pass. A path or a string is refused with the fix."""
     if not (hasattr(value, "labels") and callable(getattr(value, "forward", None))):
         raise MangaAssistInputError(f"{caller}: {name} must be a model (a loaded IntentModel); got "
-                                    f"{type(value).__name__} {_shown(value)}.",
+                                    f"{type(value).__name__} {shown(value)}.",
                                     "Pass the intent_model fixture (or pretrained_model / baseline_model), or "
                                     "pytest_mangaassist.IntentModel.load(path).")
     return value
@@ -99,7 +54,7 @@ def loaded_model(caller: str, value, name: str = "model"):
 def flag(caller: str, name: str, value) -> bool:
     """True or False (a numpy bool too); anything else, "yes" or 1 included, is refused."""
     if not isinstance(value, (bool, np.bool_)):
-        raise MangaAssistInputError(f"{caller}: {name} must be True or False; got {_shown(value)} "
+        raise MangaAssistInputError(f"{caller}: {name} must be True or False; got {shown(value)} "
                                     f"({type(value).__name__}).", f"Pass {name}=True or {name}=False.")
     return bool(value)
 
@@ -107,7 +62,7 @@ def flag(caller: str, name: str, value) -> bool:
 def intent(caller: str, model, value, name: str = "intent") -> str:
     loaded_model(caller, model)
     if not isinstance(value, str) or value not in model.labels:
-        raise MangaAssistInputError(f"{caller}: {name} {_shown(value)} is not a label of the model {model.source}.",
+        raise MangaAssistInputError(f"{caller}: {name} {shown(value)} is not a label of the model {model.source}.",
                                     f"Use one of its labels: {', '.join(model.labels)}.")
     return value
 
@@ -119,7 +74,7 @@ def intents(caller: str, model, values, name: str = "intents") -> list[str] | No
     values = [values] if isinstance(values, str) else values
     if not isinstance(values, (list, tuple, set, frozenset)) or not values:
         raise MangaAssistInputError(f"{caller}: {name} must be None or a non-empty list of intent names; "
-                                    f"got {_shown(values)}.", f"Pass e.g. {name}=[{model.labels[0]!r}].")
+                                    f"got {shown(values)}.", f"Pass e.g. {name}=[{model.labels[0]!r}].")
     return [intent(caller, model, v, name) for v in values]
 
 
@@ -173,7 +128,7 @@ def pairs(caller: str, examples, name: str = "examples") -> list[tuple[str, str]
         for p in examples)
     if not ok:
         raise MangaAssistInputError(f"{caller}: {name} must be a non-empty list of (original, edited) message pairs; "
-                                    f"got {_shown(examples)}.",
+                                    f"got {shown(examples)}.",
                                     'Pass e.g. [("the original message", "the original message, edited")].')
     return [tuple(p) for p in examples]
 
@@ -200,3 +155,103 @@ def policy(caller: str, value):
                                     "Pass pytest_mangaassist.RoutingPolicy(thresholds=..., fallbacks=...), the "
                                     "routing_policy fixture, or leave policy out for the suite's (--routing-policy).")
     return value
+
+
+def against(caller: str, model, value, *, same_labels: bool = True):
+    """The other model of a two-model gate (`against=`: the production model, or the pre-trained one): a loaded
+    model, accepted the same way as `model`; with the same label set where the gate pairs their predictions."""
+    loaded_model(caller, value, "against")
+    if same_labels and tuple(model.labels) != tuple(value.labels):
+        raise MangaAssistInputError(
+            f"{caller}: the candidate {model.source} and the model against= {value.source} have different label "
+            f"sets ({', '.join(model.labels)} vs {', '.join(value.labels)}), so their routes cannot be paired.",
+            "Compare against the previous release of the same classifier (same id2label).")
+    return value
+
+
+def slice_name(caller: str, value, examples: GoldenSet | None = None) -> str | None:
+    """None (the whole set) or the name of a slice of the examples (an unknown one is refused, not an empty pass)."""
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise MangaAssistInputError(f"{caller}: slice must be None or the name of a slice of the examples; "
+                                    f"got {value!r} ({type(value).__name__}).",
+                                    "Pass the name of a slice of the golden set (its 'slice' field).")
+    if value is not None and examples is not None:
+        examples.only_slice(value)
+    return value
+
+
+def layer(caller: str, model, value, name: str = "layer", *, encoder: str | None = None) -> int:
+    """A layer of the model, numbered like hidden_states: 0 the embeddings, 1..L the encoder layers, negative
+    from the top (-1 the last). encoder="attention" (what exists there only): an encoder layer, 1..L."""
+    loaded_model(caller, model)
+    resolved = resolve_layer(number(caller, name, value, integer=True), model.num_layers, caller)
+    if encoder and resolved == 0:
+        raise MangaAssistInputError(f"{caller}: {encoder} exists in encoder layers 1..{model.num_layers} only.",
+                                    f"Pass {name}= an encoder layer (1.., or -1 for the last).")
+    return resolved
+
+
+def words(caller: str, name: str, value, *, optional: bool = False,
+          example: str = "['word', 'another']") -> list[str] | None:
+    """A non-empty list of words (one word alone too), each with a letter or digit once normalised as the
+    attributions normalise words; None only where optional."""
+    if value is None and optional:
+        return None
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple, set, frozenset)) or not value or not all(
+            isinstance(w, str) and normalize_word(w) for w in value):
+        raise MangaAssistInputError(f"{caller}: {name} must be {'None or ' if optional else ''}a non-empty list of "
+                                    f"words; got {shown(value)}.", f"Pass e.g. {name}={example}.")
+    return list(value)
+
+
+def word(caller: str, name: str, value) -> str:
+    """One word: a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise MangaAssistInputError(f"{caller}: {name} must be a non-empty string; got {shown(value)}.",
+                                    f"Pass the word, e.g. {name}='return'.")
+    return value
+
+
+def baselines(caller: str, model, value) -> tuple[str, ...]:
+    """Integrated Gradients baselines: a non-empty list of their names (one alone too), each one the model's
+    tokenizer can build."""
+    value = (value,) if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not value:
+        raise MangaAssistInputError(f"{caller}: baselines must be a non-empty list of IG baseline names; got "
+                                    f"{shown(value)}.",
+                                    f"Pass e.g. baselines=('pad',) (names: {', '.join(BASELINES)}).")
+    value = tuple(choice(caller, "baselines", b, tuple(BASELINES)) for b in value)
+    for baseline in value:
+        baseline_token_id(model.tokenizer, baseline)
+    return value
+
+
+def of_type(caller: str, name: str, value, kind: type | tuple[type, ...], what: str, fix: str):
+    """An object of the given class (a model under test that must be exported, an artifact, traffic)."""
+    if not isinstance(value, kind):
+        raise MangaAssistInputError(f"{caller}: {name} must be {what}; got {type(value).__name__}.", fix)
+    return value
+
+
+def renamed(**old_to_new: str):
+    """Keep a gate's old keyword names for one release: a call with an old name runs under the new one with a
+    DeprecationWarning that names it; both names at once is an input error."""
+    def rename(function):
+        caller = function.__name__
+
+        @functools.wraps(function)
+        def gate(*args, **kwargs):
+            __tracebackhide__ = True
+            for old, new in old_to_new.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
+                                                f"Pass {new}= only.")
+                warnings.warn(f"{caller}: {old}= is deprecated and goes in the next release; pass {new}= instead.",
+                              DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+        return gate
+    return rename

@@ -76,11 +76,12 @@ def test_no_shortcut(intent_model, golden_set, limits, label):
     while removing it costs the label at least min_effect."""
     assert_no_lexical_shortcut(intent_model, golden_set.only_intent(label), intent=label,
                                max_share=limits["max_share"], min_effect=limits["min_effect"],
-                               min_examples=SHORTCUT_MIN_MESSAGES)
+                               at_least_examples=SHORTCUT_MIN_MESSAGES)
 
 
 def test_no_weak_slice(intent_model, golden_set, limits):
-    assert_no_weak_slice(intent_model, golden_set, min_size=int(limits["min_slice_size"]), max_lift=limits["max_lift"])
+    assert_no_weak_slice(intent_model, golden_set, at_least_size=int(limits["min_slice_size"]),
+                         max_lift=limits["max_lift"])
 
 
 def test_onnx_structure(intent_model, onnx_model):
@@ -98,7 +99,7 @@ def test_latency_p95(onnx_model, limits):
 @pytest.mark.mangaassist_optional("baseline_model")
 def test_no_negative_flips(intent_model, golden_set, baseline_model, limits, compared):
     assert_no_negative_flips(intent_model, golden_set, against=baseline_model, compare=compared,
-                             max_rate=limits["max_negative_flip_rate"])
+                             max_negative_flip_rate=limits["max_negative_flip_rate"])
 
 
 @pytest.mark.mangaassist_optional("baseline_model")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gates.records import Family, GateRecord, SnapshotFigure, Verdict
+from ..gates.records import Family, GateRecord, SnapshotFigure, Verdict, declared_gates
 from .runlog import RunLog, TestEntry
 
 FUZZ_CALLS = 4  # a test calling one gate more often than this (a hypothesis property) is shown as one row
@@ -116,16 +116,18 @@ def counts(log: RunLog) -> dict[str, int]:
     return {s: found[s] for s in (FAIL, XFAIL, CAUGHT, PASS, STORED) if s in found}
 
 
-ONNX_GATES = ("assert_onnx_structure", "assert_onnx_parity")
-
-
 def runtimes_used(log: RunLog) -> set[str]:
-    """Which exported artifacts the run's gates read: "onnx" and/or "serving"."""
+    """Which exported artifacts the run's gates read: "onnx" and/or "serving" (a gate's declaration says which
+    it reads; the latency gate times whichever runtime it was given, and its metric names it)."""
+    declared = declared_gates()
     used = set()
     for _, rec in log.records:
-        if rec.gate in ONNX_GATES or (rec.family is Family.LATENCY and "(onnxruntime" in rec.metric):
+        reads = declared[rec.gate].reads if rec.gate in declared else None
+        if reads:
+            used.add(reads)
+        if rec.family is Family.LATENCY and "(onnxruntime" in rec.metric:
             used.add("onnx")
-        if rec.gate == "assert_serving_parity" or (rec.family is Family.LATENCY and "(serving" in rec.metric):
+        if rec.family is Family.LATENCY and "(serving" in rec.metric:
             used.add("serving")
     return used
 
