@@ -115,7 +115,7 @@ def every_gate_family(model: IntentModel, tmp: Path) -> dict[str, str]:
                                                ma.assert_batch_invariant(model, texts[:6])))
     run_gate(cells, "IG + convergence", lambda: _ig_matches_captum(model))
     run_gate(cells, "shortcut audit", lambda: ma.assert_no_lexical_shortcut(
-        model, [t + " sale" for t in texts[:4]], intent="promotion", family=["sale"], max_steps=64))
+        model, [t + " sale" for t in texts[:4]], intent="promotion", words=["sale"], at_most_steps=64))
     run_gate(cells, "conductance", lambda: ma.assert_layer_conductance_share(
         model, texts[:3], intent="promotion", layer=2, min_share=0.0))
     run_gate(cells, "attention shift", lambda: ma.assert_attention_shift(
@@ -136,12 +136,13 @@ def every_gate_family(model: IntentModel, tmp: Path) -> dict[str, str]:
     run_gate(cells, "ONNX export + structure + parity", lambda: _onnx(model, tmp, onnx))
     run_gate(cells, "serving artifact", lambda: ma.assert_serving_parity(
         model, texts[:4], artifact=ma.ServingArtifact.load(ma.compile_serving_artifact(model, tmp / "model.pt"))))
-    run_gate(cells, "latency", lambda: [ma.assert_latency_p95(runtime, max_p95_ms=1e4, min_calls=5, max_calls=10,
-                                                              max_seconds=0.5, max_wait_seconds=0)
+    run_gate(cells, "latency", lambda: [ma.assert_latency_p95(runtime, max_p95_ms=1e4, at_least_calls=5,
+                                                              at_most_calls=10, at_most_seconds=0.5,
+                                                              at_most_wait_seconds=0)
                                         for runtime in (model, *onnx.values())])
     run_gate(cells, "traffic replay", lambda: ma.assert_traffic_agreement(  # replays the cached ONNX export
         model, ma.load_traffic(write_traffic(tmp / "traffic.jsonl", n=20)), against=model, max_flip_rate=0.0))
-    run_gate(cells, "slices", lambda: ma.assert_no_weak_slice(model, GOLDEN, min_size=5, max_lift=10.0))
+    run_gate(cells, "slices", lambda: ma.assert_no_weak_slice(model, GOLDEN, at_least_size=5, max_lift=10.0))
     return cells
 
 
@@ -239,7 +240,7 @@ def _lens_top_layer_is_the_decision(model) -> None:
     if np.abs(lens[:, -1] - sweep.logits).max() > 1e-4:
         raise RuntimeError(f"the head read at the top layer differs from the logits by "
                            f"{np.abs(lens[:, -1] - sweep.logits).max():.2e}")
-    ma.assert_decision_forms_by(model, GOLDEN, layer=1, min_examples=1)
+    ma.assert_decision_forms_by(model, GOLDEN, layer=1, at_least_examples=1)
 
 
 def _onnx(model, tmp: Path, out: dict) -> None:
@@ -255,7 +256,7 @@ def _onnx(model, tmp: Path, out: dict) -> None:
     if structure.failed:  # a fresh export of the model under test: a failed property is the check's mistake
         raise RuntimeError(f"the structure check fails a fresh export: {', '.join(c.name for c in structure.failed)}")
     ma.assert_onnx_structure(model, artifact=out["onnx"])
-    ma.assert_onnx_parity(model, GOLDEN.texts[:6], artifact=out["onnx"], max_length=12)
+    ma.assert_onnx_parity(model, GOLDEN.texts[:6], artifact=out["onnx"], at_most_length=12)
 
 
 @pytest.fixture(scope="module")

@@ -120,12 +120,17 @@ def fresh_model(small_model):
     return model
 
 
-def test_a_model_without_attention_weights_is_refused_naming_the_attention_implementation(fresh_model):
-    fresh_model.hf_model.set_attn_implementation("sdpa")  # computes attention without the weights
+def test_a_model_without_attention_weights_is_refused_naming_the_attention_implementation(small_model):
+    # Loaded with sdpa, not switched by set_attn_implementation: transformers refuses that switch once a pytester
+    # run earlier in the process has dropped the modeling module from sys.modules (the test then depended on order).
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    hf_model = AutoModelForSequenceClassification.from_pretrained(small_model, attn_implementation="sdpa")
+    model = IntentModel(hf_model, AutoTokenizer.from_pretrained(small_model))
     with pytest.raises(MangaAssistInputError, match="(?s)computes attention with 'sdpa', which returns no attention "
                                                     "weights.*fix: Load it with attn_implementation='eager'"):
-        fresh_model.forward(["where is my order"], attentions=True)
-    assert fresh_model.forward(["where is my order"], hidden_states=True).hidden_states[0].shape[0] == 3
+        model.forward(["where is my order"], attentions=True)
+    assert model.forward(["where is my order"], hidden_states=True).hidden_states[0].shape[0] == 3
 
 
 def test_layers_that_did_not_run_are_named_not_stacked(fresh_model, monkeypatch):

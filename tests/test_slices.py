@@ -147,7 +147,7 @@ def test_on_the_reference_golden_set_without_tags_discovery_finds_a_true_weak_sl
         assert max(rates.values()) <= 2 * overall, (rates, overall)
 
 
-WEAK_SLICE_LIMITS = {"min_size": 10, "max_error_rate": 0.8}
+WEAK_SLICE_LIMITS = {"at_least_size": 10, "max_error_rate": 0.8}
 WEAK_SLICE_TEST = f"""
 from pytest_mangaassist import assert_no_weak_slice
 
@@ -462,7 +462,7 @@ def test_per_slice_comparisons_report_bh_adjusted_p_values(small_reference):
     worst = min(adjusted, key=adjusted.get)
     with collecting() as records:  # the records the reports show carry the adjusted p-value, pass or fail
         assert_not_worse(model, golden, against=previous, slice=worst, min_p_value=0.0)
-        assert_no_negative_flips(model, golden, against=previous, slice=worst, max_rate=1.0)
+        assert_no_negative_flips(model, golden, against=previous, slice=worst, max_negative_flip_rate=1.0)
     expected = f"adjusted across the {len(golden.slice_names)} slices tested: {adjusted[worst]:.3g}"
     assert len(records) == 2 and all(expected in record.metric for record in records), records
 
