@@ -102,7 +102,7 @@ def main_job(reference: Path, run_suite: bool, force: bool) -> None:
         return
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     suite = [sys.executable, "-m", "pytest", "example_suite", f"--model-path={reference / 'finetuned'}",
-             f"--pretrained-path={reference / 'pretrained'}", f"--baseline-path={reference / 'previous'}",
+             f"--pretrained-path={reference / 'pretrained'}", f"--production-path={reference / 'previous'}",
              f"--validation-set={reference / 'data' / 'valid.jsonl'}", "-q", "-p", "no:cacheprovider"]
     print(f"  example suite ({why}):")
     for run in ("first run", "warm rerun"):

@@ -1,5 +1,5 @@
 """Monthly gate as a comparison: the candidate (--model-path) against the model in production
-(--baseline-path), example by example on the golden set.
+(--production-path), example by example on the golden set.
 
 A retrain that keeps accuracy can still lose messages the production model handled (negative flips); the
 customers who sent them notice. Rare intents and the adversarial slice are where a flip costs most, so their
@@ -16,8 +16,8 @@ from pytest_mangaassist import RARE_INTENTS, assert_no_negative_flips, assert_no
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: the candidate against production
 
 
-def test_paired_comparison_tables(intent_model, baseline_model, golden_set, mangaassist_record):
-    comparison = paired_comparison(intent_model, golden_set, against=baseline_model)
+def test_paired_comparison_tables(intent_model, production_model, golden_set, mangaassist_record):
+    comparison = paired_comparison(intent_model, golden_set, against=production_model)
     by_slice, by_intent = comparison.table("slice"), comparison.table("intent")
     mangaassist_record("candidate vs production per slice (golden set)", by_slice)
     mangaassist_record("candidate vs production per intent (golden set)", by_intent)
@@ -27,21 +27,21 @@ def test_paired_comparison_tables(intent_model, baseline_model, golden_set, mang
     assert all(ex.intent in by_intent for ex in golden_set)
 
 
-def test_no_negative_flips_on_rare_intents(intent_model, baseline_model, golden_set):
+def test_no_negative_flips_on_rare_intents(intent_model, production_model, golden_set):
     # escalation, return_request, promotion: at most one of their ~50 golden messages may flip to wrong
-    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, intents=RARE_INTENTS, max_negative_flip_rate=0.02)
+    assert_no_negative_flips(intent_model, golden_set, against=production_model, intents=RARE_INTENTS, max_negative_flip_rate=0.02)
 
 
-def test_no_negative_flips_on_adversarial_messages(intent_model, baseline_model, golden_set):
+def test_no_negative_flips_on_adversarial_messages(intent_model, production_model, golden_set):
     # trigger words in the wrong context: a regression here is a shortcut the retrain picked up (at most 1 of 19)
-    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, slice="adversarial", max_negative_flip_rate=0.06)
+    assert_no_negative_flips(intent_model, golden_set, against=production_model, slice="adversarial", max_negative_flip_rate=0.06)
 
 
-def test_candidate_is_not_worse_overall(intent_model, baseline_model, golden_set):
-    assert_not_worse(intent_model, golden_set, against=baseline_model, min_p_value=0.05)
+def test_candidate_is_not_worse_overall(intent_model, production_model, golden_set):
+    assert_not_worse(intent_model, golden_set, against=production_model, min_p_value=0.05)
 
 
 @pytest.mark.parametrize("slice_name", ["jp_en", "manga_jargon", "adversarial"])
-def test_candidate_is_not_worse_on_slice(intent_model, baseline_model, golden_set, slice_name):
+def test_candidate_is_not_worse_on_slice(intent_model, production_model, golden_set, slice_name):
     # indirect and multi_intent (8-9 messages) are too small for a paired test to decide
-    assert_not_worse(intent_model, golden_set, against=baseline_model, slice=slice_name, min_p_value=0.05)
+    assert_not_worse(intent_model, golden_set, against=production_model, slice=slice_name, min_p_value=0.05)

@@ -4,7 +4,7 @@ The loop (docs/slices.md, "The loop on the reference model"): discovery on the r
 significantly worse than the rest after Benjamini-Hochberg; their reviewed messages were promoted with
 `slices add` (which refused the duplicates) into golden_slices.jsonl, beside the golden set, so the golden set's
 own gates keep their meaning; the reference build gained templates for them and was retrained. Each slice is gated on its own: accuracy above a floor and, on the lower end of its exact 95%
-interval, above what its size supports, and, against the production model (--baseline-path), no significant
+interval, above what its size supports, and, against the production model (--production-path), no significant
 loss (McNemar) and at most 3% of the slice (or one message) newly wrong.
 
 Limits come from the retrained model's figures with their intervals (docs/figures.md): each floor sits a
@@ -44,10 +44,10 @@ def test_discovered_slice_accuracy(intent_model, discovered, slice_name, floor, 
 
 
 @pytest.mark.parametrize("slice_name", [name for name, _, _ in DISCOVERED_SLICES])
-def test_discovered_slice_is_not_worse_than_production(intent_model, baseline_model, discovered, slice_name):
-    assert_not_worse(intent_model, discovered, against=baseline_model, slice=slice_name, min_p_value=0.05)
+def test_discovered_slice_is_not_worse_than_production(intent_model, production_model, discovered, slice_name):
+    assert_not_worse(intent_model, discovered, against=production_model, slice=slice_name, min_p_value=0.05)
     # at most 3% of the slice newly wrong, or one message of a small slice (the retrain against the model before
     # it: tag-jp-en 2 of 109 (0.018), trigger-escalation 1 of 25, the other two none)
     n = len(discovered.only_slice(slice_name))
-    assert_no_negative_flips(intent_model, discovered, against=baseline_model, slice=slice_name,
+    assert_no_negative_flips(intent_model, discovered, against=production_model, slice=slice_name,
                              max_negative_flip_rate=max(0.03, 1.01 / n))

@@ -1,4 +1,4 @@
-"""Monthly shadow replay: the candidate (--model-path) against the model in production (--baseline-path) on
+"""Monthly shadow replay: the candidate (--model-path) against the model in production (--production-path) on
 last month's unlabelled traffic (--traffic; for the reference model, the 20,000 synthetic messages its build
 writes to DIR/data/traffic.jsonl).
 
@@ -30,13 +30,13 @@ MAX_ROUTE_FLIP_RATE = 0.6  # no route may lose more than 60% of its messages to 
 MAX_SHIFT = 0.01  # one point of traffic: a route's team would see the change in its queue
 
 
-def test_routes_agree_with_production(intent_model, baseline_model, traffic, mangaassist_record):
-    result = assert_traffic_agreement(intent_model, traffic, against=baseline_model, max_flip_rate=MAX_FLIP_RATE,
+def test_routes_agree_with_production(intent_model, production_model, traffic, mangaassist_record):
+    result = assert_traffic_agreement(intent_model, traffic, against=production_model, max_flip_rate=MAX_FLIP_RATE,
                                       max_route_flip_rate=MAX_ROUTE_FLIP_RATE)
     mangaassist_record(f"traffic replay: flip matrix, production (rows) -> candidate ({result.stats.describe()})",
                        result.flip_matrix_table())
 
 
-def test_route_shares_are_stable(intent_model, baseline_model, traffic, mangaassist_record):
-    result = assert_route_shares_stable(intent_model, traffic, against=baseline_model, max_shift=MAX_SHIFT)
+def test_route_shares_are_stable(intent_model, production_model, traffic, mangaassist_record):
+    result = assert_route_shares_stable(intent_model, traffic, against=production_model, max_shift=MAX_SHIFT)
     mangaassist_record("traffic replay: route shares, production vs candidate", result.shares_table())

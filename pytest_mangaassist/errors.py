@@ -1,5 +1,6 @@
-"""Every error the plugin raises: gate failures and bad-input errors, in one place, and `display`, the one
-escaping every view applies to text that came from the user's files.
+"""Every error the plugin raises: gate failures and bad-input errors, in one place, the one deprecation warning
+of a renamed public name, and `display`, the one escaping every view applies to text that came from the user's
+files.
 
 Gate failures subclass AssertionError so pytest reports them as test failures; they are
 picklable (plain constructor arguments) so they survive pytest-xdist.
@@ -8,6 +9,7 @@ picklable (plain constructor arguments) so they survive pytest-xdist.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 
@@ -21,6 +23,16 @@ class MangaAssistInputError(ValueError):
 
     def __str__(self) -> str:
         return display(f"{self.problem}\n  fix: {self.fix}", keep_newlines=True)
+
+
+def renamed(old: str, new: str) -> DeprecationWarning:
+    """The warning of a public name renamed this release: the old one still works, once more."""
+    return DeprecationWarning(f"{old} is deprecated and goes in the next release; {new} instead.")
+
+
+def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warn, at the caller's caller, that `old` was used where `new` is the name now."""
+    warnings.warn(renamed(old, new), stacklevel=stacklevel)
 
 
 # What a terminal or a browser would act on instead of showing: C0/C1 control characters (ESC starts the ANSI

@@ -56,7 +56,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gate(*tiers): the gate tiers this test belongs to (e.g. monthly, quarterly, "
                                        "release); select with --gate-tier")
     config.addinivalue_line("markers", f"{inputs.OPTIONAL_MARKER}(*fixture_names): skip, instead of fail, this test "
-                                       "when one of these pytest-mangaassist inputs (intent_model, baseline_model, "
+                                       "when one of these pytest-mangaassist inputs (intent_model, production_model, "
                                        "golden_set, ...; no names: any) was not given")
     quiet_onnxruntime()
     try:
@@ -296,11 +296,21 @@ def pretrained_model(request, mangaassist_settings):
 
 
 @pytest.fixture(scope="session")
-def baseline_model(request, mangaassist_settings):
-    """The model in production now (--baseline-path)."""
-    model = _load(request, mangaassist_settings.baseline, "baseline_model")
+def production_model(request, mangaassist_settings):
+    """The model in production now (--production-path)."""
+    model = _load(request, mangaassist_settings.production, "production_model")
     _warn_if_batch_dependent(model, mangaassist_settings)
     return model
+
+
+@pytest.fixture(scope="session")
+def baseline_model(production_model):
+    """Deprecated name of production_model, served for one release."""
+    import warnings
+
+    warnings.warn("pytest-mangaassist: the baseline_model fixture is deprecated and goes in the next release; "
+                  "request production_model instead.", DeprecationWarning, stacklevel=2)
+    return production_model
 
 
 def _given(settings, fixture: str, value):

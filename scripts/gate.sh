@@ -8,7 +8,7 @@ python -m mangaassist_reference build --out "$REFERENCE"
 exec python -m pytest example_suite \
     --model-path="$REFERENCE/finetuned" \
     --pretrained-path="$REFERENCE/pretrained" \
-    --baseline-path="$REFERENCE/previous" \
+    --production-path="$REFERENCE/previous" \
     --validation-set="$REFERENCE/data/valid.jsonl" \
     --traffic="$REFERENCE/data/traffic.jsonl" \
     "$@"

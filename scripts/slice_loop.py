@@ -1,14 +1,14 @@
 """Render the figures of the failure-slice loop on the reference model into docs/slices.md (its generated block).
 
-    python scripts/slice_loop.py REFERENCE_DIR [--baseline MODEL_DIR]
+    python scripts/slice_loop.py REFERENCE_DIR [--production MODEL_DIR]
 
 For REFERENCE_DIR/finetuned, on each hand-written set (fixtures/golden.jsonl: the judge, golden_slices.jsonl: the
 slices promoted beside it, review.jsonl: where discovery runs, check.jsonl: the held-out estimate nothing was
 tuned on): accuracy, JP-EN accuracy and the lowest
 intent recall with their exact 95% intervals, and `slices discover` on the review set as it prints. With
---baseline (the model before the retrain) the same for it, and the paired comparison of the two per slice on each
+--production (the model before the retrain, in production then) the same for it, and the paired comparison of the two per slice on each
 set (McNemar's exact test, negative flips); these need both models, so they are recorded in
-scripts/slice_loop_before.json and a later run without --baseline (scripts/figures.sh) keeps them.
+scripts/slice_loop_before.json and a later run without --production (scripts/figures.sh) keeps them.
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ def _rate(rate) -> str:
     return f"{float(rate):.3f} {rate.interval()} (n={rate.n})"
 
 
-def comparisons(model, baseline) -> dict[str, str]:
+def comparisons(model, production) -> dict[str, str]:
     """The paired comparison (after vs before) per slice of each set, as the plugin prints it."""
     from pytest_mangaassist import load_golden_set, paired_comparison
 
-    return {name: paired_comparison(model, load_golden_set(path), against=baseline).table("slice")
+    return {name: paired_comparison(model, load_golden_set(path), against=production).table("slice")
             for name, path in SETS.items()}
 
 
@@ -77,7 +77,7 @@ def render(before: dict, after: dict) -> str:
     lines += [f"| {intent} | {before['figures']['check']['recall'][intent]} | {rate} |"
               for intent, rate in after["figures"]["check"]["recall"].items()]
     for name, table in before["comparisons"].items():
-        lines += ["", f"Paired comparison on {name}.jsonl, after (candidate) against before (baseline):", "",
+        lines += ["", f"Paired comparison on {name}.jsonl, after (candidate) against before (production):", "",
                   "```", table, "```"]
     lines += ["", "`slices discover` on the review set, before the retrain:", "", "```", before["discover"], "```",
               "", "and after:", "", "```", after["discover"], "```", "", END]
@@ -87,17 +87,17 @@ def render(before: dict, after: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path, help="reference build folder (DIR/finetuned is the model)")
-    parser.add_argument("--baseline", type=Path, help="the model before the retrain (a checkpoint folder)")
+    parser.add_argument("--production", type=Path, help="the model before the retrain, in production then (a checkpoint folder)")
     args = parser.parse_args(argv)
     from pytest_mangaassist import IntentModel
 
     model_dir = args.reference / "finetuned"
     model = IntentModel.load(model_dir)
     after = {"model": _name(model_dir), "figures": figures(model), "discover": discover(model_dir)}
-    if args.baseline:
-        baseline = IntentModel.load(args.baseline)
-        before = {"model": _name(args.baseline), "figures": figures(baseline), "discover": discover(args.baseline),
-                  "comparisons": comparisons(model, baseline)}
+    if args.production:
+        production = IntentModel.load(args.production)
+        before = {"model": _name(args.production), "figures": figures(production), "discover": discover(args.production),
+                  "comparisons": comparisons(model, production)}
         RECORD.write_text(json.dumps(before, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     else:
         before = json.loads(RECORD.read_text(encoding="utf-8"))

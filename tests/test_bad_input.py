@@ -139,7 +139,7 @@ def test_baseline_with_other_labels(pytester, small_model, model_copy):
     config = json.loads((folder / "config.json").read_text())
     swapped = dict(config["id2label"], **{"0": config["id2label"]["1"], "1": config["id2label"]["0"]})
     edit_config(folder, id2label=swapped, label2id={v: int(k) for k, v in swapped.items()})
-    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--baseline-path={folder}"),
+    assert_usage_error(run(pytester, f"--model-path={small_model}", f"--production-path={folder}"),
                        "same labels in the same order")
 
 

@@ -54,6 +54,20 @@ def test_flip_counts_match_an_independent_count(models):
         assert summary.flip_rate == pytest.approx((before != now)[mask].mean())
     rare = comparison.summary(comparison.mask(intents=["escalation"]))
     assert rare.n == golden.intents.count("escalation")
+    assert rare.production_accuracy == pytest.approx(
+        (before == truth)[np.array(golden.intents) == "escalation"].mean())
+
+
+def test_the_former_baseline_names_still_read_the_production_model_with_a_warning(models):
+    model, previous, golden = models
+    comparison = paired_comparison(model, golden, against=previous)
+    summary = comparison.summary(comparison.mask())
+    with pytest.warns(DeprecationWarning, match=r"PairedComparison.baseline is deprecated .* read .production"):
+        assert comparison.baseline is comparison.production
+    with pytest.warns(DeprecationWarning, match=r"PairedSummary.baseline_accuracy is deprecated .* read "
+                                                r".production_accuracy"):
+        assert summary.baseline_accuracy == summary.production_accuracy
+    assert "production acc" in comparison.table() and "baseline" not in comparison.table()
 
 
 def test_a_candidate_worse_on_one_slice_fails_there_and_passes_everywhere_else(models):

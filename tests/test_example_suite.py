@@ -96,7 +96,7 @@ DEFECT_VALIDATION_MESSAGES = 1000
 def suite_args(model: Path, reference: Path, traffic: Path, target: Path = EXAMPLE_SUITE,
                validation: Path | None = None) -> list[str]:
     return [str(target), f"--model-path={model}", f"--pretrained-path={reference / 'pretrained'}",
-            f"--baseline-path={reference / 'previous'}",
+            f"--production-path={reference / 'previous'}",
             f"--validation-set={validation or reference / 'data' / 'valid.jsonl'}", f"--traffic={traffic}"]
 
 

@@ -74,8 +74,8 @@ def test_path_option_forms_choose_the_suite_rootdir_or_stop(suite, model_dir, fo
 
 
 def test_every_path_option_is_checked_not_only_the_model(suite, small_model, small_reference):
-    result = suite.runpytest_subprocess(f"--model-path={small_model}", "--baseline-path", str(small_reference / "finetuned"))
-    expect(result, USAGE, "--baseline-path", f"--baseline-path={small_reference / 'finetuned'}")
+    result = suite.runpytest_subprocess(f"--model-path={small_model}", "--production-path", str(small_reference / "finetuned"))
+    expect(result, USAGE, "--production-path", f"--production-path={small_reference / 'finetuned'}")
 
 
 # -- 1. inputs that were not given; a run in which no gate ran ------------------------------------------
@@ -89,8 +89,8 @@ def test_plain(): pass
 OPTIONAL_BASELINE = """
 import pytest
 
-@pytest.mark.mangaassist_optional("baseline_model")
-def test_against_production(baseline_model, golden_set): pass
+@pytest.mark.mangaassist_optional("production_model")
+def test_against_production(production_model, golden_set): pass
 
 def test_golden_set_is_labelled(golden_set):
     assert len(golden_set) > 50
@@ -100,7 +100,7 @@ OPTIONAL_UNKNOWN = """
 import pytest
 
 @pytest.mark.mangaassist_optional("basline_model")
-def test_against_production(baseline_model): pass
+def test_against_production(production_model): pass
 """
 
 OPTIONAL_ALL_MODULE = """
@@ -122,7 +122,7 @@ CASES = {
                                         ["no gate ran"]),
     "module marker makes every input optional": (OPTIONAL_ALL_MODULE, "", [], FAILED, ["no gate ran", "2 skipped"]),
     "marker names an unknown fixture": (OPTIONAL_UNKNOWN, "", [], FAILED,
-                                        ["'basline_model'", "not an input fixture", "baseline_model"]),
+                                        ["'basline_model'", "not an input fixture", "production_model"]),
 }
 
 
@@ -137,7 +137,7 @@ def test_missing_inputs(pytester, case):
 def test_optional_input_skips_while_other_tests_run(pytester, small_golden):
     pytester.makepyfile(OPTIONAL_BASELINE)
     result = pytester.runpytest_subprocess("-rs", f"--golden-set={small_golden}")
-    out = expect(result, OK, "--baseline-path", "mangaassist_optional")
+    out = expect(result, OK, "--production-path", "mangaassist_optional")
     result.assert_outcomes(passed=1, skipped=1)
     assert "no gate ran" not in out
 

@@ -76,7 +76,7 @@ def test_missing_inputs_fail_naming_the_option_and_ini_key(pytester):
     pytester.makepyfile(
         """
         def test_model(intent_model): pass
-        def test_baseline(baseline_model): pass
+        def test_production(production_model): pass
         def test_pretrained(pretrained_model): pass
         def test_golden(golden_set): pass
         def test_validation(validation_set): pass
@@ -87,7 +87,7 @@ def test_missing_inputs_fail_naming_the_option_and_ini_key(pytester):
     result.assert_outcomes(errors=6)
     assert result.ret == 1
     out = result.stdout.str()
-    for flag, key in [("--model-path", "mangaassist_model_path"), ("--baseline-path", "mangaassist_baseline_path"),
+    for flag, key in [("--model-path", "mangaassist_model_path"), ("--production-path", "mangaassist_production_path"),
                       ("--pretrained-path", "mangaassist_pretrained_path"), ("--golden-set", "mangaassist_golden_set"),
                       ("--validation-set", "mangaassist_validation_set")]:
         assert flag in out and key in out
@@ -114,17 +114,17 @@ def test_ini_keys_resolve_relative_to_the_ini_file(pytester, small_reference):
     (suite / "pytest.ini").write_text(
         "[pytest]\n"
         f"mangaassist_model_path = {small_reference / 'finetuned'}\n"
-        f"mangaassist_baseline_path = {small_reference / 'finetuned'}\n"
+        f"mangaassist_production_path = {small_reference / 'finetuned'}\n"
         f"mangaassist_pretrained_path = {small_reference / 'pretrained'}\n"
         "mangaassist_golden_set = data/golden.jsonl\n"
     )
     (suite / "data").mkdir()
     (suite / "data" / "golden.jsonl").write_text((small_reference / "data" / "golden.jsonl").read_text())
     (suite / "test_ini.py").write_text(
-        "def test_all(intent_model, baseline_model, pretrained_model, golden_set):\n"
+        "def test_all(intent_model, production_model, pretrained_model, golden_set):\n"
         "    assert golden_set.source.endswith('suite/data/golden.jsonl')\n"
         "    assert len(golden_set) > 50\n"
-        "    assert pretrained_model.labels == intent_model.labels == baseline_model.labels\n"
+        "    assert pretrained_model.labels == intent_model.labels == production_model.labels\n"
     )
     pytester.chdir()
     result = pytester.runpytest_subprocess("suite")
@@ -171,3 +171,29 @@ def test_the_plugin_warns_once_per_model_when_logits_depend_on_batching(pytester
     leaky = pytester.runpytest_subprocess(*args)
     leaky.assert_outcomes(passed=1, warnings=1)
     assert "depend on batch composition or padding beyond 0.0001" in leaky.stdout.str()
+
+
+def test_the_former_production_names_still_work_with_a_warning_naming_the_new_ones(pytester, small_model):
+    """--baseline-path, its ini key and the baseline_model fixture: one release of grace, each warned."""
+    pytester.makepyfile("def test_old(baseline_model, production_model):\n"
+                        "    assert baseline_model is production_model\n")
+    by_option = pytester.runpytest(f"--baseline-path={small_model}", "-W", "always::DeprecationWarning")
+    by_option.assert_outcomes(passed=1)
+    out = by_option.stdout.str()
+    assert ("--baseline-path (ini mangaassist_baseline_path) is deprecated and goes in the next release; pass "
+            "--production-path (ini mangaassist_production_path) instead") in out, out
+    assert "the baseline_model fixture is deprecated and goes in the next release; request production_model" in out
+    pytester.makeini(f"[pytest]\nmangaassist_baseline_path = {small_model}\n")
+    by_ini = pytester.runpytest("-W", "always::DeprecationWarning")
+    by_ini.assert_outcomes(passed=1)
+    assert "--baseline-path (ini mangaassist_baseline_path) is deprecated" in by_ini.stdout.str()
+
+
+def test_a_former_and_a_current_name_together_are_a_usage_error(pytester, small_model):
+    pytester.makepyfile("def test_production(production_model): pass\n")
+    result = pytester.runpytest(f"--baseline-path={small_model}", f"--production-path={small_model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert ("--baseline-path (ini mangaassist_baseline_path) is the old name of --production-path (ini "
+            "mangaassist_production_path); got both") in err and "fix: Pass --production-path only." in err, err
+    assert "Traceback" not in err + result.stdout.str()

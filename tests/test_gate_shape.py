@@ -34,7 +34,8 @@ DATA_GATES = {"assert_no_leakage": ("golden", "train")}  # compares two data set
 NO_EXAMPLES = {"assert_onnx_structure", "assert_latency_p95"}  # read an artifact or time a fixed input
 TWO_MODELS = {"assert_no_negative_flips", "assert_not_worse", "assert_cka_above", "assert_attention_shift",
               "assert_traffic_agreement", "assert_route_shares_stable"}
-OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "reference_model", "other_model",
+OTHER_MODEL_NAMES = {"other", "reference", "baseline", "baseline_model", "production", "production_model",
+                     "reference_model", "other_model",
                      "candidate", "previous", "pretrained"}
 LIMIT_WORDS = ("threshold", "tolerance", "atol", "rtol", "alpha", "budget", "limit", "cutoff", "floor", "ceiling")
 # float-valued parameters that are settings, not limits (what a limit is compared with is min_*/max_*)

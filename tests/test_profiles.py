@@ -88,7 +88,7 @@ def pack_run(helpdesk, tmp_path_factory):
                                        f"mangaassist_routing_policy = {helpdesk / 'policy.json'}\n")
     shutil.copytree(helpdesk / "model", folder / "production")  # the same weights: no flips by construction
     done = run_pytest(folder, "-rA", "-p", "no:randomly", f"--model-path={helpdesk / 'model'}",
-                      f"--golden-set={helpdesk / 'golden.jsonl'}", f"--baseline-path={folder / 'production'}",
+                      f"--golden-set={helpdesk / 'golden.jsonl'}", f"--production-path={folder / 'production'}",
                       f"--training-set={helpdesk / 'train.jsonl'}", f"--traffic={helpdesk / 'traffic.jsonl'}",
                       "--mangaassist-pack", "-k", "not latency", f"--mangaassist-report={folder / 'report'}")
     return done, folder / "report"
@@ -123,7 +123,7 @@ def test_no_mangaassist_word_reaches_a_helpdesk_user(pack_run):
         assert manga_words(text) == [], (where, manga_words(text))
     data = json.loads(results)
     assert data["inputs"]["traffic hash"] and data["inputs"]["training set hash"]  # every input hashed
-    assert data["inputs"]["baseline model hash"] == data["inputs"]["model hash"]
+    assert data["inputs"]["production model hash"] == data["inputs"]["model hash"]
     rows = [g["metric"] for t in data["tests"] for g in t["gates"]]
     routing = [m for m in rows if "routing: policy" in m]
     assert routing and all("policy.json" in m for m in routing)  # the row names the declared policy

@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 
 from pytest_mangaassist.config.settings import OPTIONS
 
-CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--baseline-path", "--onnx-path", "--serving-artifact",
+CONTRACT_FLAGS = ["--model-path", "--pretrained-path", "--production-path", "--onnx-path", "--serving-artifact",
                   "--neuron-path", "--golden-set", "--validation-set", "--device", "--mangaassist-report",
                   "--gate-tier", "--mangaassist-snapshot-file", "--mangaassist-update-snapshot", "--mangaassist-no-cache",
                   "--mangaassist-allow-missing", "--mangaassist-allow-duplicates"]
@@ -33,7 +33,7 @@ def test_help_lists_every_option_in_one_group_with_its_ini_key(pytester):
 
 def test_every_option_is_an_ini_key_with_the_mangaassist_prefix():
     assert [o.dest for o in OPTIONS] == [
-        "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_baseline_path",
+        "mangaassist_model_path", "mangaassist_pretrained_path", "mangaassist_production_path",
         "mangaassist_onnx_path", "mangaassist_serving_artifact", "mangaassist_golden_set",
         "mangaassist_validation_set", "mangaassist_device", "mangaassist_report", "mangaassist_gate_tier",
         "mangaassist_snapshot_file", "mangaassist_update_snapshot", "mangaassist_no_cache",

@@ -415,8 +415,8 @@ from pytest_mangaassist import assert_accuracy_above, assert_cka_above, assert_p
 def test_accuracy(intent_model, golden_set):
     assert_accuracy_above(intent_model, golden_set, min_accuracy=0.0)
 
-def test_cka(intent_model, baseline_model, validation_set):
-    assert_cka_above(intent_model, validation_set, against=baseline_model, layer=-1, min_cka=0.99)
+def test_cka(intent_model, production_model, validation_set):
+    assert_cka_above(intent_model, validation_set, against=production_model, layer=-1, min_cka=0.99)
 
 def test_probe(intent_model, validation_set):
     assert_probe_f1_above(intent_model, validation_set, layer=-1, min_f1=0.0)
@@ -436,7 +436,7 @@ def test_one_sweep_per_model_and_dataset_reused_from_disk_by_the_next_run(pytest
     validation = pytester.path / "validation.jsonl"
     write_golden_set((ex for i, ex in enumerate(train) if i not in repeats), validation)
     golden = small_reference / "data" / "golden.jsonl"
-    args = [f"--model-path={small_reference / 'finetuned'}", f"--baseline-path={small_reference / 'finetuned'}",
+    args = [f"--model-path={small_reference / 'finetuned'}", f"--production-path={small_reference / 'finetuned'}",
             f"--golden-set={golden}", f"--validation-set={validation}"]
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=3)
     first = json.loads((pytester.path / "calls.json").read_text())

@@ -217,22 +217,22 @@ GATES = """
 from pytest_mangaassist import GoldenExample, GoldenSet, assert_route_shares_stable, assert_traffic_agreement
 
 
-def test_agreement(intent_model, baseline_model, traffic):
-    result = assert_traffic_agreement(intent_model, traffic, against=baseline_model, max_flip_rate=0.5)
+def test_agreement(intent_model, production_model, traffic):
+    result = assert_traffic_agreement(intent_model, traffic, against=production_model, max_flip_rate=0.5)
     print("STATS", result.stats.describe())
 
 
-def test_agreement_fails_with_the_flips(intent_model, baseline_model, traffic):
-    assert_traffic_agreement(intent_model, traffic, against=baseline_model, max_flip_rate=0.001)
+def test_agreement_fails_with_the_flips(intent_model, production_model, traffic):
+    assert_traffic_agreement(intent_model, traffic, against=production_model, max_flip_rate=0.001)
 
 
-def test_shares(intent_model, baseline_model, traffic):
-    assert_route_shares_stable(intent_model, traffic, against=baseline_model, max_shift=0.001)
+def test_shares(intent_model, production_model, traffic):
+    assert_route_shares_stable(intent_model, traffic, against=production_model, max_shift=0.001)
 
 
-def test_golden(intent_model, baseline_model):
+def test_golden(intent_model, production_model):
     golden = GoldenSet.from_examples([GoldenExample("where is my order", "order_status")])
-    assert_traffic_agreement(intent_model, golden, against=baseline_model, max_flip_rate=0.1)
+    assert_traffic_agreement(intent_model, golden, against=production_model, max_flip_rate=0.1)
 """
 
 
@@ -246,7 +246,7 @@ def replay_setup(small_reference, tmp_path_factory):
 
 def gate_run(pytester, model, baseline, shard, cache):
     pytester.makepyfile(GATES)
-    return pytester.runpytest_subprocess(f"--model-path={model}", f"--baseline-path={baseline}",
+    return pytester.runpytest_subprocess(f"--model-path={model}", f"--production-path={baseline}",
                                          f"--traffic={shard}", "-s", "-rA", *cache)
 
 

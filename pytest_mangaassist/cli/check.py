@@ -1,7 +1,7 @@
 """python -m pytest_mangaassist check DIR [pytest options]: the gate pack on a checkpoint, with no test file.
 
 The same run as `pytest --model-path=DIR --mangaassist-pack [pytest options]` (every other option of the
-plugin and of pytest passes through: --golden-set, --baseline-path, -k, --mangaassist-report, ...);
+plugin and of pytest passes through: --golden-set, --production-path, -k, --mangaassist-report, ...);
 the exit code is pytest's.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-USAGE = ("usage: python -m pytest_mangaassist check DIR --golden-set=FILE [--baseline-path=DIR] "
+USAGE = ("usage: python -m pytest_mangaassist check DIR --golden-set=FILE [--production-path=DIR] "
          "[--pretrained-path=DIR --validation-set=FILE] [--training-set=FILE] [--traffic=PATH] [pytest options]")
 
 

@@ -18,23 +18,25 @@ from .settings import OPTIONS, Settings
 INPUT_FIXTURES = {
     "intent_model": ("--model-path", "model", "model under test"),
     "pretrained_model": ("--pretrained-path", "pretrained", "pre-trained checkpoint"),
-    "baseline_model": ("--baseline-path", "baseline", "production (baseline) model"),
+    "production_model": ("--production-path", "production", "production model"),
     "golden_set": ("--golden-set", "golden_set", "golden set"),
     "validation_set": ("--validation-set", "validation_set", "validation set"),
     "traffic": ("--traffic", "traffic_path", "traffic to replay (unlabelled messages)"),
     "training_set": ("--training-set", "training_set", "training data"),
 }
+OLD_FIXTURE_NAMES = {"baseline_model": "production_model"}  # deprecated: still served, with a warning, one release
 OPTIONAL_MARKER = "mangaassist_optional"
 ALLOW_MISSING_FLAG = "--mangaassist-allow-missing"
 ALLOW_MISSING_INI = "mangaassist_allow_missing"
 
 
 def ini_key(flag: str) -> str:
-    return next(o.dest for o in OPTIONS if flag == o.flag or flag in o.aliases)
+    return next(o.dest for o in OPTIONS if flag in o.names)
 
 
 def needed_inputs(fixturenames) -> list[str]:
-    return [name for name in INPUT_FIXTURES if name in fixturenames]
+    names = {OLD_FIXTURE_NAMES.get(name, name) for name in fixturenames}
+    return [name for name in INPUT_FIXTURES if name in names]
 
 
 def missing_inputs(fixturenames, settings: Settings) -> list[str]:
@@ -46,7 +48,7 @@ def optional_inputs(item) -> set[str] | None:
     marks = list(item.iter_markers(OPTIONAL_MARKER))
     if not marks:
         return None
-    names = {str(a) for m in marks for a in m.args}
+    names = {OLD_FIXTURE_NAMES.get(str(a), str(a)) for m in marks for a in m.args}
     unknown = sorted(names - set(INPUT_FIXTURES))
     if unknown:
         raise MangaAssistInputError(

@@ -39,8 +39,8 @@ PACK_LIMITS = (
     PackLimit("min_slice_size", 20, 5, math.inf, "weak slices: smallest slice tested"),
     PackLimit("max_onnx_logit_diff", 1e-3, 0.0, math.inf, "ONNX parity: largest |logit| difference vs PyTorch"),
     PackLimit("max_p95_ms", 50.0, 0.0, math.inf, "ONNX latency: P95 at batch 1, 32 tokens, 1 thread (ms)"),
-    PackLimit("max_negative_flip_rate", 0.02, 0.0, 1.0, "negative flips against --baseline-path"),
-    PackLimit("min_p_value", 0.05, 0.0, 1.0, "not worse: McNemar one-sided p-value against --baseline-path"),
+    PackLimit("max_negative_flip_rate", 0.02, 0.0, 1.0, "negative flips against --production-path"),
+    PackLimit("min_p_value", 0.05, 0.0, 1.0, "not worse: McNemar one-sided p-value against --production-path"),
     # fine-tuning moves the top layer most: the reference model's measures 0.49 against its pre-trained start
     PackLimit("min_cka", 0.3, 0.0, 1.0, "debiased CKA of the top layer against --pretrained-path on the validation "
                                         "set"),
@@ -48,7 +48,7 @@ PACK_LIMITS = (
     PackLimit("min_selectivity", 0.1, -1.0, 1.0, "top-layer probe F1 minus its control task's"),
     PackLimit("max_similarity", 0.9, 0.0, 1.0, "leakage: largest similarity of a golden message to --training-set"),
     PackLimit("max_flip_rate", 0.05, 0.0, 1.0, "traffic agreement: share of --traffic messages whose route changes "
-                                               "against --baseline-path"),
+                                               "against --production-path"),
 )
 
 

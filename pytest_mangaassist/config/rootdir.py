@@ -28,7 +28,7 @@ def check_rootdir(config) -> None:
         raw = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *map(str, config.invocation_params.args)]
     except ValueError:
         return
-    flags = {name: o.flag for o in OPTIONS if o.kind != "flag" for name in (o.flag, *o.aliases)}
+    flags = {name: o.flag for o in OPTIONS if o.kind != "flag" for name in o.names}
     spaced = [(raw[i], raw[i + 1]) for i in range(len(raw) - 1)
               if raw[i] in flags and not raw[i + 1].startswith("-") and _exists(invocation_dir / raw[i + 1])]
     if not spaced:

@@ -29,17 +29,29 @@ class Option:
     choices: tuple[str, ...] | None = None
     default: str | None = None
     kind: str = "path"  # path (resolved against the ini file's folder or the working directory), text, flag
+    old_flag: str | None = None  # the option's former name: still read, with a DeprecationWarning, for one release
 
     @property
     def dest(self) -> str:
-        return "mangaassist_" + self.flag.lstrip("-").replace("mangaassist-", "").replace("-", "_")
+        return dest_of(self.flag)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every flag that sets this option."""
+        return (self.flag, *self.aliases, *([self.old_flag] if self.old_flag else []))
+
+
+def dest_of(flag: str) -> str:
+    """The option's argparse destination, which is also its ini key."""
+    return "mangaassist_" + flag.lstrip("-").replace("mangaassist-", "").replace("-", "_")
 
 
 OPTIONS = (
     Option("--model-path", "checkpoint folder of the model under test (Hugging Face sequence classifier)", "DIR"),
     Option("--pretrained-path", "checkpoint fine-tuning started from (where did fine-tuning change the encoder)",
            "DIR"),
-    Option("--baseline-path", "the model in production now (did this retrain drift or regress)", "DIR"),
+    Option("--production-path", "the model in production now (did this retrain drift or regress)", "DIR",
+           old_flag="--baseline-path"),
     Option("--onnx-path", "exported ONNX graph of the model under test (else exported on the fly)", "FILE"),
     Option("--serving-artifact", "compiled serving artifact: TorchScript or torch-neuronx module", "FILE",
            aliases=("--neuron-path",)),
@@ -58,7 +70,7 @@ OPTIONS = (
     Option("--mangaassist-no-cache", "keep no disk cache: analyses in memory only, exports in a session temporary "
            "folder (release gates that must not trust a restored cache)", kind="flag"),
     Option("--mangaassist-allow-missing", "skip, instead of fail, a test whose input option was not given "
-           "(per test: @pytest.mark.mangaassist_optional('baseline_model', ...))", kind="flag"),
+           "(per test: @pytest.mark.mangaassist_optional('production_model', ...))", kind="flag"),
     Option("--traffic", "unlabelled production traffic to replay: a JSON Lines or Parquet file, a folder of shards or "
            "a glob (fixture traffic)", "PATH"),
     Option("--traffic-text-field", "the field of a traffic record that holds the message (the others are kept for "
@@ -90,7 +102,7 @@ DEFAULT_SNAPSHOT_FILE = "mangaassist-snapshot.json"
 class Settings:
     model: CheckpointInfo | None = None
     pretrained: CheckpointInfo | None = None
-    baseline: CheckpointInfo | None = None
+    production: CheckpointInfo | None = None
     onnx_path: Path | None = None
     serving_artifact: Path | None = None
     golden_set: GoldenSet | None = None
@@ -128,14 +140,36 @@ def add_options(parser) -> None:
         group.addoption(option.flag, *option.aliases, **kwargs)
         parser.addini(option.dest, option.help, type="bool" if option.kind == "flag" else "string",
                       default=False if option.kind == "flag" else option.default)
+        if option.old_flag:
+            old = f"deprecated name of {option.flag} (ini {option.dest}); goes in the next release"
+            group.addoption(option.old_flag, dest=dest_of(option.old_flag), default=None, metavar=option.metavar,
+                            help=old)
+            parser.addini(dest_of(option.old_flag), old, type="string", default=None)
 
 
 def _raw(config, option: Option) -> tuple[str | None, Path]:
-    """The option's value and the folder a relative path in it is relative to."""
-    value = config.getoption(option.dest)
+    """The option's value and the folder a relative path in it is relative to; a value given under the
+    option's old name is used with a DeprecationWarning naming the new one."""
+    value = _given(config, option.dest)
+    old = option.old_flag and _given(config, dest_of(option.old_flag))
+    if not old:
+        return value or (None, _ini_folder(config))
+    if value:
+        raise MangaAssistInputError(f"{option.old_flag} (ini {dest_of(option.old_flag)}) is the old name of "
+                                    f"{option.flag} (ini {option.dest}); got both.", f"Pass {option.flag} only.")
+    config.issue_config_time_warning(DeprecationWarning(
+        f"pytest-mangaassist: {option.old_flag} (ini {dest_of(option.old_flag)}) is deprecated and goes in the "
+        f"next release; pass {option.flag} (ini {option.dest}) instead."), stacklevel=2)
+    return old
+
+
+def _given(config, dest: str) -> tuple[str, Path] | None:
+    """(value, folder a relative path in it is relative to) from the command line, else the ini file."""
+    value = config.getoption(dest)
     if value is not None:
         return value, Path(config.invocation_params.dir)
-    return (config.getini(option.dest) or None), _ini_folder(config)
+    value = config.getini(dest)
+    return (value, _ini_folder(config)) if value else None
 
 
 def _path(config, option: Option) -> Path | None:
@@ -164,12 +198,12 @@ def load_settings(config) -> Settings:
     paths = {flag: _path(config, option) for flag, option in by_flag.items() if option.kind == "path"}
     model = paths["--model-path"] and inspect_checkpoint(paths["--model-path"], "--model-path")
     pretrained = paths["--pretrained-path"] and inspect_checkpoint(paths["--pretrained-path"], "--pretrained-path")
-    baseline = paths["--baseline-path"] and inspect_checkpoint(paths["--baseline-path"], "--baseline-path")
-    if model and baseline and baseline.labels != model.labels:
+    production = paths["--production-path"] and inspect_checkpoint(paths["--production-path"], "--production-path")
+    if model and production and production.labels != model.labels:
         raise MangaAssistInputError(
-            f"The baseline model {baseline.path} has labels {list(baseline.labels)}, the model under test "
+            f"The production model {production.path} has labels {list(production.labels)}, the model under test "
             f"{model.path} has {list(model.labels)}; a paired comparison needs the same labels in the same order.",
-            "Pass --baseline-path the production checkpoint of this label set.",
+            "Pass --production-path the production checkpoint of this label set.",
         )
     allow_duplicates = _flag(config, by_flag["--mangaassist-allow-duplicates"])
     golden = paths["--golden-set"] and load_golden_set(paths["--golden-set"], allow_duplicates=allow_duplicates)
@@ -199,7 +233,7 @@ def load_settings(config) -> Settings:
     return Settings(
         model=model or None,
         pretrained=pretrained or None,
-        baseline=baseline or None,
+        production=production or None,
         onnx_path=_existing_file(paths["--onnx-path"], "--onnx-path"),
         serving_artifact=_existing_file(paths["--serving-artifact"], "--serving-artifact"),
         golden_set=golden or None,

@@ -1,7 +1,7 @@
 """Candidate-versus-production gates: negative flips and McNemar's paired test, per slice or intent.
 
 A monthly gate is a comparison: the candidate (intent_model) against the model in production
-(baseline_model, --baseline-path), passed as against=, on the same golden examples. What counts as right
+(production_model, --production-path), passed as against=, on the same golden examples. What counts as right
 is named in every row: compare="intents" (the default) compares each model's top label with the example's
 label; compare="routes" applies the routing policy in force (domain.routing_policy: the one given, the
 suite's, the label set's profile's, else argmax) to each model's prediction, and a message is routed right
@@ -42,12 +42,12 @@ def _routed(evaluation: Evaluation, policy: RoutingPolicy) -> Evaluation:
 def _paired(caller: str, model, golden: GoldenSet, against, compared: str, policy) -> tuple[PairedComparison, str]:
     """The paired comparison of intents or of routes, and the words naming it in the row."""
     valid.choice(caller, "compare", compared, COMPARED)
-    baseline, candidate = evaluate(against, golden), evaluate(model, golden)
+    production, candidate = evaluate(against, golden), evaluate(model, golden)
     if compared == "intents":
         valid.policy(caller, policy)
-        return compare(baseline, candidate), "intents"
+        return compare(production, candidate), "intents"
     policy = routing_policy(model.labels, valid.policy(caller, policy))
-    return (compare(_routed(baseline, policy), _routed(candidate, policy)),
+    return (compare(_routed(production, policy), _routed(candidate, policy)),
             f"routes (routing: {policy.source})")
 
 
@@ -90,7 +90,7 @@ def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
     rows = [(clip(text), intent, before, after, conf) for text, intent, before, after, conf in flips[:WORST]]
     flipped = (f"negative flips (the production model was right, the candidate is wrong; {len(rows)} of "
                f"{len(flips)} shown, most confident first):\n"
-               + format_table(("text", "intent", "baseline", "candidate", "confidence"), rows))
+               + format_table(("text", "intent", "production", "candidate", "confidence"), rows))
     return flipped + f"\n\npaired comparison per {by}:\n" + comparison.table(by)
 
 
@@ -155,7 +155,7 @@ def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float 
     check(caller,
           f"McNemar exact p-value of 'the candidate is no worse', comparing {compared}, on {where} ({summary.n} examples: "
           f"{summary.negative_flips} negative vs {summary.positive_flips} positive flips; accuracy "
-          f"{summary.baseline_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
+          f"{summary.production_accuracy:.3f} -> {summary.candidate_accuracy:.3f}"
           f"{_multiplicity(comparison, slice, intents)})",
           summary.worse_p_value, min_p_value, ">=", 
           evidence=lambda: _flips_evidence(comparison, mask, "intent" if intents and not slice else "slice"),

@@ -14,8 +14,8 @@ NaN is. The file must be a regular file: a symbolic link (a pull request can com
 the CI user can write), a FIFO or a device is refused before anything reads or writes it, and the update
 replaces the file by a rename, never writing through whatever holds its name.
 
-"baseline" is not used here on purpose: it names the production model (--baseline-path) and captum's
-Integrated-Gradients reference inputs.
+"baseline" is not used here on purpose: it names captum's Integrated-Gradients reference inputs (the model
+now in production is the production model, --production-path).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Traffic replay gates: the candidate against production on a month of unlabelled messages (a shadow replay).
 
-The candidate (intent_model) and the model in production (baseline_model, passed as against=) route every
+The candidate (intent_model) and the model in production (production_model, passed as against=) route every
 message of the traffic (the traffic fixture, --traffic) through their ONNX exports, as served; routes
 follow the routing policy in force (the one given, the suite's --routing-policy, the label set's profile's,
 else argmax: domain.routing_policy; the row names which). No labels: the gates bound how

@@ -11,7 +11,6 @@ it as a failed test with the problem and the fix, never as a traceback and never
 from __future__ import annotations
 
 import functools
-import warnings
 
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from ..analysis.attribution import BASELINES, baseline_token_id, normalize_word
 from ..analysis.layers import resolve_layer
 from ..analysis.checks import choice, number, shown  # the low-level rules, shared with the analyses
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, warn_renamed
 from ..loading.golden import GoldenSet
 
 EXAMPLE_TYPES = "a GoldenSet (the golden_set or validation_set fixture, or a slice of it) or a list of message strings"
@@ -46,7 +45,7 @@ def loaded_model(caller: str, value, name: str = "model"):
     if not (hasattr(value, "labels") and callable(getattr(value, "forward", None))):
         raise MangaAssistInputError(f"{caller}: {name} must be a model (a loaded IntentModel); got "
                                     f"{type(value).__name__} {shown(value)}.",
-                                    "Pass the intent_model fixture (or pretrained_model / baseline_model), or "
+                                    "Pass the intent_model fixture (or pretrained_model / production_model), or "
                                     "pytest_mangaassist.IntentModel.load(path).")
     return value
 
@@ -249,8 +248,7 @@ def renamed(**old_to_new: str):
                 if new in kwargs:
                     raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
                                                 f"Pass {new}= only.")
-                warnings.warn(f"{caller}: {old}= is deprecated and goes in the next release; pass {new}= instead.",
-                              DeprecationWarning, stacklevel=2)
+                warn_renamed(f"{caller}: {old}=", f"pass {new}=")
                 kwargs[new] = kwargs.pop(old)
             return function(*args, **kwargs)
         return gate

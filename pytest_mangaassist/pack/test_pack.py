@@ -6,7 +6,7 @@
 The plugin adds this module to the run's test paths (plugin._collect_pack), so every check is an ordinary
 test: select with -k (`-k "not latency"`), see it in the terminal summary, results.json and report.html.
 Every limit comes from the one table of config/pack.py (ini keys mangaassist_pack_<limit>). Checks that
-need an input you did not give (--baseline-path, --pretrained-path, --validation-set, --training-set,
+need an input you did not give (--production-path, --pretrained-path, --validation-set, --training-set,
 --traffic) are skipped, their reason naming the option.
 """
 
@@ -96,15 +96,15 @@ def test_latency_p95(onnx_model, limits):
     assert_latency_p95(onnx_model, max_p95_ms=limits["max_p95_ms"])
 
 
-@pytest.mark.mangaassist_optional("baseline_model")
-def test_no_negative_flips(intent_model, golden_set, baseline_model, limits, compared):
-    assert_no_negative_flips(intent_model, golden_set, against=baseline_model, compare=compared,
+@pytest.mark.mangaassist_optional("production_model")
+def test_no_negative_flips(intent_model, golden_set, production_model, limits, compared):
+    assert_no_negative_flips(intent_model, golden_set, against=production_model, compare=compared,
                              max_negative_flip_rate=limits["max_negative_flip_rate"])
 
 
-@pytest.mark.mangaassist_optional("baseline_model")
-def test_not_worse(intent_model, golden_set, baseline_model, limits, compared):
-    assert_not_worse(intent_model, golden_set, against=baseline_model, compare=compared,
+@pytest.mark.mangaassist_optional("production_model")
+def test_not_worse(intent_model, golden_set, production_model, limits, compared):
+    assert_not_worse(intent_model, golden_set, against=production_model, compare=compared,
                      min_p_value=limits["min_p_value"])
 
 
@@ -124,6 +124,6 @@ def test_no_leakage(golden_set, training_set, limits):
     assert_no_leakage(golden_set, training_set, max_similarity=limits["max_similarity"])
 
 
-@pytest.mark.mangaassist_optional("baseline_model", "traffic")
-def test_traffic_agreement(intent_model, traffic, baseline_model, limits):
-    assert_traffic_agreement(intent_model, traffic, against=baseline_model, max_flip_rate=limits["max_flip_rate"])
+@pytest.mark.mangaassist_optional("production_model", "traffic")
+def test_traffic_agreement(intent_model, traffic, production_model, limits):
+    assert_traffic_agreement(intent_model, traffic, against=production_model, max_flip_rate=limits["max_flip_rate"])

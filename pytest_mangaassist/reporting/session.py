@@ -178,13 +178,13 @@ def report_inputs(settings, log, traffic=None) -> dict:
 
     inputs = {"model": path(settings.model), "model hash": _model_hash(settings.model),
               "pretrained model": path(settings.pretrained),
-              "baseline model (production)": path(settings.baseline),
+              "production model": path(settings.production),
               "golden set": path(settings.golden_set, "source"),
               "golden set hash": file_hash(settings.golden_set.source) if settings.golden_set else None,
               "validation set": path(settings.validation_set, "source"),
               "validation set hash": file_hash(settings.validation_set.source) if settings.validation_set else None}
-    if settings.baseline is not None:
-        inputs["baseline model hash"] = _model_hash(settings.baseline)
+    if settings.production is not None:
+        inputs["production model hash"] = _model_hash(settings.production)
     if traffic is not None:
         inputs["traffic"], inputs["traffic hash"] = str(traffic.source), traffic.content_hash
     inputs.update(_more_input_hashes(settings))
