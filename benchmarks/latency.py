@@ -61,7 +61,7 @@ def main() -> None:
         delayed = {name: [] for name in runtimes}  # per round: share of calls that waited for a core
         for _ in range(args.rounds):
             for name, runtime in runtimes.items():
-                result = measure_latency(runtime, 1, args.seq_len, args.threads, min_calls=100, max_calls=100)
+                result = measure_latency(runtime, 1, args.seq_len, args.threads, at_least_calls=100, at_most_calls=100)
                 samples[name].extend(result.samples_ms)
                 delayed[name].append(result.contention.delayed_share)
     eager_p95 = np.percentile(samples["pytorch eager"], 95)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: attribution and
 CONTEXTS = load_golden_set(Path(__file__).parent.parent / "fixtures" / "shortcut_contexts.jsonl")
 PROMOTION_WORDS = ["deal", "deals", "discount", "discounted", "sale", "sales"]
 ESCALATION_WORDS = ["human", "humans", "agent", "person"]
-MAX_SHARE = 0.5  # of the intent's positive attribution on the family...
+MAX_SHARE = 0.5  # of the intent's positive attribution on the words...
 MIN_EFFECT = 0.10  # ...and removing the words lowers p(intent) by this much on average: a shortcut
 MAX_STEPS = 64  # IG steps per message at most (16, 32, 64: raised while completeness error > 1%)
 

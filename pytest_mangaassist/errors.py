@@ -8,6 +8,7 @@ picklable (plain constructor arguments) so they survive pytest-xdist.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Sequence
@@ -25,14 +26,37 @@ class MangaAssistInputError(ValueError):
         return display(f"{self.problem}\n  fix: {self.fix}", keep_newlines=True)
 
 
-def renamed(old: str, new: str) -> DeprecationWarning:
+def renamed_warning(old: str, new: str) -> DeprecationWarning:
     """The warning of a public name renamed this release: the old one still works, once more."""
     return DeprecationWarning(f"{old} is deprecated and goes in the next release; {new} instead.")
 
 
 def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
     """Warn, at the caller's caller, that `old` was used where `new` is the name now."""
-    warnings.warn(renamed(old, new), stacklevel=stacklevel)
+    warnings.warn(renamed_warning(old, new), stacklevel=stacklevel)
+
+
+def renamed_keywords(**old_to_new: str):
+    """Keep a function's old keyword names for one release: a call with an old name runs under the new one
+    with a DeprecationWarning that names it; both names at once is an input error."""
+    def rename(function):
+        caller = function.__name__
+
+        @functools.wraps(function)
+        def renamed(*args, **kwargs):
+            __tracebackhide__ = True
+            for old, new in old_to_new.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
+                                                f"Pass {new}= only.")
+                warn_renamed(f"{caller}: {old}=", f"pass {new}=")
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+        renamed.old_keywords = dict(old_to_new)  # for a wrapper of the function (a cached analysis) to keep them
+        return renamed
+    return rename
 
 
 # What a terminal or a browser would act on instead of showing: C0/C1 control characters (ESC starts the ANSI

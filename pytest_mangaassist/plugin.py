@@ -17,7 +17,7 @@ import pytest
 from .config import inputs, pack
 from .config.rootdir import check_rootdir
 from .config.settings import Settings, add_options, load_settings
-from .errors import MangaAssistInputError
+from .errors import MangaAssistInputError, warn_renamed
 
 SETTINGS = pytest.StashKey[Settings]()
 SNAPSHOT = pytest.StashKey["SnapshotStore"]()
@@ -306,10 +306,7 @@ def production_model(request, mangaassist_settings):
 @pytest.fixture(scope="session")
 def baseline_model(production_model):
     """Deprecated name of production_model, served for one release."""
-    import warnings
-
-    warnings.warn("pytest-mangaassist: the baseline_model fixture is deprecated and goes in the next release; "
-                  "request production_model instead.", DeprecationWarning, stacklevel=2)
+    warn_renamed("pytest-mangaassist: the baseline_model fixture", "request production_model")
     return production_model
 
 

@@ -10,7 +10,7 @@ from pytest_mangaassist import (GateFailure, GoldenSet, IntentModel, MangaAssist
                                 assert_no_lexical_shortcut, assert_token_senses_separate, integrated_gradients,
                                 layer_conductance, lexical_shortcut_audit, load_golden_set)
 from pytest_mangaassist.analysis.attribution import (MAX_STEPS, MAX_WORD_ERROR, attribution_batch_invariance,
-                                                     compute_attributions, encode_words, family_share, normalize_word)
+                                                     compute_attributions, encode_words, words_share, normalize_word)
 from pytest_mangaassist.analysis.layers import layer_name
 from pytest_mangaassist.analysis.trajectories import sense_separation
 from mangaassist_reference.shortcut import TRIGGER
@@ -66,14 +66,14 @@ def test_ig_matches_an_independent_computation_and_merges_word_pieces(clean_mode
 
 def test_examples_whose_word_scores_still_move_get_more_steps(clean_model):
     texts = NON_PROMOTION[:2]
-    coarse = compute_attributions(clean_model, texts, "promotion", n_steps=8, max_steps=8)
+    coarse = compute_attributions(clean_model, texts, "promotion", n_steps=8, at_most_steps=8)
     assert all(not a.converged for a in coarse)  # 8 intervals against 4 on the same nodes: the estimate is over 2%
-    raised = compute_attributions(clean_model, texts, "promotion", n_steps=8, max_steps=64)
+    raised = compute_attributions(clean_model, texts, "promotion", n_steps=8, at_most_steps=64)
     reference = [captum_word_scores(clean_model, t, "promotion", 2048) for t in texts]
     for before, after, exact in zip(coarse, raised, reference):
         assert after.n_steps > 8
         assert np.abs(after.scores - exact).max() < np.abs(before.scores - exact).max()
-        assert after.converged or after.n_steps == 64  # raised until it converged or hit max_steps
+        assert after.converged or after.n_steps == 64  # raised until it converged or hit at_most_steps
         assert after.word_error <= MAX_WORD_ERROR or after.n_steps == 64
 
 
@@ -128,7 +128,7 @@ def test_the_product_rule_converges_at_second_order(clean_model, issue_message_e
     def error(scores):
         return np.abs(scores - exact).max() / np.abs(exact).max()
 
-    at_16, at_32 = (error(compute_attributions(clean_model, [text], "promotion", n_steps=k, max_steps=k)[0].scores)
+    at_16, at_32 = (error(compute_attributions(clean_model, [text], "promotion", n_steps=k, at_most_steps=k)[0].scores)
                     for k in (16, 32))
     assert at_32 <= at_16 / 3
     assert at_32 < error(captum_word_scores(clean_model, text, "promotion", 64)) / 4
@@ -151,14 +151,14 @@ def test_attribution_does_not_depend_on_batch_composition(clean_model):
         assert_attribution_batch_invariant(clean_model, ["hi"], intent="promotion")
 
 
-def test_family_share_is_the_pooled_positive_share(clean_model):
-    found = integrated_gradients(clean_model, with_trigger(NON_PROMOTION), "promotion", max_steps=64)
+def test_words_share_is_the_pooled_positive_share(clean_model):
+    found = integrated_gradients(clean_model, with_trigger(NON_PROMOTION), "promotion", at_most_steps=64)
     on, total = 0.0, 0.0
     for a in found:
         for word, score in zip(a.words, a.scores):
             total += max(score, 0.0)
             on += max(score, 0.0) if word.lower() == TRIGGER else 0.0
-    assert family_share(found, {TRIGGER}).share == pytest.approx(on / total)
+    assert words_share(found, {TRIGGER}).share == pytest.approx(on / total)
 
 
 def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortcut(clean_model, shortcut_model):
@@ -173,7 +173,7 @@ def test_shortcut_gate_passes_on_the_clean_model_and_fails_on_the_planted_shortc
     assert (failure.threshold, failure.comparison) == (0.1, "<")
     assert failure.value >= 0.1 and (audit.share <= 0.5 or audit.effect < 0.1)
     message = str(failure)
-    assert message.startswith("assert_no_lexical_shortcut: fall of p(promotion) when the family")
+    assert message.startswith("assert_no_lexical_shortcut: fall of p(promotion) when the words")
     assert "> max_share 0.5, so this effect decides" in message
     for baseline in ("pad", "mask", "unk"):
         assert f"\n{baseline} " in message  # every baseline's share
@@ -203,7 +203,7 @@ def test_shortcut_gate_rejects_bad_input(clean_model):
     with pytest.raises(MangaAssistInputError, match="min_effect must be a number in \\[0, 1\\]; got nan"):
         assert_no_lexical_shortcut(clean_model, NON_PROMOTION, intent="promotion", min_effect=float("nan"))
     for n_steps in (9, 4):  # the error estimate reads the even nodes: an odd count has none to spare
-        with pytest.raises(MangaAssistInputError, match="8 <= n_steps <= max_steps, n_steps even"):
+        with pytest.raises(MangaAssistInputError, match="8 <= n_steps <= at_most_steps, n_steps even"):
             integrated_gradients(clean_model, ["hi"], "promotion", n_steps=n_steps)
 
 
@@ -320,13 +320,13 @@ def test_attributions_and_sweeps_round_trip_through_the_disk_cache(small_model, 
 
     texts = ["hi", "is this isekai tankobon on sale?"]
     first = IntentModel.load(small_model, cache_dir=tmp_path)
-    computed = (cached.integrated_gradients(first, texts, "promotion", max_steps=16),
+    computed = (cached.integrated_gradients(first, texts, "promotion", at_most_steps=16),
                 cached.attention_sweep(first, texts), cached.token_state_sweep(first, texts))
     names = ("integrated_gradients", "attention_sweep", "token_state_sweep")
     written = {name: len(list(tmp_path.glob(f"{name}-*"))) for name in names}
     assert written == {name: 1 for name in names}
     second = IntentModel.load(small_model, cache_dir=tmp_path)  # a fresh object: only the disk can answer
-    loaded = (cached.integrated_gradients(second, texts, "promotion", max_steps=16),
+    loaded = (cached.integrated_gradients(second, texts, "promotion", at_most_steps=16),
               cached.attention_sweep(second, texts), cached.token_state_sweep(second, texts))
     for a, b in zip(computed[0], loaded[0]):
         assert a.words == b.words and np.array_equal(a.scores, b.scores) and a.n_steps == b.n_steps

@@ -260,9 +260,9 @@ TEXTS = ["hi", "is this isekai tankobon on sale?", "where is my order"]
 def run_all(model, golden):
     return {"sweep": analyses.activation_sweep(model, TEXTS), "attentions": analyses.attention_sweep(model, TEXTS),
             "tokens": analyses.token_state_sweep(model, TEXTS),
-            "ig": analyses.integrated_gradients(model, TEXTS, "promotion", max_steps=16),
+            "ig": analyses.integrated_gradients(model, TEXTS, "promotion", at_most_steps=16),
             "conductance": analyses.layer_conductance(model, TEXTS, "promotion", n_steps=8),
-            "invariance": analyses.batch_invariance(model, golden.texts, max_texts=6),
+            "invariance": analyses.batch_invariance(model, golden.texts, at_most_texts=6),
             "ig invariance": analyses.attribution_batch_invariance(model, TEXTS[:2], "promotion"),
             "lens": analyses.decision_lens(model, golden), "patching": analyses.patching(model, golden),
             "probes": analyses.probe_f1(model, golden),
@@ -277,7 +277,7 @@ def test_cached_analyses_equal_the_pure_ones_and_a_warm_run_loads_no_weights(sma
     cold = run_all(IntentModel.load(small_model, cache_dir=tmp_path), golden)
     pure = IntentModel.load(small_model)  # no cache at all
     assert same(cold["sweep"], activation_sweep(pure, TEXTS))
-    assert same(cold["ig"], integrated_gradients(pure, TEXTS, "promotion", max_steps=16))
+    assert same(cold["ig"], integrated_gradients(pure, TEXTS, "promotion", at_most_steps=16))
     assert same(cold["conductance"], layer_conductance(pure, TEXTS, "promotion", n_steps=8))
     names = {p.name.split("-")[0] for p in tmp_path.glob(f"*{store.ENTRY_SUFFIX}")}
     assert {"activation_sweep", "attention_sweep", "token_state_sweep", "integrated_gradients", "layer_conductance",

@@ -163,13 +163,13 @@ def test_neuron_compile_path(model, tmp_path):
 def test_parity_probe_varies_batch_length_and_padding(model, small_golden):
     from pytest_mangaassist.analysis.parity import MIXED_BATCH_SIZES
 
-    max_length = 64
-    batches = parity_probe(model, load_golden_set(small_golden).texts, max_length=max_length)
+    length = 64
+    batches = parity_probe(model, load_golden_set(small_golden).texts, at_most_length=length)
     sizes = {len(b.texts) for b in batches}
     assert {1, *MIXED_BATCH_SIZES} <= sizes
     lengths = [len(model.tokenizer.tokenize(t)) for b in batches for t in b.texts]
-    assert min(lengths) == 1 and max(lengths) == max_length - 2  # one word piece up to max_length with [CLS], [SEP]
-    assert any(b.pad_to == max_length for b in batches)
+    assert min(lengths) == 1 and max(lengths) == length - 2  # one word piece up to the length with [CLS], [SEP]
+    assert any(b.pad_to == length for b in batches)
 
 
 def test_quantile_interval_has_its_stated_coverage():

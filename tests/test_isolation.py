@@ -101,7 +101,7 @@ def test_exports_and_analyses_leave_the_model_and_the_libraries_as_they_found_th
         "forward with every layer's outputs": lambda: model.forward(["where is my order"], cls_states=True,
                                                                      hidden_states=True, attentions=True),
         "serving compilation": lambda: compile_serving_artifact(model, tmp_path / "model.pt"),
-        "integrated gradients": lambda: integrated_gradients(model, ["is this on sale"], "promotion", max_steps=16),
+        "integrated gradients": lambda: integrated_gradients(model, ["is this on sale"], "promotion", at_most_steps=16),
         "layer conductance": lambda: layer_conductance(model, ["is this on sale"], "promotion", n_steps=8),
         "activation patching": lambda: patched_logits(model, ["hi", "is this on sale"],
                                                       np.zeros((2, model.num_layers + 1, model.hidden_size))),

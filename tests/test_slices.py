@@ -40,7 +40,7 @@ def planted() -> Path:
 def planted_run(planted):
     model = IntentModel.load(planted / "finetuned")
     valid = load_golden_set(planted / "data" / "valid.jsonl")
-    return model, valid, discover_slices(model, valid, min_size=10)
+    return model, valid, discover_slices(model, valid, at_least_size=10)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ FEATURES = SliceFeatures(titles=("Monster", "Berserk"), romanized=("desu",), tri
 
 def test_discovery_finds_the_planted_title_with_exact_figures():
     states, golden, predicted, confidence = synthetic()
-    result = discover_on_states(states, golden, predicted, confidence, FEATURES, min_size=10)
+    result = discover_on_states(states, golden, predicted, confidence, FEATURES, at_least_size=10)
     top = result.candidates[0]
     assert top.name == "title-monster" and top.kind == "title" and "monster" in top.words
     assert top.size == 29 and top.errors == 29 and top.error_rate.low > 0.85
@@ -94,13 +94,13 @@ def test_discovery_finds_the_planted_title_with_exact_figures():
     assert [c.p_adjusted for c in result.candidates] == pytest.approx(list(false_discovery_control(raw, method="bh")))
     assert result.significant(0.05)[0] is top
     assert all(c.size >= 10 for c in result.candidates)
-    again = discover_on_states(states, golden, predicted, confidence, FEATURES, min_size=10)
+    again = discover_on_states(states, golden, predicted, confidence, FEATURES, at_least_size=10)
     assert again == result  # deterministic
 
 
 def test_cluster_slices_are_tested_only_on_the_half_they_were_not_fitted_on():
     states, golden, predicted, confidence = synthetic()
-    clusters = [c for c in discover_on_states(states, golden, predicted, confidence, FEATURES, min_size=5).candidates
+    clusters = [c for c in discover_on_states(states, golden, predicted, confidence, FEATURES, at_least_size=5).candidates
                 if c.kind == "cluster"]
     assert clusters and all(i % 2 == 1 for c in clusters for i in c.members)
 
@@ -134,7 +134,7 @@ def test_on_the_reference_golden_set_without_tags_discovery_finds_a_true_weak_sl
     model = IntentModel.load(reference / "finetuned")
     wrong = ~evaluate(model, golden).correct
     overall = wrong.mean()
-    significant = discover_slices(model, blind, min_size=10).significant()
+    significant = discover_slices(model, blind, at_least_size=10).significant()
     if significant:
         top = significant[0]
         majority = max(set(tags[i] for i in top.members), key=[tags[i] for i in top.members].count)

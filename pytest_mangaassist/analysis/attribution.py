@@ -24,7 +24,7 @@ nodes' backward pass run a second time with their own weights), and a third of t
 word score between the two is its error estimate (second order: ERROR_PER_CHANGE). A message stops when
 that estimate is at most MAX_WORD_ERROR of its largest |score| and its scores sum to F(x) - F(x')
 within MAX_RELATIVE_DELTA; otherwise the intervals double (the rule does not nest: each node's weights
-depend on its cell, so the doubled rule runs all its nodes anew), up to max_steps. Why word scores and
+depend on its cell, so the doubled rule runs all its nodes anew), up to at_most_steps. Why word scores and
 not completeness alone: errors of opposite sign cancel in the sum (issue #14: a message with 0.35%
 completeness error and one word off by 10% of the largest score).
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, renamed_keywords
 from .checks import choice
 
 ATTRIBUTION_FORMAT = "ig-4"  # bump when how attributions are computed changes (part of the cache key)
@@ -62,7 +62,7 @@ _STRIP = string.punctuation + "“”‘’…「」、。！？"
 
 
 def normalize_word(word: str) -> str:
-    """The form a word family is matched against: lower case, outer punctuation stripped."""
+    """The form an audited word is matched in: lower case, outer punctuation stripped."""
     return word.lower().strip(_STRIP)
 
 
@@ -304,10 +304,10 @@ def word_change(fine: np.ndarray, coarse: np.ndarray) -> float:
 
 
 def _attribute_group(model, encoded: list[WordTokens], targets: list[int], baseline_id: int, n_steps: int,
-                     max_steps: int):
+                     at_most_steps: int):
     """The product trapezoid rule for one group: n_steps intervals for every message, with its error
     estimate from the rule with half the intervals on the same nodes, then doubled for the messages that
-    have not converged (ERROR_PER_CHANGE, MAX_WORD_ERROR, MAX_RELATIVE_DELTA), up to max_steps. Returns per
+    have not converged (ERROR_PER_CHANGE, MAX_WORD_ERROR, MAX_RELATIVE_DELTA), up to at_most_steps. Returns per
     message: word scores, gap, probability, intervals and the word-score error estimate."""
     import torch
 
@@ -315,8 +315,8 @@ def _attribute_group(model, encoded: list[WordTokens], targets: list[int], basel
     with torch.no_grad():
         out = model.hf_model(input_ids=group.ids, attention_mask=group.mask).logits
         # F(x') at the path's start: the embedding output of the baseline ids fed to the forward pass of the
-        # message's ids, as the quadrature runs it. Running the baseline ids instead differs where a family
-        # derives more than the embeddings from the ids (measured: a tiny RoBERTa whose padding_idx is the
+        # message's ids, as the quadrature runs it. Running the baseline ids instead differs where an encoder
+        # family derives more than the embeddings from the ids (measured: a tiny RoBERTa whose padding_idx is the
         # [PAD] baseline, 0.065 of a 0.12 logit gap, while its word scores equalled captum's)
         start, _ = path_ends(model, group.base, group.ids)
         swap = model.embeddings.register_forward_hook(lambda module, inputs, output: start)
@@ -334,7 +334,7 @@ def _attribute_group(model, encoded: list[WordTokens], targets: list[int], basel
     error = np.array([word_change(w, h) * ERROR_PER_CHANGE for w, h in zip(words, halves)])
     steps = np.full(len(encoded), intervals)
     pending = [row for row in everyone if not _stops(words[row], gaps[row], error[row])]
-    while pending and intervals * 2 <= max_steps:
+    while pending and intervals * 2 <= at_most_steps:
         intervals *= 2
         tokens, _ = _quadrature(model, group, pending, intervals, with_half=False)
         for k, row in enumerate(pending):
@@ -374,7 +374,7 @@ def frozen_weights(hf_model):
 
 
 def compute_attributions(model, texts: list[str], targets: list[str] | str, baseline: str = "pad",
-                         n_steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
+                         n_steps: int = DEFAULT_STEPS, at_most_steps: int = MAX_STEPS,
                          batch_examples: int = BATCH_EXAMPLES, sort_by_length: bool = True) -> list[Attribution]:
     """IG for each (text, target intent), messages of similar length together; see integrated_gradients."""
     import torch
@@ -391,7 +391,7 @@ def compute_attributions(model, texts: list[str], targets: list[str] | str, base
         for members in groups:
             words, gaps, probs, steps, errors = _attribute_group(
                 model, [encoded[i] for i in members], [target_ids[i] for i in members], baseline_id, n_steps,
-                max_steps)
+                at_most_steps)
             for k, i in enumerate(members):
                 found[i] = Attribution(texts[i], targets[i], encoded[i].words, words[k],
                                        float(words[k].sum() - gaps[k]), float(gaps[k]), int(steps[k]),
@@ -399,8 +399,9 @@ def compute_attributions(model, texts: list[str], targets: list[str] | str, base
     return found
 
 
+@renamed_keywords(max_steps="at_most_steps")  # the old name, for one release
 def integrated_gradients(model, texts: list[str], targets: list[str] | str, baseline: str = "pad",
-                         n_steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS) -> list[Attribution]:
+                         n_steps: int = DEFAULT_STEPS, at_most_steps: int = MAX_STEPS) -> list[Attribution]:
     """Word-level IG of each text for its target intent (one intent for all, or one per text).
 
     Pure (computed on every call); pytest_mangaassist.cache.analyses.integrated_gradients is the
@@ -412,47 +413,47 @@ def integrated_gradients(model, texts: list[str], targets: list[str] | str, base
         raise MangaAssistInputError(
             f"integrated_gradients needs at least one text and one target per text (got {len(texts)} texts, "
             f"{len(targets)} targets).", "Pass a non-empty list of texts and one intent, or one intent per text.")
-    if not (isinstance(n_steps, int) and isinstance(max_steps, int) and 8 <= n_steps <= max_steps
+    if not (isinstance(n_steps, int) and isinstance(at_most_steps, int) and 8 <= n_steps <= at_most_steps
             and n_steps % 2 == 0):
         raise MangaAssistInputError(
-            f"integrated_gradients needs whole numbers 8 <= n_steps <= max_steps, n_steps even (got "
-            f"n_steps={n_steps!r}, max_steps={max_steps!r}).", f"Leave the defaults (n_steps={DEFAULT_STEPS}, "
-            f"max_steps={MAX_STEPS}) or pass e.g. n_steps=16, max_steps=64: the rule starts at n_steps intervals, "
+            f"integrated_gradients needs whole numbers 8 <= n_steps <= at_most_steps, n_steps even (got "
+            f"n_steps={n_steps!r}, at_most_steps={at_most_steps!r}).", f"Leave the defaults (n_steps={DEFAULT_STEPS}, "
+            f"at_most_steps={MAX_STEPS}) or pass e.g. n_steps=16, at_most_steps=64: the rule starts at n_steps intervals, "
             "checked against n_steps / 2 on the same nodes, and doubles.")
     unknown = sorted(set(targets) - set(model.labels))
     if unknown:
         raise MangaAssistInputError(f"Unknown intent(s) {unknown} for the model {model.source}.",
                                     f"Use labels of its id2label: {', '.join(model.labels)}.")
-    return compute_attributions(model, texts, targets, baseline, n_steps, max_steps)
+    return compute_attributions(model, texts, targets, baseline, n_steps, at_most_steps)
 
 
 @dataclass(frozen=True)
-class FamilyShare:
-    """How much of an intent's positive attribution lands on a word family, pooled over messages."""
+class WordsShare:
+    """How much of an intent's positive attribution lands on a group of words, pooled over messages."""
 
-    share: float  # family's positive attribution / all positive attribution
+    share: float  # the words' positive attribution / all positive attribution
     per_example: tuple[float, ...]  # the same share per message (nan where it has no positive attribution)
-    family_mass: float
+    words_mass: float
     total_mass: float
 
 
-def family_share(attributions: list[Attribution], family: set[str]) -> FamilyShare:
+def words_share(attributions: list[Attribution], words: set[str]) -> WordsShare:
     """Pooled over messages, so a message with almost no evidence for the intent weighs little."""
-    family_mass = total_mass = 0.0
+    words_mass = total_mass = 0.0
     per_example = []
     for a in attributions:
         positive = np.clip(a.scores, 0.0, None)
-        on_family = sum(p for w, p in zip(a.words, positive) if normalize_word(w) in family)
-        family_mass += on_family
+        on_words = sum(p for w, p in zip(a.words, positive) if normalize_word(w) in words)
+        words_mass += on_words
         total_mass += positive.sum()
-        per_example.append(on_family / positive.sum() if positive.sum() > 0 else float("nan"))
-    share = family_mass / total_mass if total_mass > 0 else 0.0
-    return FamilyShare(share, tuple(per_example), family_mass, total_mass)
+        per_example.append(on_words / positive.sum() if positive.sum() > 0 else float("nan"))
+    share = words_mass / total_mass if total_mass > 0 else 0.0
+    return WordsShare(share, tuple(per_example), words_mass, total_mass)
 
 
-def dominant_word_types(attributions: list[Attribution], min_examples: int = 3) -> list[tuple[str, float, int]]:
+def dominant_word_types(attributions: list[Attribution], at_least_examples: int = 3) -> list[tuple[str, float, int]]:
     """Word types by their pooled share of the intent's positive attribution, largest first:
-    (word type, share, number of messages it occurs in); only types met in >= min_examples messages."""
+    (word type, share, number of messages it occurs in); only types met in >= at_least_examples messages."""
     mass: dict[str, float] = {}
     seen: dict[str, int] = {}
     total = 0.0
@@ -464,7 +465,7 @@ def dominant_word_types(attributions: list[Attribution], min_examples: int = 3) 
         for w, p in zip(a.words, positive):
             if normalize_word(w):
                 mass[normalize_word(w)] = mass.get(normalize_word(w), 0.0) + p
-    rows = [(w, m / total if total > 0 else 0.0, seen[w]) for w, m in mass.items() if seen[w] >= min_examples]
+    rows = [(w, m / total if total > 0 else 0.0, seen[w]) for w, m in mass.items() if seen[w] >= at_least_examples]
     return sorted(rows, key=lambda r: (-r[1], r[0]))
 
 

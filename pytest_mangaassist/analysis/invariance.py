@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import format_table
+from ..errors import format_table, renamed_keywords
 
 TOLERANCE = 1e-4  # logits; float32 reduction-order noise of the eager CPU path measured ~1e-6
 MIXED_BATCH_SIZE = 8
@@ -60,9 +60,10 @@ def _logits(model, texts: list[str], padding) -> np.ndarray:
         return model.hf_model(**batch).logits.float().cpu().numpy()
 
 
-def batch_invariance(model, texts, tolerance: float = TOLERANCE, max_texts: int = MAX_TEXTS,
+@renamed_keywords(max_texts="at_most_texts")  # the old name, for one release
+def batch_invariance(model, texts, tolerance: float = TOLERANCE, at_most_texts: int = MAX_TEXTS,
                      seed: int = 0) -> InvarianceResult:
-    """Up to max_texts of texts (a seeded sample), alone vs in mixed batches vs padded to max_length."""
+    """Up to at_most_texts of texts (a seeded sample), alone vs in mixed batches vs padded to max_length."""
     import torch
 
     threads = torch.get_num_threads()
@@ -70,14 +71,14 @@ def batch_invariance(model, texts, tolerance: float = TOLERANCE, max_texts: int 
     # fan-out made each one ~18x slower (measured on 2 cores); every condition runs on the same one thread
     torch.set_num_threads(1)
     try:
-        return _compare_conditions(model, list(texts), tolerance, max_texts, seed)
+        return _compare_conditions(model, list(texts), tolerance, at_most_texts, seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _compare_conditions(model, texts: list[str], tolerance: float, max_texts: int, seed: int) -> InvarianceResult:
+def _compare_conditions(model, texts: list[str], tolerance: float, at_most_texts: int, seed: int) -> InvarianceResult:
     rng = np.random.default_rng(seed)
-    texts = [texts[i] for i in sorted(rng.choice(len(texts), size=min(max_texts, len(texts)), replace=False))]
+    texts = [texts[i] for i in sorted(rng.choice(len(texts), size=min(at_most_texts, len(texts)), replace=False))]
     alone = np.concatenate([_logits(model, [t], True) for t in texts])
     order = rng.permutation(len(texts))  # neighbours of different lengths, so most rows are padded
     mixed = np.empty_like(alone)

@@ -22,7 +22,7 @@ from enum import Enum
 
 import numpy as np
 
-from ..errors import format_table
+from ..errors import format_table, renamed_keywords
 from .contention import CallTimer, Contention
 
 BLOCK = 50
@@ -142,11 +142,14 @@ def latency_inputs(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarra
     return ids, np.ones_like(ids)
 
 
+@renamed_keywords(min_calls="at_least_calls", max_calls="at_most_calls",  # the old names, for one release
+                  max_seconds="at_most_seconds")
 def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: int = 1, warmup: int = 20,
-                    min_calls: int = 200, max_calls: int = 5000, precision: float = 0.10,
-                    max_seconds: float = 15.0) -> LatencyResult:
+                    at_least_calls: int = 200, at_most_calls: int = 5000, precision: float = 0.10,
+                    at_most_seconds: float = 15.0) -> LatencyResult:
     """Time runtime.logits (an IntentModel, OnnxModel or ServingArtifact) on one fixed input, for at least
-    min_calls and at most max_calls calls, stopping once the P95 is pinned down or max_seconds have passed.
+    at_least_calls and at most at_most_calls calls, stopping once the P95 is pinned down or at_most_seconds
+    have passed.
     Raises RuntimeCannotRun when the runtime fails on the input (its first call)."""
     from ..errors import MangaAssistInputError
     from ..loading.runtimes import as_runtime
@@ -165,14 +168,14 @@ def measure_latency(runtime, batch_size: int = 1, seq_len: int = 32, threads: in
     timer = CallTimer(threads)
     started = time.perf_counter()
     try:
-        while len(timer.wall_ms) < max_calls:
+        while len(timer.wall_ms) < at_most_calls:
             timer.sample_load()
             for _ in range(BLOCK):
                 timer.time(lambda: runtime.logits(ids, mask))
-            if len(timer.wall_ms) >= min_calls:
+            if len(timer.wall_ms) >= at_least_calls:
                 array = np.asarray(timer.wall_ms)
                 low, high = quantile_interval(array, 0.95)
-                if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > max_seconds:
+                if high - low <= precision * np.percentile(array, 95) or time.perf_counter() - started > at_most_seconds:
                     break
         contention = timer.contention()
     finally:

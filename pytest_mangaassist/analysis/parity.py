@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MangaAssistInputError, clip, format_table
+from ..errors import MangaAssistInputError, clip, format_table, renamed_keywords
 
 LADDER = (1, 2, 3, 5, 9, 17, 33, 65, 129, 257, 510)  # word pieces, cut at max_length - 2
 MIXED_BATCH_SIZES = (2, 7, 16)
@@ -71,33 +71,35 @@ class ParityResult:
         return text
 
 
-def parity_probe(model, texts: list[str], max_length: int | None = None) -> list[ProbeBatch]:
+@renamed_keywords(max_length="at_most_length")  # the old name, for one release
+def parity_probe(model, texts: list[str], at_most_length: int | None = None) -> list[ProbeBatch]:
     """The probe set, deterministic for given texts: every text once in traffic-sized batches, plus
-    the length ladder, singles, mixed-length batches and extra padding."""
+    the length ladder, singles, mixed-length batches and extra padding, none longer than at_most_length
+    tokens (default and cap: the model's max_length)."""
     texts = [t for t in dict.fromkeys(texts) if t.strip()]
     if not texts:
         raise MangaAssistInputError("The parity probe got no texts.", "Pass the golden set (or any messages).")
-    max_length = min(max_length or model.max_length, model.max_length)
+    length = min(at_most_length or model.max_length, model.max_length)
     tokenizer = model.tokenizer
     by_length = sorted(texts, key=lambda t: (len(tokenizer.tokenize(t)), t))
     batches = [ProbeBatch(f"traffic {len(chunk)}", tuple(chunk))
                for chunk in (texts[i:i + TRAFFIC_BATCH] for i in range(0, len(texts), TRAFFIC_BATCH))]
-    ladder = _ladder(tokenizer, by_length, max_length)
+    ladder = _ladder(tokenizer, by_length, length)
     batches += [ProbeBatch(f"alone, {n} word pieces", (text,)) for n, text in ladder]
     batches.append(ProbeBatch("ladder together", tuple(text for _, text in ladder)))
     spread = [by_length[int(round(i * (len(by_length) - 1) / 15))] for i in range(16)]
     for size in MIXED_BATCH_SIZES:  # shortest next to longest: maximal padding inside one batch
         chosen = spread[:size // 2] + spread[len(spread) - (size - size // 2):]
         batches.append(ProbeBatch(f"mixed {size}", tuple(chosen)))
-    batches.append(ProbeBatch(f"padded to {max_length}", tuple(by_length[:4]), pad_to=max_length))
+    batches.append(ProbeBatch(f"padded to {length}", tuple(by_length[:4]), pad_to=length))
     return batches
 
 
-def _ladder(tokenizer, by_length: list[str], max_length: int) -> list[tuple[int, str]]:
+def _ladder(tokenizer, by_length: list[str], length: int) -> list[tuple[int, str]]:
     """Texts of exactly n word pieces, cut from the messages themselves."""
     pieces = [piece for text in reversed(by_length) for piece in tokenizer.tokenize(text)]
     ladder = []
-    for n in sorted({min(n, max_length - 2, len(pieces)) for n in LADDER}):
+    for n in sorted({min(n, length - 2, len(pieces)) for n in LADDER}):
         text = tokenizer.convert_tokens_to_string(pieces[:n])
         ladder.append((len(tokenizer.tokenize(text)), text))
     return ladder

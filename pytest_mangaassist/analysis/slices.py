@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import MangaAssistInputError, clip, format_table
+from ..errors import MangaAssistInputError, clip, format_table, renamed_keywords, warn_renamed
 from ..loading.golden import GoldenExample, GoldenSet
 from .intervals import Rate, binomial_rate
 
@@ -90,7 +90,13 @@ class SliceDiscovery:
     candidates: tuple[SliceCandidate, ...]
     n_errors: int
     error_rate: float
-    min_size: int
+    at_least_size: int
+
+    @property
+    def min_size(self) -> int:
+        """Deprecated name of `at_least_size`, kept for one release."""
+        warn_renamed("SliceDiscovery.min_size", "read .at_least_size")
+        return self.at_least_size
 
     def significant(self, fdr: float = 0.05) -> list[SliceCandidate]:
         """Candidates whose Benjamini-Hochberg adjusted p-value is below fdr: the false discovery rate among
@@ -104,7 +110,7 @@ class SliceDiscovery:
                  ", ".join(c.words)) for c in shown]
         header = ("slice", "kind", "n", "errors", "error rate", "95% interval", "lift", "p", "p BH", "",
                   "distinctive words")
-        return (f"{len(self.candidates)} candidate slices tested (min size {self.min_size}) on {len(self.golden)} "
+        return (f"{len(self.candidates)} candidate slices tested (min size {self.at_least_size}) on {len(self.golden)} "
                 f"examples, {self.n_errors} errors (error rate {self.error_rate:.3f}); p: one-sided Fisher exact "
                 f"'worse than the rest', p BH: Benjamini-Hochberg across all {len(self.candidates)}"
                 + (f"; * significant at FDR {fdr:g}" if fdr is not None else "") + "\n" + format_table(header, rows))
@@ -130,8 +136,9 @@ class _Found:
     pool: np.ndarray
 
 
+@renamed_keywords(min_size="at_least_size")  # the old name, for one release
 def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[str], confidence: np.ndarray,
-                    features: SliceFeatures, *, min_size: int = 10, n_worst: int = 5, seed: int = 0) -> SliceDiscovery:
+                    features: SliceFeatures, *, at_least_size: int = 10, n_worst: int = 5, seed: int = 0) -> SliceDiscovery:
     """Candidate failure slices of a model's predictions on golden (states: one [CLS] vector per example)."""
     from scipy.stats import false_discovery_control
 
@@ -145,10 +152,10 @@ def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[s
             "examples has no failure slice to find in them.")
     texts = golden.texts
     found = [*_cluster_slices(states, wrong, seed), *_feature_slices(golden, features)]
-    tested = _distinct([candidate for candidate in found if len(candidate.members) >= min_size])
+    tested = _distinct([candidate for candidate in found if len(candidate.members) >= at_least_size])
     if not tested:
-        raise MangaAssistInputError(f"No candidate slice of {golden.source} has {min_size} or more examples.",
-                                    "Lower min_size, or discover on a larger labelled set.")
+        raise MangaAssistInputError(f"No candidate slice of {golden.source} has {at_least_size} or more examples.",
+                                    "Lower at_least_size, or discover on a larger labelled set.")
     p_values = [_worse_than_rest(c.members, wrong, c.pool) for c in tested]
     adjusted = false_discovery_control(p_values, method="bh")
     namer = _DistinctiveWords(texts)
@@ -167,7 +174,7 @@ def discover_slices(states: np.ndarray, golden: GoldenSet, predicted: Sequence[s
                                          float(p_bh), words, tuple(worst)))
     candidates = _unique_names(candidates)
     candidates.sort(key=lambda c: (c.p_adjusted, c.p_value, -c.lift, c.name))
-    return SliceDiscovery(golden, tuple(candidates), int(wrong.sum()), float(wrong.mean()), min_size)
+    return SliceDiscovery(golden, tuple(candidates), int(wrong.sum()), float(wrong.mean()), at_least_size)
 
 
 # -- candidates from the representation -----------------------------------------------------------------

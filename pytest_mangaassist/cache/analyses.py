@@ -35,7 +35,7 @@ from ..analysis.cka import cka_per_layer
 from ..analysis.logit_lens import LogitLensResult, logit_lens
 from ..analysis.patching import PatchingResult, patching_recovery
 from ..analysis.probes import ProbeResult, probe_f1_per_layer
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, renamed_keywords
 from ..loading.golden import GoldenSet
 from . import codec, store
 
@@ -119,7 +119,8 @@ def cached(module, name: str, version: str, memo_key=None, pure=None):
         shared = memo_key(model, bound.arguments) if memo_key is not None else ("cached", name, key)
         return model.memo(shared, compute)
 
-    return wrapper
+    old_keywords = getattr(pure, "old_keywords", None)  # the analysis' renamed keywords still bind here
+    return renamed_keywords(**old_keywords)(wrapper) if old_keywords else wrapper
 
 
 def _sweep_memo(kind: str):
@@ -198,7 +199,8 @@ def decision_lens(model, examples) -> LogitLensResult:
     return _cached_decision_lens(model, examples.texts if isinstance(examples, GoldenSet) else list(examples))
 
 
-def discover_slices(model, examples, *, min_size: int = 10, features=None, layer: int = -1, seed: int = 0):
+@renamed_keywords(min_size="at_least_size")  # the old name, for one release
+def discover_slices(model, examples, *, at_least_size: int = 10, features=None, layer: int = -1, seed: int = 0):
     """analysis.slices.discover_slices on the model's predictions and the sweep's [CLS] states at `layer`
     (default the top layer) of examples (a GoldenSet); features default to the profile of the model's label
     set (domain.profile_for: MangaAssist's for its labels, none but length and tags for a label set no profile
@@ -210,7 +212,8 @@ def discover_slices(model, examples, *, min_size: int = 10, features=None, layer
     evaluation = evaluate(model, examples)
     states = activation_sweep(model, examples.texts).cls_states[:, layer]
     return discover(states, examples, evaluation.predicted, evaluation.confidence(),
-                    profile_for(model.labels).slice_features if features is None else features, min_size=min_size, seed=seed)
+                    profile_for(model.labels).slice_features if features is None else features,
+                    at_least_size=at_least_size, seed=seed)
 
 
 def cka_per_layer_between(model, texts: list[str], against, debiased: bool) -> list[float]:

@@ -1,7 +1,7 @@
 """python -m pytest_mangaassist slices discover|add: find failure slices, and promote reviewed ones into the
 golden set without letting duplicates or training data in (docs/slices.md).
 
-    slices discover --model DIR --data labelled.jsonl [--out candidates.jsonl] [--min-size N] [--fdr Q]
+    slices discover --model DIR --data labelled.jsonl [--out candidates.jsonl] [--at-least-size N] [--fdr Q]
     slices add --golden golden.jsonl --slice NAME messages.jsonl [--model DIR] [--train train.jsonl]
                [--also-golden other.jsonl ...] [--skip-duplicates]
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from ..analysis.leakage import (MAX_SIMILARITY, SIMILARITY, LeakedPair, near_duplicates, near_duplicates_within,
                                 pairs_table)
 from ..analysis.slices import SliceCandidate, SliceDiscovery
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, renamed_warning
 from ..loading.golden import GoldenExample, GoldenSet, check_labels_match, load_golden_set, to_record
 
 INPUT_ERROR = 2
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("--data", required=True,
                       help="labelled messages (golden-set JSON Lines), e.g. the validation set")
     find.add_argument("--out", help="write the significant slices' messages here (golden-set format, for review)")
-    find.add_argument("--min-size", type=int, default=10, help="smallest slice tested (default 10)")
+    find.add_argument("--at-least-size", type=int, help="smallest slice tested (default 10)")
+    find.add_argument("--min-size", type=int, dest="old_min_size", help=argparse.SUPPRESS)  # the old name, one release
     find.add_argument("--fdr", type=float, default=0.05, help="Benjamini-Hochberg false discovery rate (default 0.05)")
     find.add_argument("--top", type=int, default=15, help="candidates shown (default 15)")
     find.add_argument("--ignore-tags", action="store_true", help="ignore the data's slice tags (find slices blind)")
@@ -84,7 +85,8 @@ def discover(args) -> SliceDiscovery:
     from ..cache.analyses import discover_slices
     from ..loading.model import IntentModel
 
-    _check_number("--min-size", args.min_size, 5, None)
+    at_least_size = _renamed_option(args, "--at-least-size", "--min-size", default=10)
+    _check_number("--at-least-size", at_least_size, 5, None)
     _check_number("--fdr", args.fdr, 0.0, 1.0)
     out = _writable(Path(args.out)) if args.out else None
     data = _load(Path(args.data), "--data")
@@ -92,7 +94,7 @@ def discover(args) -> SliceDiscovery:
         data = GoldenSet.from_examples((replace(ex, slice=None) for ex in data), data.source)
     model = IntentModel.load(args.model, option="--model")
     check_labels_match(data, model.labels, model.source, require_all=False)
-    discovery = discover_slices(model, data, min_size=args.min_size)
+    discovery = discover_slices(model, data, at_least_size=at_least_size)
     found = discovery.significant(args.fdr)
     print(discovery.table(limit=args.top, fdr=args.fdr))
     print(f"\n{len(found)} slice(s) significantly worse than the rest at FDR {args.fdr:g}.")
@@ -126,6 +128,17 @@ def test_function(candidate: SliceCandidate, discovery: SliceDiscovery, data: st
             f"{candidate.error_rate.estimate:.3f} {candidate.error_rate.interval()} on {candidate.size}, lift "
             f"{candidate.lift:.2f}, p BH {candidate.p_adjusted:.2g}\n"
             f"    assert_accuracy_above(intent_model, golden_set, slice={candidate.name!r}, min_accuracy={floor:.2f})")
+
+
+def _renamed_option(args, flag: str, old_flag: str, default):
+    """The option's value, also read under its old name for one release (a warning on stderr names the new)."""
+    value, old = (getattr(args, f.lstrip("-").replace("-", "_")) for f in (flag, "--old-" + old_flag.lstrip("-")))
+    if old is None:
+        return default if value is None else value
+    if value is not None:
+        raise MangaAssistInputError(f"{old_flag} is the old name of {flag}; got both.", f"Pass {flag} only.")
+    print(f"warning: {renamed_warning(old_flag, 'pass ' + flag)}", file=sys.stderr)
+    return old
 
 
 def _check_number(option: str, value: float, low: float, high: float | None) -> None:

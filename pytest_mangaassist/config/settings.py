@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..loading.checkpoint import CheckpointInfo, inspect_checkpoint
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, renamed_warning
 from ..loading.golden import GoldenSet, check_labels_match, load_golden_set
 
 if TYPE_CHECKING:
@@ -157,9 +157,9 @@ def _raw(config, option: Option) -> tuple[str | None, Path]:
     if value:
         raise MangaAssistInputError(f"{option.old_flag} (ini {dest_of(option.old_flag)}) is the old name of "
                                     f"{option.flag} (ini {option.dest}); got both.", f"Pass {option.flag} only.")
-    config.issue_config_time_warning(DeprecationWarning(
-        f"pytest-mangaassist: {option.old_flag} (ini {dest_of(option.old_flag)}) is deprecated and goes in the "
-        f"next release; pass {option.flag} (ini {option.dest}) instead."), stacklevel=2)
+    config.issue_config_time_warning(renamed_warning(f"pytest-mangaassist: {option.old_flag} (ini "
+                                                     f"{dest_of(option.old_flag)})",
+                                                     f"pass {option.flag} (ini {option.dest})"), stacklevel=2)
     return old
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.attribution import DEFAULT_STEPS, MAX_STEPS, dominant_word_types, family_share, normalize_word
+from ..analysis.attribution import DEFAULT_STEPS, MAX_STEPS, dominant_word_types, words_share, normalize_word
 from ..analysis.conductance import LayerConductance
 from ..analysis.counterfactuals import remove_words
 from ..analysis.layers import layer_name
 from ..cache.analyses import attribution_batch_invariance, integrated_gradients, layer_conductance
-from ..errors import MangaAssistInputError, clip, format_table
+from ..errors import MangaAssistInputError, clip, format_table, renamed_keywords, warn_renamed
 from . import validation as valid
 from .records import Family, HeatmapRow, TokenHeatmap, check
 
@@ -30,11 +30,17 @@ WORST = 6
 @dataclass(frozen=True)
 class ShortcutAudit:
     intent: str
-    family: tuple[str, ...]
-    shares: dict  # baseline -> pooled share of the intent's positive attribution on the family
-    attributions: dict  # baseline -> list[Attribution], over the messages that contain the family
+    words: tuple[str, ...]
+    shares: dict  # baseline -> pooled share of the intent's positive attribution on the words
+    attributions: dict  # baseline -> list[Attribution], over the messages that contain one of the words
     after_removal: np.ndarray  # p(intent) with the words removed, per message
-    discovered: bool  # family found by the audit (no family given)
+    discovered: bool  # the word type found by the audit (no words given)
+
+    @property
+    def family(self) -> tuple[str, ...]:
+        """Deprecated name of `words`, kept for one release."""
+        warn_renamed("ShortcutAudit.family", "read .words")
+        return self.words
 
     @property
     def before(self) -> np.ndarray:
@@ -60,18 +66,18 @@ class ShortcutAudit:
                  f"{sum(not a.converged for a in self.attributions[b])} / {len(self.attributions[b])}",
                  max(a.word_error for a in self.attributions[b]),
                  max(a.relative_delta for a in self.attributions[b])) for b, s in self.shares.items()]
-        return format_table(("IG baseline", "family share", f"vs {max_share:.2f}", "not converged",
+        return format_table(("IG baseline", "words' share", f"vs {max_share:.2f}", "not converged",
                              "worst word error (est.)", "worst |delta| / gap"), rows)
 
     def worst_table(self, k: int = WORST) -> str:
         attributions = next(iter(self.attributions.values()))
-        fam = set(self.family)
-        per_example = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in fam)
+        audited = set(self.words)
+        per_example = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in audited)
                        for a in attributions]
         order = np.argsort(-np.array(per_example), kind="stable")[:k]
         rows = [(clip(attributions[i].text), attributions[i].probability, self.after_removal[i],
                  attributions[i].top_words()) for i in order]
-        return format_table(("message", f"p({self.intent})", "without family", "word scores (IG, logit units)"), rows)
+        return format_table(("message", f"p({self.intent})", "without words", "word scores (IG, logit units)"), rows)
 
 
 
@@ -85,33 +91,33 @@ def _words(caller: str, words) -> tuple[str, ...] | None:
 def _audit(caller: str, model, examples, intent, words, baselines, at_least_examples, at_most_steps) -> ShortcutAudit:
     at_least_examples = valid.count(caller, "at_least_examples", at_least_examples)
     at_most_steps = valid.count(caller, "at_most_steps", at_most_steps, minimum=DEFAULT_STEPS)
-    family = _words(caller, words)
+    audited = _words(caller, words)
     texts = valid.texts(caller, examples)
     intent = valid.intent(caller, model, intent)
     baselines = valid.baselines(caller, model, baselines)
-    if family is not None and not any(normalize_word(w) in family for t in texts for w in t.split()):
+    if audited is not None and not any(normalize_word(w) in audited for t in texts for w in t.split()):
         raise MangaAssistInputError(
-            f"{caller}: none of the {len(texts)} messages contains a word of {list(family)}.",
+            f"{caller}: none of the {len(texts)} messages contains a word of {list(audited)}.",
             "Audit messages that contain the words (e.g. a slice built around them).")
     # attributions over all the messages (one cached computation per baseline, shared by every audit of
-    # the same messages and intent), then restricted to the messages that contain the family
-    every = {b: integrated_gradients(model, texts, intent, b, max_steps=at_most_steps) for b in baselines}
-    discovered = family is None
+    # the same messages and intent), then restricted to the messages that contain one of the words
+    every = {b: integrated_gradients(model, texts, intent, b, at_most_steps=at_most_steps) for b in baselines}
+    discovered = audited is None
     if discovered:
         ranked = dominant_word_types(every[baselines[0]], at_least_examples)
         if not ranked:
             raise MangaAssistInputError(f"{caller}: no word occurs in {at_least_examples} or more of the "
                                         f"{len(texts)} messages.", "Audit more messages, or lower at_least_examples.")
-        family = (ranked[0][0],)
-    keep = [i for i, t in enumerate(texts) if any(normalize_word(w) in family for w in t.split())]
+        audited = (ranked[0][0],)
+    keep = [i for i, t in enumerate(texts) if any(normalize_word(w) in audited for w in t.split())]
     found = {b: [a[i] for i in keep] for b, a in every.items()}
-    shares = {b: family_share(a, set(family)).share for b, a in found.items()}
-    removed = [remove_words(texts[i], family) or model.tokenizer.unk_token for i in keep]
+    shares = {b: words_share(a, set(audited)).share for b, a in found.items()}
+    removed = [remove_words(texts[i], audited) or model.tokenizer.unk_token for i in keep]
     after = model.forward(removed).probabilities[:, model.label2id[intent]]
-    return ShortcutAudit(intent, family, shares, found, after, discovered)
+    return ShortcutAudit(intent, audited, shares, found, after, discovered)
 
 
-@valid.renamed(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
+@renamed_keywords(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
 def lexical_shortcut_audit(model, examples, *, intent: str, words: Sequence[str] | None = None,
                            baselines: Sequence[str] = ("pad",), at_least_examples: int = 3,
                            at_most_steps: int = MAX_STEPS) -> ShortcutAudit:
@@ -121,7 +127,7 @@ def lexical_shortcut_audit(model, examples, *, intent: str, words: Sequence[str]
 
 @Family.ATTRIBUTION.gate(page="attribution.md", chart=TokenHeatmap,
                          checks="IG share of `intent` on a group of `words`, confirmed causally by removing them")
-@valid.renamed(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
+@renamed_keywords(family="words", min_examples="at_least_examples", max_steps="at_most_steps")
 def assert_no_lexical_shortcut(model, examples, *, intent: str, words: Sequence[str] | None = None,
                                max_share: float = 0.5, min_effect: float = 0.1,
                                baselines: Sequence[str] = ("pad",), at_least_examples: int = 3,
@@ -141,8 +147,8 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, words: Sequence[
     max_share = valid.share(caller, "max_share", max_share)
     min_effect = valid.share(caller, "min_effect", min_effect)
     audit = _audit(caller, model, examples, intent, words, baselines, at_least_examples, at_most_steps)
-    what = f"the word type {audit.family[0]!r} (found by the audit)" if audit.discovered else \
-        f"the family {list(audit.family)}"
+    what = f"the word type {audit.words[0]!r} (found by the audit)" if audit.discovered else \
+        f"the words {list(audit.words)}"
     disagreement = ("\nthe baselines disagree on the share: read the figures with care" if audit.baselines_disagree
                     else "")
     # the verdict needs both figures: the share decides when it is within max_share; above it, the causal
@@ -152,10 +158,10 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, words: Sequence[
     if audit.share <= max_share:
         metric, value, limit, comparison = (
             f"share of {intent}'s positive attribution on {what} ({len(audit.before)} messages{largest}; removing "
-            f"it lowers p({intent}) by {audit.effect:.3f}, min_effect {min_effect:g})", audit.share, max_share, "<=")
+            f"{'it' if audit.discovered else 'them'} lowers p({intent}) by {audit.effect:.3f}, min_effect {min_effect:g})", audit.share, max_share, "<=")
     else:
         metric, value, limit, comparison = (
-            f"fall of p({intent}) when {what} is removed ({len(audit.before)} messages; its share of {intent}'s "
+            f"fall of p({intent}) when {what} {'is' if audit.discovered else 'are'} removed ({len(audit.before)} messages; its share of {intent}'s "
             f"positive attribution {audit.share:.4f}{largest} > max_share {max_share:g}, so this effect decides)",
             audit.effect, min_effect, "<")
     check(caller, metric, value, limit, comparison, payload=_heatmap(audit),
@@ -166,19 +172,19 @@ def assert_no_lexical_shortcut(model, examples, *, intent: str, words: Sequence[
 
 
 def _heatmap(audit: ShortcutAudit, k: int = WORST) -> TokenHeatmap:
-    """The messages leaning most on the family, word by word, for the HTML report's heatmaps."""
+    """The messages leaning most on the audited words, word by word, for the HTML report's heatmaps."""
     attributions = next(iter(audit.attributions.values()))
-    family = set(audit.family)
-    weight = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in family) for a in attributions]
+    audited = set(audit.words)
+    weight = [sum(max(s, 0.0) for w, s in zip(a.words, a.scores) if normalize_word(w) in audited) for a in attributions]
     order = np.argsort(-np.array(weight), kind="stable")[:k]
     return TokenHeatmap(rows=tuple(
         HeatmapRow(words=tuple((w, float(sc)) for w, sc in zip(attributions[i].words, attributions[i].scores)),
-                   note=f"p({audit.intent}) {attributions[i].probability:.2f}, without the family "
+                   note=f"p({audit.intent}) {attributions[i].probability:.2f}, without the words "
                         f"{audit.after_removal[i]:.2f}") for i in order))
 
 
 @Family.ATTRIBUTION.gate(page="attribution.md", checks="IG word scores batched equal those of each message alone")
-@valid.renamed(max_difference="max_score_diff")  # the old names, for one release
+@renamed_keywords(max_difference="max_score_diff")  # the old names, for one release
 def assert_attribution_batch_invariant(model, examples, *, intent: str, max_score_diff: float = 1e-3,
                                        baselines: Sequence[str] = ("pad",)) -> float:
     """Word scores computed with all the messages in one padded batch must equal those of each message

@@ -19,7 +19,7 @@ from ..cache.analyses import evaluate
 from ..analysis.invariance import TOLERANCE, InvarianceResult
 from ..cache.analyses import batch_invariance
 from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, rates_table
-from ..errors import MangaAssistInputError, clip, format_table
+from ..errors import MangaAssistInputError, clip, format_table, renamed_keywords
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
@@ -65,7 +65,7 @@ def _metric(name: str, rate: Rate, bound: str, detail: str) -> str:
 @Family.CLASSIFICATION.gate(page="statistics.md",
                             checks="accuracy on the set or one slice, with its exact Clopper-Pearson interval; lists"
                                    " the most frequent confusions and the most confident mistakes")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE,
                           at_least_examples: int | None = None) -> Rate:
@@ -92,7 +92,7 @@ def assert_accuracy_above(model, examples: GoldenSet, *, min_accuracy: float, sl
 
 
 @Family.CLASSIFICATION.gate(page="statistics.md", checks="macro-F1 with a seeded bootstrap interval")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: str | None = None,
                           bound: str = "point", confidence: float = CONFIDENCE, at_least_examples: int | None = None,
                           seed: int = 0) -> Rate:
@@ -120,7 +120,7 @@ def assert_macro_f1_above(model, examples: GoldenSet, *, min_f1: float, slice: s
 
 @Family.CLASSIFICATION.gate(page="statistics.md",
                             checks="recall of each named intent (default: all), each with its interval")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_recall_above(model, examples: GoldenSet, *, min_recall: float, intents: Sequence[str] | None = None,
                         bound: str = "point", confidence: float = CONFIDENCE,
                         at_least_examples: int | None = None) -> dict[str, Rate]:

@@ -22,7 +22,7 @@ from ..analysis.counterfactuals import RoutingPolicy
 from ..analysis.intervals import CONFIDENCE, check_sample_size
 from ..cache.analyses import evaluate
 from ..domain import routing_policy
-from ..errors import MangaAssistInputError, clip, format_table
+from ..errors import MangaAssistInputError, clip, format_table, renamed_keywords
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Family, check
@@ -99,7 +99,7 @@ def _flips_evidence(comparison: PairedComparison, mask, by: str) -> str:
                         checks="share of examples the production model got right and the candidate gets wrong; "
                                "`compare=\"intents\"` (top label vs the example's label) or `\"routes\"` (the route "
                                "under the routing policy vs the example's label); the row says which")
-@valid.renamed(max_rate="max_negative_flip_rate", min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(max_rate="max_negative_flip_rate", min_examples="at_least_examples")  # the old names, for one release
 def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_negative_flip_rate: float = 0.0,
                              slice: str | None = None, intents: Sequence[str] | None = None, bound: str = "point",
                              at_least_examples: int | None = None, compare: str = "intents",
@@ -134,7 +134,7 @@ def assert_no_negative_flips(model, examples: GoldenSet, *, against, max_negativ
 
 @Family.COMPARISON.gate(page="statistics.md",
                         checks="McNemar's exact test must not find the candidate worse, comparing intents or routes")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_not_worse(model, examples: GoldenSet, *, against, min_p_value: float = 0.05, slice: str | None = None,
                      intents: Sequence[str] | None = None, at_least_examples: int | None = None, compare: str = "intents",
                      policy: RoutingPolicy | None = None) -> PairedSummary:

@@ -15,6 +15,7 @@ from ..analysis.latency import (LatencyResult, LatencyVerdict, RuntimeCannotRun,
 from ..analysis.onnx_structure import OnnxStructure, inspect_onnx_structure
 from ..analysis.parity import ParityResult, parity_probe, runtime_parity
 from ..domain import profile_for
+from ..errors import renamed_keywords
 from ..loading.model import IntentModel
 from ..loading.runtimes import OnnxModel, ServingArtifact, TorchRuntime
 from . import validation as valid
@@ -62,7 +63,7 @@ def assert_onnx_structure(model, *, artifact) -> OnnxStructure:
 
 @Family.EXPORT.gate(page="export.md", reads="onnx",
                     checks="logits and routes of ONNX Runtime against PyTorch on a probe set built to break exports")
-@valid.renamed(max_length="at_most_length")  # the old names, for one release
+@renamed_keywords(max_length="at_most_length")  # the old names, for one release
 def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                        at_most_length: int | None = None) -> ParityResult:
     """ONNX Runtime's logits (artifact: the onnx_model fixture) agree with PyTorch's within max_logit_diff,
@@ -75,7 +76,7 @@ def assert_onnx_parity(model, examples=None, *, artifact, max_logit_diff: float 
 
 
 @Family.EXPORT.gate(page="export.md", reads="serving", checks="the same for the compiled TorchScript / Neuron artifact")
-@valid.renamed(max_length="at_most_length")  # the old names, for one release
+@renamed_keywords(max_length="at_most_length")  # the old names, for one release
 def assert_serving_parity(model, examples=None, *, artifact, max_logit_diff: float = MAX_LOGIT_DIFF,
                           at_most_length: int | None = None) -> ParityResult:
     """The compiled serving artifact (TorchScript / Neuron; the serving_artifact fixture) agrees with
@@ -110,7 +111,7 @@ def _assert_parity(caller: str, model, examples, artifact, kind: type, fixture: 
                      checks="P95 latency (with its interval) of an `IntentModel`, `onnx_model` or "
                             "`serving_artifact`; a busy machine is named, and a P95 over budget there ends as \"not "
                             "measurable on this machine now\"")
-@valid.renamed(min_calls="at_least_calls", max_calls="at_most_calls", max_seconds="at_most_seconds",
+@renamed_keywords(min_calls="at_least_calls", max_calls="at_most_calls", max_seconds="at_most_seconds",
                max_wait_seconds="at_most_wait_seconds")
 def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len: int = 32, threads: int = 1,
                        at_least_calls: int = 200, at_most_calls: int = 5000, at_most_seconds: float = 15.0,
@@ -142,8 +143,8 @@ def assert_latency_p95(model, *, max_p95_ms: float, batch_size: int = 1, seq_len
     attempts: list[LatencyResult] = []
     while True:
         try:
-            result = measure_latency(model, batch_size, seq_len, threads, min_calls=at_least_calls,
-                                     max_calls=at_most_calls, max_seconds=at_most_seconds)
+            result = measure_latency(model, batch_size, seq_len, threads, at_least_calls=at_least_calls,
+                                     at_most_calls=at_most_calls, at_most_seconds=at_most_seconds)
         except RuntimeCannotRun as failure:  # no latency to compare: the verdict is a failure, whatever the limit
             check(caller, f"p95 latency in ms ({shape})", float("inf"), max_p95_ms, "<=", 
                   passed=False, evidence=f"{failure.source} cannot run this shape: {failure.cause[:300]}",

@@ -18,7 +18,7 @@ from ..analysis.logit_lens import LogitLensResult
 from ..analysis.patching import PatchingResult
 from ..analysis.probes import ProbeResult
 from ..cache.analyses import cka_per_layer_between, decision_lens, patching, probe_f1
-from ..errors import MangaAssistInputError, format_table
+from ..errors import MangaAssistInputError, format_table, renamed_keywords
 from ..loading.golden import GoldenSet
 from . import validation as valid
 from .records import Curve, Family, check
@@ -191,7 +191,7 @@ def assert_patching_recovers(model, examples: GoldenSet, *, layer: int, min_rate
 @Family.REPRESENTATION.gate(page="representation.md", chart=Curve,
                             checks="logit lens: the model's own head gives its final decision from `layer` up (reads"
                                    " no labels: texts are enough)")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_decision_forms_by(model, examples, *, layer: int, intents=None, min_share: float = 0.9,
                              at_least_examples: int = MIN_EXAMPLES) -> LogitLensResult:
     """Logit lens: for each intent (default: every intent the model routes >= at_least_examples examples to), the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..analysis.slices import SliceCandidate, SliceDiscovery, SliceFeatures
 from ..cache.analyses import discover_slices
-from ..errors import MangaAssistInputError
+from ..errors import MangaAssistInputError, renamed_keywords
 from . import validation as valid
 from .records import Family, check
 
@@ -50,7 +50,7 @@ def _interval(candidate: SliceCandidate | None, what: str) -> tuple[float, float
                                    "examples that is significantly worse than the rest after Benjamini-Hochberg (FDR"
                                    " `fdr`) has a lift above `max_lift` (or an error rate above `max_error_rate`; "
                                    "give exactly one); `bound=\"lower\"` gates the lower end of the exact interval")
-@valid.renamed(min_size="at_least_size")  # the old names, for one release
+@renamed_keywords(min_size="at_least_size")  # the old names, for one release
 def assert_no_weak_slice(model, examples, *, at_least_size: int = 20, max_lift: float | None = None,
                          max_error_rate: float | None = None, fdr: float = 0.05, bound: str = "point",
                          features: SliceFeatures | None = None, seed: int = 0) -> SliceDiscovery:
@@ -68,7 +68,7 @@ def assert_no_weak_slice(model, examples, *, at_least_size: int = 20, max_lift: 
         raise MangaAssistInputError(f"{caller}: features must be None or a SliceFeatures; got "
                                     f"{type(features).__name__}.", "Leave features out for the profile of the model's label set "
                                     "(domain.profile_for).")
-    discovery = discover_slices(model, golden, min_size=at_least_size, features=features, seed=seed)
+    discovery = discover_slices(model, golden, at_least_size=at_least_size, features=features, seed=seed)
     found = discovery.significant(fdr)
     weak = [c for c in found if _measure(c, what, bound) > limit]
     worst = max(found, key=lambda c: _measure(c, what, bound), default=None)

@@ -19,7 +19,7 @@ from ..analysis.intervals import CONFIDENCE, Rate, check_sample_size, examples_n
 from ..analysis.traffic import RouteShift, TrafficComparison
 from ..cache.traffic import ReplayStats, traffic_comparison
 from ..domain import routing_policy
-from ..errors import clip, format_table
+from ..errors import clip, format_table, renamed_keywords
 from ..loading.traffic import Traffic
 from . import validation as valid
 from .records import Family, TrafficFlip, TrafficReplay, check
@@ -122,7 +122,7 @@ def traffic_replay(model, examples: Traffic, *, against, policy: RoutingPolicy |
                         checks="on replayed traffic (`examples`: the `traffic` fixture): share of messages whose "
                                "route changes, exact interval; optionally each route's flip rate "
                                "([traffic](traffic.md))")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_traffic_agreement(model, examples: Traffic, *, against, max_flip_rate: float,
                              max_route_flip_rate: float | None = None, bound: str = "point",
                              policy: RoutingPolicy | None = None,
@@ -179,7 +179,7 @@ def _interval(rate: Rate) -> str:
 @Family.COMPARISON.gate(page="traffic.md", chart=TrafficReplay,
                         checks="on replayed traffic: each route's share of traffic moves by at most `max_shift`; "
                                "rare routes are named when they move ([traffic](traffic.md))")
-@valid.renamed(min_examples="at_least_examples")  # the old names, for one release
+@renamed_keywords(min_examples="at_least_examples")  # the old names, for one release
 def assert_route_shares_stable(model, examples: Traffic, *, against, max_shift: float, bound: str = "point",
                                policy: RoutingPolicy | None = None,
                                at_least_examples: int | None = None) -> TrafficReplayResult:

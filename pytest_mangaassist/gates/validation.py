@@ -10,15 +10,12 @@ it as a failed test with the problem and the fix, never as a traceback and never
 
 from __future__ import annotations
 
-import functools
-
-
 import numpy as np
 
 from ..analysis.attribution import BASELINES, baseline_token_id, normalize_word
 from ..analysis.layers import resolve_layer
 from ..analysis.checks import choice, number, shown  # the low-level rules, shared with the analyses
-from ..errors import MangaAssistInputError, warn_renamed
+from ..errors import MangaAssistInputError
 from ..loading.golden import GoldenSet
 
 EXAMPLE_TYPES = "a GoldenSet (the golden_set or validation_set fixture, or a slice of it) or a list of message strings"
@@ -231,25 +228,3 @@ def of_type(caller: str, name: str, value, kind: type | tuple[type, ...], what: 
     if not isinstance(value, kind):
         raise MangaAssistInputError(f"{caller}: {name} must be {what}; got {type(value).__name__}.", fix)
     return value
-
-
-def renamed(**old_to_new: str):
-    """Keep a gate's old keyword names for one release: a call with an old name runs under the new one with a
-    DeprecationWarning that names it; both names at once is an input error."""
-    def rename(function):
-        caller = function.__name__
-
-        @functools.wraps(function)
-        def gate(*args, **kwargs):
-            __tracebackhide__ = True
-            for old, new in old_to_new.items():
-                if old not in kwargs:
-                    continue
-                if new in kwargs:
-                    raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
-                                                f"Pass {new}= only.")
-                warn_renamed(f"{caller}: {old}=", f"pass {new}=")
-                kwargs[new] = kwargs.pop(old)
-            return function(*args, **kwargs)
-        return gate
-    return rename
