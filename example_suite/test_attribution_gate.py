@@ -80,7 +80,7 @@ def test_escalation_does_not_hang_on_human_or_agent(intent_model, escalations, m
 def test_no_single_word_dominates_escalation(intent_model, escalations, mangaassist_record):
     audit = assert_no_lexical_shortcut(intent_model, escalations, intent="escalation", max_share=MAX_SHARE,
                                        min_effect=MIN_EFFECT, at_most_steps=MAX_STEPS)
-    mangaassist_record(f"escalation's most attributed word type: {audit.family[0]!r} (share {audit.share:.3f}, "
+    mangaassist_record(f"escalation's most attributed word type: {audit.words[0]!r} (share {audit.share:.3f}, "
                        f"removal effect {audit.effect:.3f})", audit.worst_table(4))
 
 
