@@ -8,7 +8,8 @@ tuned on): accuracy, JP-EN accuracy and the lowest
 intent recall with their exact 95% intervals, and `slices discover` on the review set as it prints. With
 --production (the model before the retrain, in production then) the same for it, and the paired comparison of the two per slice on each
 set (McNemar's exact test, negative flips); these need both models, so they are recorded in
-scripts/slice_loop_before.json and a later run without --production (scripts/figures.sh) keeps them.
+scripts/slice_loop_before.json with the weights hash of the model they were computed for, and a later run
+without --production (scripts/figures.sh) keeps them, saying so when the model has changed since.
 """
 
 from __future__ import annotations
@@ -76,8 +77,14 @@ def render(before: dict, after: dict) -> str:
               "| --- | --- | --- |"]
     lines += [f"| {intent} | {before['figures']['check']['recall'][intent]} | {rate} |"
               for intent, rate in after["figures"]["check"]["recall"].items()]
+    candidate = before["compared"]
+    if candidate["content_hash"] == after["content_hash"]:
+        compared = "after (candidate)"
+    else:  # recorded for another build: say so rather than show them as this build's
+        compared = (f"{candidate['build']} (candidate, recorded: not the build above; "
+                    "`MANGAASSIST_PRODUCTION=DIR bash scripts/figures.sh` recomputes it)")
     for name, table in before["comparisons"].items():
-        lines += ["", f"Paired comparison on {name}.jsonl, after (candidate) against before (production):", "",
+        lines += ["", f"Paired comparison on {name}.jsonl, {compared} against before (production):", "",
                   "```", table, "```"]
     lines += ["", "`slices discover` on the review set, before the retrain:", "", "```", before["discover"], "```",
               "", "and after:", "", "```", after["discover"], "```", "", END]
@@ -93,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir = args.reference / "finetuned"
     model = IntentModel.load(model_dir)
-    after = {"model": _name(model_dir), "figures": figures(model), "discover": discover(model_dir)}
+    after = {"model": _name(model_dir), "content_hash": model.content_hash, "figures": figures(model),
+             "discover": discover(model_dir)}
     if args.production:
         production = IntentModel.load(args.production)
         before = {"model": _name(args.production), "figures": figures(production), "discover": discover(args.production),
-                  "comparisons": comparisons(model, production)}
+                  "comparisons": comparisons(model, production),
+                  "compared": {"model": after["model"], "content_hash": model.content_hash,
+                               "build": f"{after['model']} (weights {model.content_hash[:12]})"}}
         RECORD.write_text(json.dumps(before, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     else:
         before = json.loads(RECORD.read_text(encoding="utf-8"))
