@@ -6,6 +6,7 @@ import pytest
 
 from pytest_mangaassist import (GateFailure, IntentModel, MangaAssistInputError, assert_cka_above,
                                 assert_patching_recovers, assert_probe_f1_above, linear_cka, load_golden_set)
+from pytest_mangaassist.analysis.intervals import macro_f1_rate
 from pytest_mangaassist.analysis.logit_lens import LogitLensResult, lens_logits
 from pytest_mangaassist.analysis.patching import pair_errors_with_donors, patched_logits, patching_recovery
 from pytest_mangaassist.analysis.sweep import activation_sweep
@@ -138,6 +139,9 @@ def test_probe_reports_its_interval_and_selectivity_against_the_control_task(mod
         rate = result.f1_rate(layer)
         assert rate == pytest.approx(f1_score(result.test_labels, result.predicted[layer], average="macro"))
         assert rate == pytest.approx(result.f1[layer]) and rate.low <= rate <= rate.high and rate.n == result.n_test
+        # the interval stored with the probes (and cached with them) is the bootstrap made from its predictions
+        fresh = macro_f1_rate(result.test_labels, result.predicted[layer])
+        assert (rate.low, rate.high, rate.method) == (fresh.low, fresh.high, fresh.method)
     assert result.selectivity == pytest.approx(np.subtract(result.f1, result.control_f1))
     assert result.control_f1[0] < 0.1  # one constant [CLS] vector memorises nothing
     # measured on the small model: layer 1 F1 0.81-0.85 / control 0.58-0.70 (selectivity 0.11-0.27), layer 2

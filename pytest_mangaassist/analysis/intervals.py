@@ -107,7 +107,12 @@ def macro_f1_rate(truth: Sequence, predicted: Sequence, confidence: float = CONF
     result = bootstrap((t, p), macro_f1, paired=True, vectorized=True, axis=-1, n_resamples=n_resamples,
                        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     ci = result.confidence_interval
-    return Rate(estimate, ci.low, ci.high, len(t), f"bootstrap, {n_resamples} resamples, seed {seed}", confidence)
+    return Rate(estimate, ci.low, ci.high, len(t), bootstrap_method(n_resamples, seed), confidence)
+
+
+def bootstrap_method(n_resamples: int, seed: int) -> str:
+    """How a macro-F1 interval was made, as a Rate names it."""
+    return f"bootstrap, {n_resamples} resamples, seed {seed}"
 
 
 def examples_needed(threshold: float, bound: str, confidence: float = CONFIDENCE) -> int:

@@ -40,7 +40,7 @@ from ..loading.golden import GoldenSet
 from . import codec, store
 
 MIN_PROBE_EXAMPLES_PER_INTENT = 10
-PROBE_FORMAT = "probes-2"  # bump when the probe recipe changes
+PROBE_FORMAT = "probes-3"  # bump when the probe recipe changes
 PATCHING_FORMAT = "patching-2"  # resumed from recorded layer states (same figures, cached anew once)
 CKA_FORMAT = "cka-1"
 LENS_FORMAT = "lens-1"
