@@ -31,6 +31,12 @@ def renamed_warning(old: str, new: str) -> DeprecationWarning:
     return DeprecationWarning(f"{old} is deprecated and goes in the next release; {new} instead.")
 
 
+def renamed_twice(old: str, new: str, new_alone: str) -> MangaAssistInputError:
+    """The error of a call that gives a renamed public name under both names (new_alone: the new name as the
+    fix asks for it)."""
+    return MangaAssistInputError(f"{old} is the old name of {new}; got both.", f"Pass {new_alone} only.")
+
+
 def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
     """Warn, at the caller's caller, that `old` was used where `new` is the name now."""
     warnings.warn(renamed_warning(old, new), stacklevel=stacklevel)
@@ -49,8 +55,7 @@ def renamed_keywords(**old_to_new: str):
                 if old not in kwargs:
                     continue
                 if new in kwargs:
-                    raise MangaAssistInputError(f"{caller}: {old}= is the old name of {new}=; got both.",
-                                                f"Pass {new}= only.")
+                    raise renamed_twice(f"{caller}: {old}=", f"{new}=", f"{new}=")
                 warn_renamed(f"{caller}: {old}=", f"pass {new}=")
                 kwargs[new] = kwargs.pop(old)
             return function(*args, **kwargs)

@@ -28,6 +28,8 @@ from ..errors import format_table
 from .intervals import CONFIDENCE, N_RESAMPLES, Rate, bootstrap_method, macro_f1_rate
 from .layers import layer_name
 
+STORED_SEED = 0  # the bootstrap seed of the intervals a ProbeResult carries (f1_rate's default)
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -37,20 +39,20 @@ class ProbeResult:
     control_f1: tuple[float, ...] = ()  # the same probe on the control task, per layer
     test_labels: tuple[str, ...] = ()  # held-out truth, and each layer's predictions on it (for intervals)
     predicted: tuple[tuple[str, ...], ...] = ()
-    # each layer's macro-F1 (estimate, low, high) at CONFIDENCE, seed 0: made with the probes, so a cached probe
-    # result carries them (a warm run read 1.4 s of bootstrap otherwise)
+    # each layer's macro-F1 (estimate, low, high) at CONFIDENCE, seed STORED_SEED: made with the probes, so a
+    # cached probe result carries them (a warm run read 1.4 s of bootstrap otherwise)
     f1_intervals: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def selectivity(self) -> tuple[float, ...]:
         return tuple(f - c for f, c in zip(self.f1, self.control_f1))
 
-    def f1_rate(self, layer: int, confidence: float = CONFIDENCE, seed: int = 0) -> Rate:
+    def f1_rate(self, layer: int, confidence: float = CONFIDENCE, seed: int = STORED_SEED) -> Rate:
         """The layer's held-out macro-F1 with a seeded bootstrap interval over the test examples (the
         probe's own training is held fixed: this is the uncertainty of scoring on n_test examples)."""
-        if self.f1_intervals and (confidence, seed) == (CONFIDENCE, 0):
+        if self.f1_intervals and (confidence, seed) == (CONFIDENCE, STORED_SEED):
             estimate, low, high = self.f1_intervals[layer]
-            return Rate(estimate, low, high, self.n_test, bootstrap_method(N_RESAMPLES, 0), CONFIDENCE)
+            return Rate(estimate, low, high, self.n_test, bootstrap_method(N_RESAMPLES, STORED_SEED), CONFIDENCE)
         return _f1_rate(self.test_labels, self.predicted[layer], confidence, seed)
 
     def jump(self) -> tuple[int, float]:
@@ -104,7 +106,7 @@ def probe_f1_per_layer(cls_states: np.ndarray, labels, test_size: float = 0.3, s
     tasks = [labels] + ([control_labels(texts, labels, seed)] if texts is not None else [])
     (f1, predicted), *control = _probe_layers(cls_states, tasks, train, test, seed)
     test_labels, predicted = tuple(map(str, labels[test])), tuple(tuple(map(str, p)) for p in predicted)
-    rates = [_f1_rate(test_labels, p, CONFIDENCE, 0) for p in predicted]
+    rates = [_f1_rate(test_labels, p, CONFIDENCE, STORED_SEED) for p in predicted]
     return ProbeResult(tuple(f1), len(train), len(test), tuple(control[0][0]) if control else (), test_labels,
                        predicted, tuple((float(r), r.low, r.high) for r in rates))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..analysis.leakage import (MAX_SIMILARITY, SIMILARITY, LeakedPair, near_duplicates, near_duplicates_within,
                                 pairs_table)
 from ..analysis.slices import SliceCandidate, SliceDiscovery
-from ..errors import MangaAssistInputError, renamed_warning
+from ..errors import MangaAssistInputError, renamed_twice, renamed_warning
 from ..loading.golden import GoldenExample, GoldenSet, check_labels_match, load_golden_set, to_record
 
 INPUT_ERROR = 2
@@ -85,7 +85,7 @@ def discover(args) -> SliceDiscovery:
     from ..cache.analyses import discover_slices
     from ..loading.model import IntentModel
 
-    at_least_size = _renamed_option(args, "--at-least-size", "--min-size", default=10)
+    at_least_size = _renamed_option(args.at_least_size, "--at-least-size", args.old_min_size, "--min-size", 10)
     _check_number("--at-least-size", at_least_size, 5, None)
     _check_number("--fdr", args.fdr, 0.0, 1.0)
     out = _writable(Path(args.out)) if args.out else None
@@ -130,13 +130,12 @@ def test_function(candidate: SliceCandidate, discovery: SliceDiscovery, data: st
             f"    assert_accuracy_above(intent_model, golden_set, slice={candidate.name!r}, min_accuracy={floor:.2f})")
 
 
-def _renamed_option(args, flag: str, old_flag: str, default):
+def _renamed_option(value, flag: str, old, old_flag: str, default):
     """The option's value, also read under its old name for one release (a warning on stderr names the new)."""
-    value, old = (getattr(args, f.lstrip("-").replace("-", "_")) for f in (flag, "--old-" + old_flag.lstrip("-")))
     if old is None:
         return default if value is None else value
     if value is not None:
-        raise MangaAssistInputError(f"{old_flag} is the old name of {flag}; got both.", f"Pass {flag} only.")
+        raise renamed_twice(old_flag, flag, flag)
     print(f"warning: {renamed_warning(old_flag, 'pass ' + flag)}", file=sys.stderr)
     return old
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..loading.checkpoint import CheckpointInfo, inspect_checkpoint
-from ..errors import MangaAssistInputError, renamed_warning
+from ..errors import MangaAssistInputError, renamed_twice, renamed_warning
 from ..loading.golden import GoldenSet, check_labels_match, load_golden_set
 
 if TYPE_CHECKING:
@@ -155,8 +155,8 @@ def _raw(config, option: Option) -> tuple[str | None, Path]:
     if not old:
         return value or (None, _ini_folder(config))
     if value:
-        raise MangaAssistInputError(f"{option.old_flag} (ini {dest_of(option.old_flag)}) is the old name of "
-                                    f"{option.flag} (ini {option.dest}); got both.", f"Pass {option.flag} only.")
+        raise renamed_twice(f"{option.old_flag} (ini {dest_of(option.old_flag)})",
+                            f"{option.flag} (ini {option.dest})", option.flag)
     config.issue_config_time_warning(renamed_warning(f"pytest-mangaassist: {option.old_flag} (ini "
                                                      f"{dest_of(option.old_flag)})",
                                                      f"pass {option.flag} (ini {option.dest})"), stacklevel=2)
