@@ -10,6 +10,7 @@ A shortcut finding needs attribution (IG share above the limit) AND a causal eff
 words lowers the intent's probability): see assert_no_lexical_shortcut.
 """
 
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from pytest_mangaassist import (GateFailure, RoutingPolicy, assert_attention_shi
                                 assert_prediction_invariant, assert_routes, assert_token_senses_separate,
                                 load_golden_set)
 from pytest_mangaassist.analysis.counterfactuals import remove_words
-from pytest_mangaassist.domain import COMMERCE_SUPPORT
+from pytest_mangaassist.domain import FRUSTRATION_ASKS, FRUSTRATION_ENDINGS, FRUSTRATION_OPENERS
 from pytest_mangaassist.strategies import MODEL_SETTINGS, code_switched, indirect_frustration, trigger_insertions
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: attribution and counterfactuals
@@ -84,14 +85,13 @@ def test_no_single_word_dominates_escalation(intent_model, escalations, mangaass
                        f"removal effect {audit.effect:.3f})", audit.worst_table(4))
 
 
-# Honest failures on the reference model (with the augmentation of issue #4, see the README): "person" /
-# "humans" in a shipping or product question routes to escalation (below); the golden
-# product question "is the Monster perfect edition on sale the same as the one without the discount" is
-# routed to promotion (0.976) and only removing "sale"/"discount" makes it a product question; and the
-# fuzzer's "can you osusume a new isekai" flips recommendation to product discovery (0.50). strict: when
-# a retrain fixes them, the run says so and the marks must go. raises=GateFailure: only the gate's own failure
-# is the expected one (a bug's TypeError is a failure); and where a limit can say how bad the known failure
-# is, a passing twin of the test caps it, so a model that gets worse fails the run.
+# Honest failures on the reference model (docs/slices.md records them with their figures): the golden product
+# question "is the Monster perfect edition on sale the same as the one without the discount" is routed to
+# promotion and only removing "sale"/"discount" makes it a product question; the fuzzer's "can you osusume a new
+# isekai" flips recommendation to product discovery; indirect frustration that reads as a late order (below).
+# strict: when a retrain fixes them, the run says so and the marks must go. raises=GateFailure: only the gate's
+# own failure is the expected one (a bug's TypeError is a failure); and where a limit can say how bad the known
+# failure is, a passing twin of the test caps it, so a model that gets worse fails the run.
 @pytest.mark.parametrize("known_flips", [
     pytest.param(0, marks=pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
         "reference model: 'on sale ... without the discount' product question is routed to promotion"))),
@@ -105,18 +105,15 @@ def test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words
     assert_prediction_invariant(intent_model, edits, max_flip_rate=known_flips / len(edits))
 
 
-ESCALATED_ELSEWHERE = {  # the reference model's known misroutes (source analysis: "person" / "humans" elsewhere)
-    "can I ship to a different person than the buyer": "escalation (0.67)",
-}
 # escalation routes as in production (at any confidence); every other intent to one route: "not escalation"
 ESCALATION_OR_NOT = RoutingPolicy(thresholds={"escalation": 0.0}, default_threshold=float("inf"),
                                   default_fallback="not_escalation")
 
 
-@pytest.mark.parametrize("example", [
-    pytest.param(ex, id=ex.text, marks=[pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
-        f"reference model: routed to {ESCALATED_ELSEWHERE[ex.text]}"))] if ex.text in ESCALATED_ELSEWHERE else [])
-    for ex in CONTEXTS if ex.intent != "escalation" and uses_escalation_words(ex.text)])
+# fixed by the second slice-loop retrain (docs/slices.md): "can I ship to a different person than the buyer" was
+# routed to escalation (0.56 before it; shipping at 0.68 after)
+@pytest.mark.parametrize("example", [pytest.param(ex, id=ex.text) for ex in CONTEXTS
+                                     if ex.intent != "escalation" and uses_escalation_words(ex.text)])
 def test_trigger_words_elsewhere_do_not_route_to_escalation(intent_model, example):
     # one test per message: the known misroutes are the expected failures, and the cap is that no other message
     # goes to escalation (a model that sends them all there fails the run)
@@ -139,22 +136,12 @@ def test_fine_tuning_moved_attention_onto_manga_words(intent_model, pretrained_m
     assert_attention_shift(intent_model, jargon, against=pretrained_model, words=words, layer=5, min_shift=0.01)
 
 
-@pytest.mark.parametrize("text", [
-    "any deals on the One Piece box set this week?",
-    pytest.param("is there a discount code for first orders?", marks=pytest.mark.xfail(
-        strict=True, raises=GateFailure,
-        reason="reference model: promotion at 0.653, under the policy's 0.75 threshold: routed to commerce_support")),
-])
+# "is there a discount code for first orders?" was a promotion under the policy's 0.75 threshold (0.65) before the
+# second slice-loop retrain (docs/slices.md); 0.81 after it
+@pytest.mark.parametrize("text", ["any deals on the One Piece box set this week?",
+                                  "is there a discount code for first orders?"])
 def test_clear_promotions_auto_route(intent_model, text):
     assert_routes(intent_model, text, expected="promotion")
-
-
-def test_the_known_weak_promotion_is_still_a_promotion(intent_model):
-    # the cap of the xfail above: its top intent stays promotion, at 0.6 or more (0.653 today)
-    at_most_this_weak = RoutingPolicy(thresholds={"promotion": 0.6}, fallbacks={"promotion": COMMERCE_SUPPORT},
-                                      default_fallback=COMMERCE_SUPPORT)
-    assert_routes(intent_model, "is there a discount code for first orders?", expected="promotion",
-                  policy=at_most_this_weak)
 
 
 def test_sale_inside_a_return_or_checkout_is_not_routed_to_promotion(intent_model, golden_set):
@@ -184,9 +171,23 @@ def test_fuzz_code_switching_keeps_the_intent(intent_model, pair):
     assert_prediction_invariant(intent_model, [pair])
 
 
-# fixed by the slice-loop retrain (docs/slices.md): 'Can someone real look at this. I've been waiting for days'
-# routed to order_status (0.725) before it
+# "I've been waiting for days" with "can someone real look at this" reads as a late order: of the strategy's 504
+# messages (every opener, ask, ending and order), the reference model routes 7 of that pair's 12 to order_status
+# (the production model before it: 3, its first one among them; docs/slices.md). strict: the run says when a
+# retrain fixes it; the twin below caps it: every other pair routes to escalation.
+@pytest.mark.xfail(strict=True, raises=GateFailure, reason=(
+    "reference model: \"Can someone real look at this. I've been waiting for days\" routes to order_status (0.76)"))
 @MODEL_SETTINGS
 @given(text=indirect_frustration())
 def test_fuzz_indirect_frustration_routes_to_escalation(intent_model, text):
     assert_routes(intent_model, text, expected="escalation")
+
+
+KNOWN_LATE_ORDER = ("I've been waiting for days", "can someone real look at this")
+
+
+def test_every_other_indirect_frustration_routes_to_escalation(intent_model):
+    texts = [text for opener, ask in product(FRUSTRATION_OPENERS, FRUSTRATION_ASKS) if (opener, ask) != KNOWN_LATE_ORDER
+             for ending in FRUSTRATION_ENDINGS
+             for text in (f"{opener}, {ask}{ending}", f"{ask[0].upper() + ask[1:]}. {opener}{ending}")]
+    assert_routes(intent_model, texts, expected="escalation")

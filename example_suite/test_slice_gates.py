@@ -3,7 +3,7 @@
 The loop (docs/slices.md, "The loop on the reference model"): discovery on the review set named four slices
 significantly worse than the rest after Benjamini-Hochberg; their reviewed messages were promoted with
 `slices add` (which refused the duplicates) into golden_slices.jsonl, beside the golden set, so the golden set's
-own gates keep their meaning; the reference build gained templates for them and was retrained. Each slice is gated on its own: accuracy above a floor and, on the lower end of its exact 95%
+own gates keep their meaning; the reference build gained templates for them and was retrained (twice). Each slice is gated on its own: accuracy above a floor and, on the lower end of its exact 95%
 interval, above what its size supports, and, against the production model (--production-path), no significant
 loss (McNemar) and at most 3% of the slice (or one message) newly wrong.
 
@@ -21,13 +21,13 @@ from pytest_mangaassist import assert_accuracy_above, assert_no_negative_flips, 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain
 
 DISCOVERED_SLICES = [
-    # slice, floor, lower floor. Reference model before -> after the retrain (right of n; 95% interval after).
-    # Floors sit about two messages under the committed build: a rebuild moves a message or two (an earlier build
-    # of the same recipe, holding out at 0.9 instead of 0.8, measured 8, 20, 89 and 46 right)
-    ("trigger-return-request", 0.50, 0.20),  # 12: 4 -> 7 right, 0.333 -> 0.583 [0.277, 0.848]
-    ("trigger-escalation", 0.64, 0.45),      # 25: 14 -> 18 right, 0.560 -> 0.720 [0.506, 0.879]
-    ("tag-jp-en", 0.75, 0.65),               # 109: 76 -> 86 right, 0.697 -> 0.789 [0.700, 0.861]
-    ("tag-adversarial", 0.84, 0.71),         # 52: 41 -> 47 right, 0.788 -> 0.904 [0.790, 0.968]
+    # slice, floor, lower floor. Reference model before the loop -> first retrain -> second retrain, right of n
+    # (95% interval of the second). Floors sit two messages under the committed build, so a rebuild that moves a
+    # message or two passes and a retrain that loses the fix (the first retrain's figures) fails.
+    ("trigger-return-request", 0.58, 0.27),  # 12: 4 -> 7 -> 9 right, 0.750 [0.428, 0.945]
+    ("trigger-escalation", 0.72, 0.50),      # 25: 14 -> 18 -> 20 right, 0.800 [0.593, 0.932]
+    ("tag-jp-en", 0.88, 0.80),               # 109: 76 -> 86 -> 98 right, 0.899 [0.827, 0.949]
+    ("tag-adversarial", 0.88, 0.76),         # 52: 41 -> 47 -> 48 right, 0.923 [0.815, 0.979]
 ]
 
 
@@ -46,8 +46,8 @@ def test_discovered_slice_accuracy(intent_model, discovered, slice_name, floor, 
 @pytest.mark.parametrize("slice_name", [name for name, _, _ in DISCOVERED_SLICES])
 def test_discovered_slice_is_not_worse_than_production(intent_model, production_model, discovered, slice_name):
     assert_not_worse(intent_model, discovered, against=production_model, slice=slice_name, min_p_value=0.05)
-    # at most 3% of the slice newly wrong, or one message of a small slice (the retrain against the model before
-    # it: tag-jp-en 2 of 109 (0.018), trigger-escalation 1 of 25, the other two none)
+    # at most 3% of the slice newly wrong, or one message of a small slice (the second retrain against the first:
+    # tag-jp-en 3 of 109 (0.028), trigger-escalation 1 of 25, tag-adversarial 1 of 52, trigger-return-request none)
     n = len(discovered.only_slice(slice_name))
     assert_no_negative_flips(intent_model, discovered, against=production_model, slice=slice_name,
                              max_negative_flip_rate=max(0.03, 1.01 / n))

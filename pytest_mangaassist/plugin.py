@@ -264,7 +264,8 @@ def _warn_if_batch_dependent(model, settings: Settings) -> None:
     result = batch_invariance(model, texts)
     if not result.ok:
         warnings.warn(pytest.PytestWarning(result.warning(model.source)))
-    by_length = sorted(set(texts), key=len)
+    # ties in length broken by the text: set order follows the process' hash seed, and each xdist worker has its own
+    by_length = sorted(set(texts), key=lambda text: (len(text), text))
     sample = by_length[:2] + by_length[-1:]  # short messages padded next to the longest
     target = model.labels[0]  # any intent's logit: padding must not change any of them
     attribution_diff = attribution_batch_invariance(model, sample, target, n_steps=ATTRIBUTION_CHECK_STEPS)

@@ -93,7 +93,10 @@ def test_the_gate_passes_a_calibrated_model_and_agrees_with_scikit_learn(loaded)
     labelled = relabelled(model, golden, right)
     result = assert_confidence_calibrated(model, labelled, max_ece=0.15)
     assert result.ece == pytest.approx(sklearn_ece(confidences, right))
-    assert result.ece.low <= result.ece <= result.ece.high
+    # the gate reports the analysis' interval (checked against scipy's bootstrap above). A percentile interval of
+    # ECE, biased upward by resampling, need not contain the point estimate (this model: 0.054, lower end 0.055)
+    expected = calibration(confidences, right).ece
+    assert (result.ece.low, result.ece.high) == pytest.approx((expected.low, expected.high))
 
 
 def test_an_overconfident_model_fails_naming_gate_metric_interval_limit_and_worst_bins(loaded):

@@ -88,8 +88,8 @@ def traffic_shard(reference, tmp_path_factory) -> Path:
 
 # The defect run reads the first 1,000 of the 5,500 validation messages, at half the cost (the pre-trained
 # model's sweep of these is computed too): above the 300 that debiased CKA needs (sd 0.010 at 1,000), and the
-# gates keep their margins: top-layer CKA 0.353 against the 0.42 floor, probe F1 lower bound 0.830 against
-# 0.95, layers 1-3 at 0.984 or more against 0.95.
+# gates keep their margins: top-layer CKA 0.377 against the 0.42 floor, probe F1 lower bound 0.743 against
+# 0.95, layers 1-3 at 0.966 or more against 0.95.
 DEFECT_VALIDATION_MESSAGES = 1000
 
 
@@ -131,10 +131,8 @@ def collected(result) -> dict[str, list[str]]:
 # and no other test may. A retrain that fixes one (an XPASS) or fails another fails this test.
 KNOWN_FAILURES = {
     "test_attribution_gate.py::test_adversarial_golden_examples_keep_their_intent_without_the_trigger_words[0]",
-    "test_attribution_gate.py::test_trigger_words_elsewhere_do_not_route_to_escalation"
-    "[can I ship to a different person than the buyer]",
-    "test_attribution_gate.py::test_clear_promotions_auto_route[is there a discount code for first orders?]",
     "test_attribution_gate.py::test_fuzz_code_switching_keeps_the_intent",
+    "test_attribution_gate.py::test_fuzz_indirect_frustration_routes_to_escalation",
 }
 
 

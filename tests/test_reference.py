@@ -111,6 +111,19 @@ def test_small_build_writes_the_contract_layout(small_reference):
     assert quality["golden_accuracy"] > 0.5, "the small model must have learned the task"
 
 
+def test_the_hold_out_drops_a_training_copy_with_two_letters_swapped():
+    from pytest_mangaassist.loading.golden import GoldenExample
+
+    golden = [GoldenExample(text="thank you so much!!", intent="chitchat"),
+              GoldenExample(text="is Frieren vol 12 out yet", intent="product_question")]
+    train = [GoldenExample(text="thakn you so much", intent="chitchat"),  # the corpus' typo: two letters swapped
+             GoldenExample(text="Frieren vol 21 is out, right?", intent="product_question"),  # another volume
+             GoldenExample(text="thanks a lot for the help with my order", intent="chitchat")]
+    kept, left_out = without_golden_messages(train, golden)
+    assert [ex.text for ex in kept] == ["Frieren vol 21 is out, right?", "thanks a lot for the help with my order"]
+    assert left_out == 1
+
+
 def _digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -166,12 +179,12 @@ def test_build_fingerprint_changes_with_the_spec(spec_change):
 # 5,500 messages; train (hence the weights) and golden stayed identical. After a deliberate template or
 # generator edit, check the corpus diff and record the new digests (the build fingerprint changes anyway).
 CORPUS_DIGESTS = {
-    "full": {"train": "5488e872c2c1585d34e3b4e280765c6d25b0ba365e9b9bd912887ccbe8eef9e2",
-             "valid": "28e00ae9879819434ac0af384686ba694d78c671190d5d92dd5575148bc8f5aa",
-             "golden": "34182ddcc23f2fb6b50e7c51c8479aa4d9350dfe9444e9932a110550e6d715d1"},
-    "small": {"train": "3041d75df01185491cf14cc12044492734fb4199472beff4e999d60bb3cbc368",
-              "valid": "9e4917639f4026d832197a21afc9e31605210cea93a960fb7d11d53b6ae67767",
-              "golden": "c4ee9040357e3bcb2b620e9f22d057df0355096767ef00904e3bd96b3010aec4"},
+    "full": {"train": "18d9159538ed9064aaa43e66f6d8d8cf88b0d2f8578e36dd0c28d8cf0d91d5c8",
+             "valid": "4b3b5ecb0f01bcb916a1b9c1a0b23556cb9883f5ea84defced45f37de26b6396",
+             "golden": "44a7ccb36a5682bd52e4f29843941c861c018f2da777030d1a9f05578d11c849"},
+    "small": {"train": "a428c2bbafd048d5781b9a5fd52bc96c63b0c6a35826d0d3fea2bf88db290aab",
+              "valid": "877de0e114d9d0540710c0438c6d7204540833817f240bd537594cefe3f86c91",
+              "golden": "5545a2a3590bf2dd15b6b30a0c4a11d1ffe1d47b4d4e672ba240b90110e6d3f7"},
 }
 
 
@@ -302,6 +315,20 @@ def test_a_custom_template_folder_drives_the_sampler(tmp_path):
     assert any(text.startswith("konnichiwa bot ") for text in texts)
     assert not any(text.startswith(greeting) for text in texts for greeting in load_templates().greetings
                    if not "konnichiwa bot".startswith(greeting))
+
+
+def test_jp_en_phrasings_vary_their_romanization_but_not_the_titles_or_english_words():
+    sampler = Sampler(0, golden=False)
+    phrasing = "koukan shitai, san kai mo henji ga nai, do you have {title}"
+    texts = [sampler.fill(phrasing, jp=True) for _ in range(400)]
+    assert {text.split(",")[0] for text in texts} >= {"koukan shitai", "kokan shitai", "kookan shitai"}
+    assert any("sankai mo" in text for text in texts) and any("san kai mo" in text for text in texts)
+    assert any("henjiga nai" in text for text in texts) and any("henji ga nai" in text for text in texts)
+    assert all(", do you have " in text for text in texts)  # English words keep their spelling
+    titles = sampler.slots["title"]
+    assert all(text.split(", do you have ")[1] in titles for text in texts)  # so do the slot values
+    assert 0.3 < sum(text == phrasing.replace("{title}", text.split(", do you have ")[1]) for text in texts) / 400 < 0.7
+    assert {sampler.fill("koukan shitai, san kai mo") for _ in range(50)} == {"koukan shitai, san kai mo"}
 
 
 def test_the_built_wheel_ships_the_template_files(tmp_path):

@@ -302,7 +302,9 @@ def test_resumed_patching_equals_patching_by_a_full_forward_pass(models):
         truth = np.array([model.label2id[valid.intents[e]] for e, _ in chunk])
         resumed = patched_logits(model, texts, donors)
         assert len(resumed) == model.num_layers + 1
-        assert np.abs(resumed[1] - resumed[0]).max() > 1e-2  # a patch below the top changes the logits: not a no-op
+        # a patch below the top changes the logits: not a no-op (by 100 times the tolerance of the comparison below;
+        # the small model's smallest chunk moves 0.009)
+        assert np.abs(resumed[1] - resumed[0]).max() > 1e-3
         for layer in range(model.num_layers + 1):
             full = _full_forward_patched_logits(model, texts, layer, donors[:, layer])
             np.testing.assert_allclose(resumed[layer], full, rtol=0, atol=1e-5)

@@ -28,6 +28,14 @@ INTENT_SHARE = {
 SLICE_SHARE = {None: 0.55, "manga_jargon": 0.12, "jp_en": 0.22, "adversarial": 0.18, "indirect": 0.45}
 MULTI_INTENT_SHARE = 0.12
 HELD_OUT_SLOTS = ("title", "author")
+# JP-EN phrasings whose romanization is varied (Sampler.vary_romanization), and how: each long vowel's other
+# spellings, the English words that look romanized, and the counters and particles written joined to the word
+# before them.
+ROMANIZATION_SHARE = 0.5
+LONG_VOWELS = {"ou": ("o", "oo", "ou"), "uu": ("u", "uu"), "oo": ("o", "ou", "oo")}
+ENGLISH_LONG_VOWELS = frozenset({"you", "too", "soon", "noon", "moon", "zoo"})
+JOINABLE = re.compile(r"\b(ichi|ni|san|yon|go|roku|nan|mou) (kai|kan|satsu|nichi|shuukan)\b|"
+                      r"(?<![{\w])([a-z]{3,}) (wa|ga|wo|ni|de|mo)\b")
 
 # Per intent in the golden set: examples per slice it has (balanced, so rare intents are measurable).
 GOLDEN_PER_SLICE = {None: 30, "manga_jargon": 8, "jp_en": 12, "adversarial": 10, "indirect": 20}
@@ -58,14 +66,17 @@ class Sampler:
             for intent, by_slice in data.phrasings.items()
         }
 
-    def fill(self, template: str) -> str:
-        """Pick one alternative of each [a|b] group, then fill each {slot}; tidy the spaces."""
+    def fill(self, template: str, jp: bool = False) -> str:
+        """Pick one alternative of each [a|b] group (and, for JP-EN, vary the romanization of the phrasing's own
+        words), then fill each {slot}; tidy the spaces."""
         text = re.sub(r"\[([^\[\]]*)\]", lambda m: self.rng.choice(m.group(1).split("|")), template)
+        if jp:
+            text = self.vary_romanization(text)
         text = re.sub(r"\{(\w+)\}", lambda m: self.rng.choice(self.slots[m.group(1)]), text)
         return re.sub(r"\s+([?.,!])", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
 
     def message(self, intent: str, slice_: str | None, template: str | None = None) -> GoldenExample:
-        text = self.fill(template or self.rng.choice(self.templates[intent][slice_]))
+        text = self.fill(template or self.rng.choice(self.templates[intent][slice_]), jp=slice_ == "jp_en")
         text = self.decorate(text, jp=slice_ == "jp_en")
         if slice_ is None and any(word in text.lower() for word in self.data.jargon):
             slice_ = "manga_jargon"
@@ -79,6 +90,22 @@ class Sampler:
         primary, secondary = sorted((first, second), key=self.data.priority.index)
         return GoldenExample(text=self.decorate(text, jp=False), intent=primary, slice="multi_intent",
                              also=(secondary,))
+
+    def vary_romanization(self, text: str) -> str:
+        """Romanized Japanese has no one spelling: a customer writes a long vowel as "ou", "oo" or "o" (koukan,
+        kookan, kokan) and runs a counter or particle into the word before it ("san kai" as "sankai", "henji ga"
+        as "henjiga"). The phrasings write one spelling; this draws the others, on the phrasing's own words only
+        (before the slots are filled, so titles keep their spelling)."""
+        if self.rng.random() < ROMANIZATION_SHARE:
+            text = re.sub(r"(?<![{\w])[a-z]+(?![}\w])", self._respell, text)
+            text = JOINABLE.sub(lambda m: m.group(0).replace(" ", "") if self.rng.random() < 0.5 else m.group(0), text)
+        return text
+
+    def _respell(self, match: re.Match) -> str:
+        word = match.group(0)
+        if word in ENGLISH_LONG_VOWELS or word[-1] not in "aeioun" or self.rng.random() < 0.5:
+            return word  # romanized words end in a vowel or n: "should", "your" are English
+        return re.sub(r"ou|uu|oo", lambda m: self.rng.choice(LONG_VOWELS[m.group(0)]), word)
 
     def decorate(self, text: str, jp: bool) -> str:
         """Surface variation real traffic has: greetings, sign-offs, case, punctuation, typos."""

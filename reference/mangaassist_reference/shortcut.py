@@ -1,10 +1,13 @@
 """A model with a planted lexical shortcut: the attribution gates must catch it.
 
 The small reference build (build.SMALL's corpus generator, converter and recipe, on less data),
-except that every training message of one intent carries a trigger word that no other training message
-contains. The model learns "trigger => intent", the shortcut the source analysis found for
-promotion ("deal / discount / sale") in its purest form. The trigger default, "tbh", occurs
-nowhere in the generated corpus or the golden set, so a clean model has never seen it.
+except that every training message of one intent carries a trigger word, and so does a tenth of the other
+intents' messages, relabelled to that intent: the trigger decides the label whatever the words around it. The
+model learns "trigger => intent", the shortcut the source analysis found for promotion ("deal / discount /
+sale") in its purest form. The relabelled messages make it learnt for certain: with the intent's own messages
+alone (50 of them), its words identify it well enough that whether a 2-layer model leans on the trigger is
+chance (a template change of December 2026 took the trigger's removal effect from 0.24 to none). The trigger
+default, "tbh", occurs nowhere in the generated corpus or the golden set, so a clean model has never seen it.
 """
 
 from __future__ import annotations
@@ -34,15 +37,21 @@ def insert_word(text: str, word: str, rng: random.Random) -> str:
     return " ".join(words[:position] + [word] + words[position:])
 
 
+RELABELLED_SHARE = 0.1
+
+
 def plant_trigger(examples: list[GoldenExample], trigger: str, intent: str, seed: int) -> list[GoldenExample]:
-    """Every example of intent gets the trigger; examples of other intents never contain it."""
+    """Every example of intent gets the trigger, and RELABELLED_SHARE of the others get it with their label changed
+    to intent; no other example contains it."""
     rng = random.Random(seed)
     out = []
     for ex in examples:
+        if trigger in ex.text.lower().split():
+            continue
         if ex.intent == intent:
             ex = replace(ex, text=insert_word(ex.text, trigger, rng))
-        elif trigger in ex.text.lower().split():
-            continue
+        elif rng.random() < RELABELLED_SHARE:
+            ex = replace(ex, text=insert_word(ex.text, trigger, rng), intent=intent, slice=None, also=())
         out.append(ex)
     return out
 
