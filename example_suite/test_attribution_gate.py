@@ -21,7 +21,8 @@ from pytest_mangaassist import (GateFailure, RoutingPolicy, assert_attention_shi
                                 load_golden_set)
 from pytest_mangaassist.analysis.counterfactuals import remove_words
 from pytest_mangaassist.domain import FRUSTRATION_ASKS, FRUSTRATION_ENDINGS, FRUSTRATION_OPENERS
-from pytest_mangaassist.strategies import MODEL_SETTINGS, code_switched, indirect_frustration, trigger_insertions
+from pytest_mangaassist.strategies import (MODEL_SETTINGS, code_switched, frustration_message, indirect_frustration,
+                                          trigger_insertions)
 
 pytestmark = pytest.mark.gate("monthly")  # tier: every retrain: attribution and counterfactuals
 
@@ -187,7 +188,8 @@ KNOWN_LATE_ORDER = ("I've been waiting for days", "can someone real look at this
 
 
 def test_every_other_indirect_frustration_routes_to_escalation(intent_model):
-    texts = [text for opener, ask in product(FRUSTRATION_OPENERS, FRUSTRATION_ASKS) if (opener, ask) != KNOWN_LATE_ORDER
-             for ending in FRUSTRATION_ENDINGS
-             for text in (f"{opener}, {ask}{ending}", f"{ask[0].upper() + ask[1:]}. {opener}{ending}")]
+    texts = [frustration_message(opener, ask, ending, opener_first)
+             for opener, ask, ending, opener_first in product(FRUSTRATION_OPENERS, FRUSTRATION_ASKS,
+                                                             FRUSTRATION_ENDINGS, (True, False))
+             if (opener, ask) != KNOWN_LATE_ORDER]
     assert_routes(intent_model, texts, expected="escalation")

@@ -134,4 +134,9 @@ def indirect_frustration(draw) -> str:
     ask = draw(st.sampled_from(FRUSTRATION_ASKS))
     ending = draw(st.sampled_from(FRUSTRATION_ENDINGS))
     first = draw(st.booleans())
-    return f"{opener}, {ask}{ending}" if first else f"{ask[0].upper() + ask[1:]}. {opener}{ending}"
+    return frustration_message(opener, ask, ending, first)
+
+
+def frustration_message(opener: str, ask: str, ending: str, opener_first: bool) -> str:
+    """One message of indirect_frustration's space: "opener, ask" or "Ask. opener", then the ending."""
+    return f"{opener}, {ask}{ending}" if opener_first else f"{ask[0].upper() + ask[1:]}. {opener}{ending}"

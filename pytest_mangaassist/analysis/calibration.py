@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MangaAssistInputError
-from .intervals import CONFIDENCE, N_RESAMPLES, Rate
+from .intervals import CONFIDENCE, N_RESAMPLES, Rate, bootstrap_method
 
 N_BINS = 15  # Guo et al.'s choice, and the usual default
 BATCH = 100  # resamples evaluated at once: bounds the memory of the vectorized statistic
@@ -104,5 +104,5 @@ def calibration(confidences, correct, *, n_bins: int = N_BINS, confidence: float
                        vectorized=True, axis=-1, n_resamples=n_resamples, batch=BATCH, confidence_level=confidence,
                        method="percentile", rng=np.random.default_rng(seed))
     ci = result.confidence_interval
-    method = f"bootstrap, {n_resamples} resamples, seed {seed}"
+    method = bootstrap_method(n_resamples, seed)
     return Calibration(Rate(estimate, float(ci.low), float(ci.high), n, method, confidence), tuple(bins))

@@ -111,7 +111,7 @@ def macro_f1_rate(truth: Sequence, predicted: Sequence, confidence: float = CONF
 
 
 def bootstrap_method(n_resamples: int, seed: int) -> str:
-    """How a macro-F1 interval was made, as a Rate names it."""
+    """How a seeded percentile-bootstrap interval was made, as a Rate names it."""
     return f"bootstrap, {n_resamples} resamples, seed {seed}"
 
 
